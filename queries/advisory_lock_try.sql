@@ -1,0 +1,3 @@
+-- Takes the session-level advisory lock metricsctl uses to serialise a kind of work, if free.
+-- psql "$DATABASE_URL" -v lock_key=7882834757525140225 -f queries/advisory_lock_try.sql
+SELECT pg_try_advisory_lock(CAST(:'lock_key' AS bigint)) AS acquired;

@@ -1,0 +1,5 @@
+//! One module per command: each turns its arguments into a library call and prints the result.
+
+pub mod completions;
+pub mod demo;
+pub mod migrate;

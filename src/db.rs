@@ -1,0 +1,277 @@
+//! Connecting (with one clear line when it fails) and advisory locks.
+
+use std::io;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use postgres::Client;
+use postgres::error::SqlState;
+
+use crate::queries;
+use crate::status::{CouldNotRun, Failure};
+use crate::target::{DatabaseTarget, TargetOrigin};
+
+/// Shown in pg_stat_activity, so a blocked operator can see who holds a lock.
+pub const APPLICATION_NAME: &str = "metricsctl";
+
+/// Connects, bounding the whole attempt (TCP, TLS and authentication) by `timeout`.
+/// Every failure is "could not run" and says where, why and what to try — never the password.
+pub fn connect(target: &DatabaseTarget, timeout: Duration) -> Result<Client, Failure> {
+    let tls = target.tls.connector().map_err(|e| {
+        Failure::could_not_run(e.context(format!(
+            "cannot connect to PostgreSQL at {}",
+            target.endpoint()
+        )))
+    })?;
+    let mut config = target.config.clone();
+    config.connect_timeout(timeout);
+    if config.get_application_name().is_none() {
+        config.application_name(APPLICATION_NAME);
+    }
+    // rust-postgres bounds only the TCP connect; a server that accepts and then never answers
+    // would hang an operator's shell, so the whole attempt runs on a thread we can stop waiting for.
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = sender.send(config.connect(tls));
+    });
+    let outcome = match receiver.recv_timeout(timeout + Duration::from_millis(250)) {
+        Ok(outcome) => outcome.map_err(|e| explain_connect_error(target, timeout, &e)),
+        Err(_) => Err(connect_failure(
+            target,
+            &format!("no answer within {}", humantime::format_duration(timeout)),
+            "Check the host, port and firewall, or raise --connect-timeout.",
+        )),
+    };
+    outcome.could_not_run()
+}
+
+fn connect_failure(target: &DatabaseTarget, cause: &str, hint: &str) -> anyhow::Error {
+    let unconfigured = if target.origin == TargetOrigin::BuiltInDefault {
+        " No database is configured, so the seed's default was tried: pass --database-url, set \
+         DATABASE_URL or the DB_* variables, or run `metricsctl demo` for a throwaway database."
+    } else {
+        ""
+    };
+    anyhow!(
+        "cannot connect to PostgreSQL at {} (database \"{}\", user \"{}\", from {}): {cause}. {hint}{unconfigured}",
+        target.endpoint(),
+        target.database(),
+        target.user(),
+        target.origin.describe(),
+    )
+}
+
+fn explain_connect_error(
+    target: &DatabaseTarget,
+    timeout: Duration,
+    error: &postgres::Error,
+) -> anyhow::Error {
+    let origin = target.origin.describe();
+    if let Some(db) = error.as_db_error() {
+        let hint = match *db.code() {
+            SqlState::INVALID_PASSWORD => format!("Check the password given in {origin}."),
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
+                "Check the user name in {origin}, and that pg_hba.conf admits this user from this host."
+            ),
+            SqlState::INVALID_CATALOG_NAME => format!(
+                "Create it (createdb -h {} -p {} -U {} {}) or name an existing database in {origin}.",
+                host_of(target),
+                port_of(target),
+                target.user(),
+                target.database()
+            ),
+            SqlState::TOO_MANY_CONNECTIONS => {
+                "The server is at max_connections; try again shortly.".to_string()
+            }
+            SqlState::CANNOT_CONNECT_NOW => {
+                "The server is starting up or shutting down; try again in a moment.".to_string()
+            }
+            _ => format!("Check the settings in {origin}."),
+        };
+        return connect_failure(target, db.message(), &hint);
+    }
+    let chain: Vec<String> = error_chain(error);
+    let text = chain.join(": ");
+    if let Some(io_error) = find_io_error(error) {
+        match io_error.kind() {
+            io::ErrorKind::ConnectionRefused => {
+                return connect_failure(
+                    target,
+                    "connection refused",
+                    &format!(
+                        "Is PostgreSQL running and listening on that address? Check the host and port in {origin}."
+                    ),
+                );
+            }
+            io::ErrorKind::TimedOut => {
+                return connect_failure(
+                    target,
+                    &format!("no answer within {}", humantime::format_duration(timeout)),
+                    "Check the host, port and firewall, or raise --connect-timeout.",
+                );
+            }
+            _ => {}
+        }
+    }
+    if text.contains("failed to lookup address") || text.contains("Name or service not known") {
+        return connect_failure(
+            target,
+            "host name not found",
+            &format!("Check the host name in {origin}."),
+        );
+    }
+    if text.contains("does not support TLS") {
+        return connect_failure(
+            target,
+            &format!(
+                "the server does not offer TLS, and sslmode={} requires it",
+                target.tls.mode
+            ),
+            "Use sslmode=prefer or sslmode=disable, or enable ssl on the server.",
+        );
+    }
+    if chain.iter().any(|c| c.contains("certificate")) {
+        return connect_failure(
+            target,
+            &format!("the server's TLS certificate was rejected ({text})"),
+            "Name the CA that signed it with sslrootcert=/path/to/root.crt, or use sslmode=require \
+             to encrypt without verifying.",
+        );
+    }
+    if text.contains("password missing") {
+        return connect_failure(
+            target,
+            "the server asks for a password and none was given",
+            &format!("Add the password to {origin}."),
+        );
+    }
+    connect_failure(target, &text, &format!("Check the settings in {origin}."))
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut chain = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+fn find_io_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(io_error) = e.downcast_ref::<io::Error>() {
+            return Some(io_error);
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn host_of(target: &DatabaseTarget) -> String {
+    match target.config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(postgres::config::Host::Unix(dir)) => dir.display().to_string(),
+        None => "localhost".to_string(),
+    }
+}
+
+fn port_of(target: &DatabaseTarget) -> u16 {
+    target.config.get_ports().first().copied().unwrap_or(5432)
+}
+
+/// Another session holding an advisory lock we want.
+#[derive(Debug, Clone)]
+pub struct LockHolder {
+    pub pid: i32,
+    pub application_name: String,
+    pub user_name: String,
+    pub client: String,
+    pub connected_seconds: i64,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} (application \"{}\", user \"{}\", from {}, connected {}s ago)",
+            self.pid, self.application_name, self.user_name, self.client, self.connected_seconds
+        )
+    }
+}
+
+/// A session-level advisory lock, held on a connection of its own so that the work done under
+/// it can use transactions freely. Released when dropped (closing the session releases it too,
+/// so a killed process never leaves it behind).
+pub struct AdvisoryLock {
+    _session: Client,
+}
+
+impl AdvisoryLock {
+    /// Waits up to `timeout` for the lock, calling `on_wait` once with the holder if it is taken.
+    pub fn acquire(
+        target: &DatabaseTarget,
+        connect_timeout: Duration,
+        key: i64,
+        what: &str,
+        timeout: Duration,
+        mut on_wait: impl FnMut(&LockHolder),
+    ) -> Result<AdvisoryLock, Failure> {
+        let mut session = connect(target, connect_timeout)?;
+        let deadline = Instant::now() + timeout;
+        let mut told = false;
+        loop {
+            let acquired: bool = session
+                .query_one(queries::ADVISORY_LOCK_TRY.sql(), &[&key])?
+                .get(0);
+            if acquired {
+                return Ok(AdvisoryLock { _session: session });
+            }
+            let holder = lock_holder(&mut session, key)?;
+            if !told && let Some(holder) = &holder {
+                on_wait(holder);
+                told = true;
+            }
+            if Instant::now() >= deadline {
+                let who = holder
+                    .map(|h| format!("held by {h}"))
+                    .unwrap_or_else(|| "held by a session that has just ended".to_string());
+                return Err(anyhow!(
+                    "gave up waiting for the {what} lock after {}: {who}. If that session is stuck, \
+                     end it with SELECT pg_terminate_backend(pid); otherwise wait for it or raise --lock-timeout.",
+                    humantime::format_duration(timeout)
+                ))
+                .could_not_run();
+            }
+            thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
+        }
+    }
+}
+
+fn lock_holder(session: &mut Client, key: i64) -> Result<Option<LockHolder>, postgres::Error> {
+    let row = session.query_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[&key])?;
+    Ok(row.map(|row| LockHolder {
+        pid: row.get("pid"),
+        application_name: row.get("application_name"),
+        user_name: row.get("user_name"),
+        client: row.get("client"),
+        connected_seconds: row.get("connected_seconds"),
+    }))
+}
+
+/// Whether a table exists, without touching it.
+pub fn relation_exists(client: &mut Client, name: &str) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one(queries::RELATION_EXISTS.sql(), &[&name])?
+        .get(0))
+}
+
+/// Bounds how long this session waits for table locks.
+pub fn set_lock_timeout(client: &mut Client, timeout: Duration) -> Result<(), postgres::Error> {
+    let milliseconds = timeout.as_millis().max(1).to_string();
+    client.query_one(queries::SET_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
+    Ok(())
+}

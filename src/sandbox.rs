@@ -1,0 +1,507 @@
+//! A throwaway PostgreSQL cluster on a free loopback port in a temporary directory, started
+//! with the machine's own initdb/pg_ctl. `demo` runs on one; the test harness starts one too.
+//!
+//! PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user.
+//! The cluster is stopped and its directory removed when the `Sandbox` is dropped. A process that
+//! dies without dropping it (SIGKILL) leaves the directory behind; the next `Sandbox::start`
+//! removes such leftovers, recognised by an owner pid that is no longer alive.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, anyhow, bail};
+use nix::unistd::{Gid, Pid, Uid, User};
+
+/// The prefix of every sandbox directory, so leftovers can be recognised.
+const DIR_PREFIX: &str = "metricsctl-pg-";
+const OWNER_FILE: &str = "owner.pid";
+const KEPT_FILE: &str = "kept";
+/// The superuser, trusted on loopback only.
+pub const SUPERUSER: &str = "postgres";
+
+pub const INSTALL_HINT: &str = "Install them: Debian/Ubuntu `apt-get install -y postgresql`, \
+     Fedora/RHEL `dnf install -y postgresql-server`, macOS `brew install postgresql@16`; \
+     or point metricsctl at an existing server with --database-url / DATABASE_URL.";
+
+/// Where the PostgreSQL server programs live.
+#[derive(Debug, Clone)]
+pub struct PgBinaries {
+    pub bindir: PathBuf,
+}
+
+impl PgBinaries {
+    /// Looks on PATH, then in `pg_config --bindir`, then under /usr/lib/postgresql/*/bin
+    /// (newest version first), for a directory holding initdb, pg_ctl and postgres.
+    pub fn locate() -> anyhow::Result<PgBinaries> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut candidates: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        if let Ok(output) = Command::new("pg_config").arg("--bindir").output()
+            && output.status.success()
+        {
+            candidates.push(PathBuf::from(
+                String::from_utf8_lossy(&output.stdout).trim().to_string(),
+            ));
+        }
+        candidates.extend(versioned_install_dirs(Path::new("/usr/lib/postgresql")));
+        Self::locate_in(&candidates)
+    }
+
+    /// The search itself, over an explicit list of directories.
+    pub fn locate_in(candidates: &[PathBuf]) -> anyhow::Result<PgBinaries> {
+        for dir in candidates {
+            let initdb = dir.join("initdb");
+            if !initdb.is_file() {
+                continue;
+            }
+            // /usr/local/bin/initdb may be a link into the real bindir, which holds the rest.
+            let real_dir = fs::canonicalize(&initdb)
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| dir.clone());
+            if ["pg_ctl", "postgres"]
+                .iter()
+                .all(|tool| real_dir.join(tool).is_file())
+            {
+                return Ok(PgBinaries { bindir: real_dir });
+            }
+        }
+        bail!(
+            "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on PATH, in \
+             `pg_config --bindir`, or under /usr/lib/postgresql/*/bin. {INSTALL_HINT}"
+        )
+    }
+
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bindir.join(name)
+    }
+}
+
+fn versioned_install_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    versions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+    versions.into_iter().map(|(_, dir)| dir).collect()
+}
+
+/// A certificate and key (PEM) for a sandbox that speaks TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate_pem: String,
+    pub private_key_pem: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// Keep PostgreSQL's default durability (fsync on). Benchmarks want this; tests and the
+    /// demo run faster without it, and lose nothing they care about.
+    pub durable: bool,
+    pub tls: Option<TlsFiles>,
+    /// Extra postgresql.conf settings, e.g. ("timezone", "'Asia/Kolkata'").
+    pub settings: Vec<(String, String)>,
+}
+
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub struct Sandbox {
+    root: PathBuf,
+    binaries: PgBinaries,
+    run_as: Option<(Uid, Gid)>,
+    port: u16,
+    armed: bool,
+}
+
+impl Sandbox {
+    pub fn start(options: &SandboxOptions) -> anyhow::Result<Sandbox> {
+        let binaries = PgBinaries::locate()?;
+        let run_as = server_account()?;
+        remove_leftovers();
+        let root = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .context("creating a directory for the throwaway PostgreSQL")?
+            .keep();
+        let mut sandbox = Sandbox {
+            root,
+            binaries,
+            run_as,
+            port: 0,
+            armed: true,
+        };
+        fs::write(
+            sandbox.root.join(OWNER_FILE),
+            std::process::id().to_string(),
+        )?;
+        if let Some((uid, gid)) = run_as {
+            chown(&sandbox.root, Some(uid.as_raw()), Some(gid.as_raw()))
+                .context("handing the sandbox directory to the postgres user")?;
+        }
+        sandbox.init(options)?;
+        sandbox.launch()?;
+        Ok(sandbox)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.root.join("server.log")
+    }
+
+    /// A command for a PostgreSQL tool, run as the postgres user when we are root.
+    fn command(&self, tool: &str) -> Command {
+        let mut command = Command::new(self.binaries.tool(tool));
+        command.current_dir(&self.root);
+        for variable in [
+            "PGDATA",
+            "PGPORT",
+            "PGHOST",
+            "PGUSER",
+            "PGDATABASE",
+            "PGOPTIONS",
+        ] {
+            command.env_remove(variable);
+        }
+        if let Some((uid, gid)) = self.run_as {
+            command.uid(uid.as_raw()).gid(gid.as_raw());
+        }
+        command
+    }
+
+    fn init(&self, options: &SandboxOptions) -> anyhow::Result<()> {
+        let output = self
+            .command("initdb")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args([
+                "-U",
+                SUPERUSER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ])
+            .output()
+            .context("running initdb")?;
+        ensure_success("initdb", &output)?;
+
+        // Loopback only; the superuser is trusted so the sandbox needs no password, every other
+        // role must give one (tests rely on that for wrong-password checks).
+        let hba = "local all all trust\n\
+                   host all postgres 127.0.0.1/32 trust\n\
+                   host all all 127.0.0.1/32 scram-sha-256\n";
+        fs::write(self.data_dir().join("pg_hba.conf"), hba)?;
+
+        let mut settings = vec![
+            ("listen_addresses".to_string(), "'127.0.0.1'".to_string()),
+            (
+                "unix_socket_directories".to_string(),
+                format!("'{}'", self.root.display()),
+            ),
+            ("max_connections".to_string(), "200".to_string()),
+        ];
+        if !options.durable {
+            for (name, value) in [
+                ("fsync", "off"),
+                ("full_page_writes", "off"),
+                ("synchronous_commit", "off"),
+            ] {
+                settings.push((name.to_string(), value.to_string()));
+            }
+        }
+        if let Some(tls) = &options.tls {
+            self.write_private_file("server.crt", &tls.certificate_pem)?;
+            self.write_private_file("server.key", &tls.private_key_pem)?;
+            settings.push(("ssl".to_string(), "on".to_string()));
+        }
+        settings.extend(options.settings.iter().cloned());
+        let mut conf = fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir().join("postgresql.conf"))?;
+        writeln!(conf, "\n# metricsctl sandbox")?;
+        for (name, value) in settings {
+            writeln!(conf, "{name} = {value}")?;
+        }
+        Ok(())
+    }
+
+    fn write_private_file(&self, name: &str, contents: &str) -> anyhow::Result<()> {
+        let path = self.data_dir().join(name);
+        fs::write(&path, contents)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        if let Some((uid, gid)) = self.run_as {
+            chown(&path, Some(uid.as_raw()), Some(gid.as_raw()))?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server on a free port, trying another if one is taken meanwhile.
+    fn launch(&mut self) -> anyhow::Result<()> {
+        let mut last_error = None;
+        for _ in 0..5 {
+            self.port = free_loopback_port()?;
+            match self.pg_ctl(&["start", "-w", "-t", "60"]) {
+                Ok(()) => return Ok(()),
+                Err(error) => last_error = Some(error),
+            }
+            if !self.log_tail().contains("could not bind") {
+                break;
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow!("PostgreSQL did not start")))
+    }
+
+    fn pg_ctl(&self, action: &[&str]) -> anyhow::Result<()> {
+        let output = self
+            .command("pg_ctl")
+            .args(action)
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.log_file())
+            .arg("-o")
+            .arg(format!("-p {}", self.port))
+            .output()
+            .with_context(|| format!("running pg_ctl {}", action[0]))?;
+        ensure_success(&format!("pg_ctl {}", action[0]), &output).map_err(|error| {
+            anyhow!(
+                "{error:#}\nserver log ({}):\n{}",
+                self.log_file().display(),
+                self.log_tail()
+            )
+        })
+    }
+
+    fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.log_file()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.root
+    }
+
+    /// A URL for one of the cluster's databases, as the trusted superuser.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgresql://{SUPERUSER}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    /// Creates a database in the cluster.
+    pub fn create_database(&self, database: &str) -> anyhow::Result<()> {
+        let output = self
+            .command("createdb")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+            ])
+            .arg(database)
+            .output()
+            .context("running createdb")?;
+        ensure_success("createdb", &output)
+    }
+
+    /// Stops the server the polite way and starts it again on the same port.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.pg_ctl(&["restart", "-w", "-t", "60", "-m", "fast"])
+    }
+
+    /// Stops the server as a crash would: no shutdown checkpoint, clients cut off.
+    pub fn stop_immediately(&self) -> anyhow::Result<()> {
+        self.pg_ctl(&["stop", "-w", "-m", "immediate"])
+    }
+
+    /// Starts a stopped server again on the same port (crash recovery runs if needed).
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        self.pg_ctl(&["start", "-w", "-t", "60"])
+    }
+
+    /// The command an operator runs to stop and remove a kept sandbox.
+    pub fn removal_command(&self) -> String {
+        let pg_ctl = format!(
+            "{} stop -D {} -m fast",
+            self.binaries.tool("pg_ctl").display(),
+            self.data_dir().display()
+        );
+        let stop = match self.run_as {
+            Some(_) => format!("su {SUPERUSER} -s /bin/sh -c '{pg_ctl}'"),
+            None => pg_ctl,
+        };
+        format!("{stop} && rm -rf {}", self.root.display())
+    }
+
+    /// Leaves the cluster running after this process exits; the operator removes it.
+    pub fn keep(mut self) -> anyhow::Result<()> {
+        fs::write(
+            self.root.join(KEPT_FILE),
+            "kept by metricsctl demo --keep\n",
+        )?;
+        self.armed = false;
+        Ok(())
+    }
+
+    /// Stops the server and removes its directory.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.armed = false;
+        let stopped = self.pg_ctl(&["stop", "-w", "-m", "fast"]);
+        let removed = fs::remove_dir_all(&self.root)
+            .with_context(|| format!("removing {}", self.root.display()));
+        stopped.and(removed)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.pg_ctl(&["stop", "-w", "-m", "immediate"]);
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// The account the server runs as: ourselves, or `postgres` when we are root.
+fn server_account() -> anyhow::Result<Option<(Uid, Gid)>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    match User::from_name(SUPERUSER).context("looking up the postgres user")? {
+        Some(user) => Ok(Some((user.uid, user.gid))),
+        None => bail!(
+            "PostgreSQL refuses to run as root, and there is no `postgres` user to run it as: \
+             create one (useradd --system --create-home postgres) or run as an ordinary user"
+        ),
+    }
+}
+
+fn free_loopback_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn ensure_success(what: &str, output: &Output) -> anyhow::Result<()> {
+    if output.status.success() {
+        return Ok(());
+    }
+    bail!(
+        "{what} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim(),
+        String::from_utf8_lossy(&output.stdout).trim()
+    )
+}
+
+/// Removes sandboxes whose owning process is gone and that were not kept on purpose.
+fn remove_leftovers() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_sandbox = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(DIR_PREFIX));
+        if !is_sandbox || path.join(KEPT_FILE).exists() {
+            continue;
+        }
+        let owner_alive = match fs::read_to_string(path.join(OWNER_FILE)) {
+            Ok(pid) => pid
+                .trim()
+                .parse::<i32>()
+                .is_ok_and(|pid| nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()),
+            // Just being created by someone else, unless it is old.
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| {
+                    SystemTime::now()
+                        .duration_since(modified)
+                        .unwrap_or_default()
+                        < Duration::from_secs(600)
+                }),
+        };
+        if !owner_alive {
+            stop_orphan(&path.join("data"));
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Kills the postmaster of an abandoned sandbox (its pid is the first line of postmaster.pid).
+fn stop_orphan(data_dir: &Path) {
+    let Ok(pid_file) = fs::read_to_string(data_dir.join("postmaster.pid")) else {
+        return;
+    };
+    if let Some(pid) = pid_file
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+    {
+        // SIGQUIT is PostgreSQL's immediate shutdown; its children follow the postmaster.
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGQUIT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_fail_loudly_with_the_install_hint() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = PgBinaries::locate_in(&[empty.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("apt-get install -y postgresql"), "{err}");
+        assert!(err.contains("initdb"), "{err}");
+    }
+
+    #[test]
+    fn newest_installed_version_is_tried_first() {
+        let root = tempfile::tempdir().unwrap();
+        for version in ["9", "15", "13"] {
+            fs::create_dir_all(root.path().join(version).join("bin")).unwrap();
+        }
+        fs::create_dir_all(root.path().join("not-a-version")).unwrap();
+        let dirs = versioned_install_dirs(root.path());
+        let names: Vec<String> = dirs
+            .iter()
+            .map(|d| {
+                d.parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(names, vec!["15", "13", "9"]);
+    }
+}

@@ -1,0 +1,137 @@
+//! The one exit-code convention every command follows, taken from the monitoring world
+//! (Nagios/Icinga plugins): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+/// The outcome of a command, ordered from best to worst so that `max` gives the worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// Everything is as it should be.
+    Ok,
+    /// Something needs attention, nothing is broken yet.
+    Warning,
+    /// A check found a problem, or an operation failed on the database.
+    Critical,
+    /// The command could not run: bad arguments, unreachable database, schema missing.
+    Unknown,
+}
+
+impl Status {
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        ExitCode::from(status.code())
+    }
+}
+
+/// An error together with the exit status it should end the process with.
+///
+/// Errors default to CRITICAL (the work failed on the database); the places that know the
+/// command could not run at all (connecting, arguments, missing schema) mark them UNKNOWN.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: Status,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn could_not_run(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            status: Status::Unknown,
+            error: error.into(),
+        }
+    }
+
+    pub fn critical(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            status: Status::Critical,
+            error: error.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure::critical(error)
+    }
+}
+
+/// What every command returns: the status to exit with, or a failure to report.
+pub type CommandResult = Result<Status, Failure>;
+
+/// Marks any error as "could not run" (exit 3).
+pub trait CouldNotRun<T> {
+    fn could_not_run(self) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> CouldNotRun<T> for Result<T, E> {
+    fn could_not_run(self) -> Result<T, Failure> {
+        self.map_err(Failure::could_not_run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_status_wins() {
+        let worst = [Status::Ok, Status::Critical, Status::Warning]
+            .into_iter()
+            .max();
+        assert_eq!(worst, Some(Status::Critical));
+        assert!(Status::Unknown > Status::Critical);
+    }
+
+    #[test]
+    fn codes_follow_the_nagios_convention() {
+        let codes: Vec<u8> = [
+            Status::Ok,
+            Status::Warning,
+            Status::Critical,
+            Status::Unknown,
+        ]
+        .iter()
+        .map(|s| s.code())
+        .collect();
+        assert_eq!(codes, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn plain_errors_are_critical_and_marked_ones_unknown() {
+        let plain: Failure = anyhow::anyhow!("boom").into();
+        assert_eq!(plain.status, Status::Critical);
+        let marked = Err::<(), _>(anyhow::anyhow!("no server"))
+            .could_not_run()
+            .unwrap_err();
+        assert_eq!(marked.status, Status::Unknown);
+    }
+}

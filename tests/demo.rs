@@ -1,0 +1,85 @@
+//! `metricsctl demo`, the newcomer's first command.
+
+use std::path::PathBuf;
+
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+
+use crate::support::{TestDatabase, connect_url, metricsctl};
+
+/// The sandbox directory the demo reports on stderr.
+fn sandbox_directory(stderr: &str) -> PathBuf {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("Started PostgreSQL on"))
+        .unwrap_or_else(|| panic!("no start line in: {stderr}"));
+    let dir = line.rsplit(" in ").next().unwrap().trim_end_matches('.');
+    PathBuf::from(dir)
+}
+
+#[test]
+fn demo_runs_on_a_throwaway_postgres_and_removes_it() {
+    let assert = metricsctl()
+        .arg("demo")
+        .assert()
+        .code(0)
+        .stdout(contains("create_processed_events"))
+        .stdout(contains("applied"))
+        .stderr(contains("up to date"))
+        .stderr(contains("Stopped and removed"));
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let dir = sandbox_directory(&stderr);
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+}
+
+#[test]
+fn demo_keep_leaves_a_usable_server_and_says_how_to_remove_it() {
+    let assert = metricsctl().args(["demo", "--keep"]).assert().code(0);
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let dir = sandbox_directory(&stderr);
+    let url = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export DATABASE_URL="))
+        .unwrap_or_else(|| panic!("no URL in: {stdout}"))
+        .to_string();
+    let removal = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Stop and remove it with:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no removal command in: {stdout}"))
+        .trim()
+        .to_string();
+
+    let metrics_tables: i64 = connect_url(&url)
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('metrics', 'processed_events')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(metrics_tables, 2);
+    metricsctl()
+        .args(["migrate", "status"])
+        .env("DATABASE_URL", &url)
+        .assert()
+        .code(0);
+
+    let removed = std::process::Command::new("sh")
+        .args(["-c", &removal])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{removal}: {:?}", removed);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn demo_uses_the_configured_database_when_there_is_one() {
+    let db = TestDatabase::new();
+    db.metricsctl(&["demo"])
+        .assert()
+        .code(0)
+        .stderr(contains("configured database"))
+        .stderr(contains("Started PostgreSQL").not());
+    assert!(db.relation_exists("metrics"));
+}

@@ -1,0 +1,9 @@
+//! metricsctl's integration tests: one binary, a `support` harness, one module per area.
+
+mod support;
+
+mod cli;
+mod connection;
+mod demo;
+mod migrate;
+mod queries;

@@ -1,0 +1,288 @@
+//! `migrate`, `migrate status` and `migrate --dry-run` against a real PostgreSQL.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use predicates::str::contains;
+use serde_json::Value;
+
+use crate::support::{TestDatabase, metricsctl_process, pg_tool, stderr_of};
+
+/// `pg_dump --schema-only` of one database, minus what differs between any two dumps.
+fn schema_dump(db: &TestDatabase) -> String {
+    let output = std::process::Command::new(pg_tool("pg_dump"))
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--exclude-table=refinery_schema_history",
+        ])
+        .arg(format!("--dbname={}", db.url))
+        .output()
+        .expect("running pg_dump");
+    assert!(output.status.success(), "pg_dump: {}", stderr_of(&output));
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        // pg_dump 15.14+ brackets its output with a random \restrict key.
+        .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const SEED_INIT_SQL: &str = include_str!("fixtures/seed_init.sql");
+
+#[test]
+fn migrate_builds_exactly_the_seeds_schema() {
+    let migrated = TestDatabase::new();
+    migrated.migrate();
+    let seeded = TestDatabase::new();
+    seeded.client().batch_execute(SEED_INIT_SQL).unwrap();
+
+    let ours = schema_dump(&migrated);
+    let seed = schema_dump(&seeded);
+    assert!(ours.contains("CREATE TABLE public.metrics"), "{ours}");
+    assert!(ours.contains("idx_metrics_sensor_timestamp"), "{ours}");
+    assert_eq!(
+        ours, seed,
+        "the migrated schema differs from the seed's init.sql"
+    );
+}
+
+#[test]
+fn migrate_adopts_a_database_built_by_the_seeds_init_sql() {
+    let db = TestDatabase::new();
+    db.client().batch_execute(SEED_INIT_SQL).unwrap();
+    let before = schema_dump(&db);
+    db.metricsctl(&["migrate"]).assert().code(0);
+    assert_eq!(schema_dump(&db), before);
+    assert_eq!(db.count("SELECT count(*) FROM refinery_schema_history"), 2);
+}
+
+#[test]
+fn a_rerun_says_the_schema_is_up_to_date_and_exits_0() {
+    let db = TestDatabase::new();
+    db.metricsctl(&["migrate"])
+        .assert()
+        .code(0)
+        .stdout(contains("create_metrics"))
+        .stderr(contains("Applied 2 migration(s)"));
+    db.metricsctl(&["migrate"])
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr(contains("up to date at version 2"));
+    assert_eq!(db.count("SELECT count(*) FROM refinery_schema_history"), 2);
+}
+
+#[test]
+fn concurrent_migrates_all_succeed_and_apply_the_schema_once() {
+    let db = TestDatabase::new();
+    let replicas: Vec<_> = (0..6)
+        .map(|_| {
+            metricsctl_process()
+                .args(["migrate", "--format", "json", "--database-url", &db.url])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied_counts = Vec::new();
+    for replica in replicas {
+        let output = replica.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        applied_counts.push(report["applied"].as_array().unwrap().len());
+    }
+    applied_counts.sort();
+    assert_eq!(
+        applied_counts,
+        vec![0, 0, 0, 0, 0, 2],
+        "exactly one replica applies"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM refinery_schema_history"), 2);
+}
+
+#[test]
+fn a_second_migrate_waits_for_the_lock_then_finds_nothing_to_do() {
+    let db = TestDatabase::new();
+    db.migrate();
+    let mut holder =
+        crate::support::connect_url(&format!("{}?application_name=deploy-replica-7", db.url));
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&metricsctl::migrations::MIGRATION_LOCK_KEY],
+        )
+        .unwrap();
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+
+    let waiting = metricsctl_process()
+        .args([
+            "migrate",
+            "--lock-timeout",
+            "30s",
+            "--database-url",
+            &db.url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let released_at = Instant::now();
+    holder.close().unwrap();
+    let output = waiting.wait_with_output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("pid {holder_pid}")), "{stderr}");
+    assert!(stderr.contains("deploy-replica-7"), "{stderr}");
+    assert!(stderr.contains("up to date"), "{stderr}");
+    assert!(released_at.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn the_lock_timeout_names_the_holder_and_exits_3() {
+    let db = TestDatabase::new();
+    let mut holder =
+        crate::support::connect_url(&format!("{}?application_name=stuck-deploy", db.url));
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&metricsctl::migrations::MIGRATION_LOCK_KEY],
+        )
+        .unwrap();
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+
+    let started = Instant::now();
+    db.metricsctl(&["migrate", "--lock-timeout", "1s"])
+        .assert()
+        .code(3)
+        .stderr(contains(format!("pid {holder_pid}")))
+        .stderr(contains("stuck-deploy"))
+        .stderr(contains("--lock-timeout"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!db.relation_exists("metrics"), "nothing may be applied");
+}
+
+#[test]
+fn a_changed_migration_is_refused_with_its_version_named() {
+    let db = TestDatabase::new();
+    db.migrate();
+    db.client()
+        .execute(
+            "UPDATE refinery_schema_history SET checksum = '12345' WHERE version = 1",
+            &[],
+        )
+        .unwrap();
+    db.metricsctl(&["migrate"])
+        .assert()
+        .code(2)
+        .stderr(contains("V1__create_processed_events"))
+        .stderr(contains("differs"));
+    let status = db
+        .metricsctl(&["migrate", "status", "--format", "json"])
+        .assert()
+        .code(2);
+    let report: Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
+    assert_eq!(report["migrations"][0]["state"], "changed");
+    assert_eq!(report["migrations"][1]["state"], "applied");
+}
+
+#[test]
+fn an_applied_migration_unknown_to_this_binary_is_refused() {
+    let db = TestDatabase::new();
+    db.migrate();
+    db.client()
+        .execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+             VALUES (99, 'from_the_future', '2026-01-01T00:00:00Z', '1')",
+            &[],
+        )
+        .unwrap();
+    db.metricsctl(&["migrate"])
+        .assert()
+        .code(2)
+        .stderr(contains("V99__from_the_future"))
+        .stderr(contains("unknown to this binary"));
+    db.metricsctl(&["migrate", "status"])
+        .assert()
+        .code(2)
+        .stdout(contains("applied but unknown to this binary"));
+}
+
+#[test]
+fn dry_run_prints_the_sql_and_changes_nothing() {
+    let db = TestDatabase::new();
+    db.metricsctl(&["migrate", "--dry-run"])
+        .assert()
+        .code(0)
+        .stdout(contains("CREATE TABLE IF NOT EXISTS processed_events"))
+        .stdout(contains(
+            "CREATE INDEX IF NOT EXISTS idx_metrics_sensor_timestamp",
+        ))
+        .stderr(contains("nothing was changed"));
+    for relation in ["processed_events", "metrics", "refinery_schema_history"] {
+        assert!(
+            !db.relation_exists(relation),
+            "{relation} was created by a dry run"
+        );
+    }
+
+    db.migrate();
+    db.metricsctl(&["migrate", "--dry-run", "--format", "json"])
+        .assert()
+        .code(0)
+        .stdout(contains("\"pending\": []"));
+}
+
+#[test]
+fn status_shows_pending_then_applied_as_table_and_json() {
+    let db = TestDatabase::new();
+    let pending = db
+        .metricsctl(&["migrate", "status", "--format", "json"])
+        .assert()
+        .code(1);
+    let report: Value = serde_json::from_slice(&pending.get_output().stdout).unwrap();
+    let states: Vec<&str> = report["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["pending", "pending"]);
+    db.metricsctl(&["migrate", "status"])
+        .assert()
+        .code(1)
+        .stdout(contains("pending"))
+        .stdout(contains("create_processed_events"));
+    assert!(
+        !db.relation_exists("refinery_schema_history"),
+        "status must not write"
+    );
+
+    db.migrate();
+    let applied = db
+        .metricsctl(&["migrate", "status", "--format", "json"])
+        .assert()
+        .code(0);
+    let report: Value = serde_json::from_slice(&applied.get_output().stdout).unwrap();
+    for migration in report["migrations"].as_array().unwrap() {
+        assert_eq!(migration["state"], "applied");
+        assert!(migration["applied_on"].as_str().unwrap().starts_with("20"));
+    }
+    assert_eq!(report["migrations"][1]["version"], 2);
+    assert_eq!(report["migrations"][1]["name"], "create_metrics");
+    db.metricsctl(&["migrate", "status"])
+        .assert()
+        .code(0)
+        .stdout(contains("applied"))
+        .stdout(contains("create_metrics"));
+}

@@ -1,0 +1,80 @@
+//! The SQL files in queries/ run as they are in psql, and the compiled-in copies match them.
+
+use crate::support::{TestDatabase, pg_tool, stderr_of};
+
+#[test]
+fn every_query_file_runs_in_psql_with_its_variables() {
+    let db = TestDatabase::new();
+    db.migrate();
+    for query in metricsctl::queries::all() {
+        let mut psql = std::process::Command::new(pg_tool("psql"));
+        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .arg(format!("--dbname={}", db.url))
+            .arg("-f")
+            .arg(format!(
+                "{}/queries/{}",
+                env!("CARGO_MANIFEST_DIR"),
+                query.file
+            ));
+        for param in query.params {
+            let value = match *param {
+                "lock_key" => "7882834757525140225",
+                "milliseconds" => "1000",
+                "relation" => "metrics",
+                _ => "sensor_123",
+            };
+            psql.arg("-v").arg(format!("{param}={value}"));
+        }
+        let output = psql.output().expect("running psql");
+        assert!(
+            output.status.success(),
+            "{} failed in psql: {}",
+            query.file,
+            stderr_of(&output)
+        );
+    }
+}
+
+#[test]
+fn compiled_queries_are_the_files_on_disk() {
+    for query in metricsctl::queries::all() {
+        let on_disk = std::fs::read_to_string(format!(
+            "{}/queries/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            query.file
+        ))
+        .unwrap();
+        assert_eq!(query.psql_text, on_disk, "{}", query.file);
+    }
+}
+
+#[test]
+fn the_seeds_queries_answer_through_bind_parameters() {
+    let db = TestDatabase::new();
+    db.migrate();
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "INSERT INTO metrics (sensor_id, event_id, timestamp, value) VALUES \
+             ('sensor_123', 'e1', '2026-01-01T00:00:02Z', 1), \
+             ('sensor_123', 'e2', '2026-01-01T00:00:01Z', 2), \
+             ('x''; DROP TABLE metrics; --', 'e3', '2026-01-01T00:00:00Z', 3)",
+        )
+        .unwrap();
+    let rows = client
+        .query(
+            metricsctl::queries::SENSOR_EVENTS_BY_TIMESTAMP.sql(),
+            &[&"sensor_123"],
+        )
+        .unwrap();
+    let ids: Vec<String> = rows.iter().map(|r| r.get("event_id")).collect();
+    assert_eq!(ids, vec!["e2", "e1"]);
+    let hostile = client
+        .query(
+            metricsctl::queries::SENSOR_EVENTS_BY_TIMESTAMP.sql(),
+            &[&"x'; DROP TABLE metrics; --"],
+        )
+        .unwrap();
+    assert_eq!(hostile.len(), 1, "a hostile sensor id is just a sensor id");
+    assert!(db.relation_exists("metrics"));
+}

@@ -1,0 +1,210 @@
+//! The test harness: a real PostgreSQL, never a mock.
+//!
+//! `METRICSCTL_TEST_DATABASE_URL` names a server to use; otherwise one throwaway cluster is
+//! started for the whole test binary with the machine's initdb/pg_ctl (metricsctl's own
+//! `Sandbox`), and stopped and removed when the binary exits, pass or fail. Every test gets a
+//! fresh database of its own, so tests run in parallel. Tests that restart the server or need
+//! special server settings start a `Sandbox` of their own.
+
+#![allow(dead_code)]
+
+use std::process::Command as StdCommand;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use metricsctl::sandbox::{PgBinaries, Sandbox, SandboxOptions};
+use metricsctl::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
+
+pub const TEST_DATABASE_URL_VARIABLE: &str = "METRICSCTL_TEST_DATABASE_URL";
+
+/// The shared server: its URL (any database) and whether we started it.
+struct SharedServer {
+    url: String,
+}
+
+static SHARED_SERVER: OnceLock<SharedServer> = OnceLock::new();
+/// The cluster we started, taken and dropped (stopped, removed) at process exit.
+static SHARED_SANDBOX: Mutex<Option<Sandbox>> = Mutex::new(None);
+
+extern "C" fn stop_shared_sandbox() {
+    if let Ok(mut sandbox) = SHARED_SANDBOX.lock() {
+        sandbox.take();
+    }
+}
+
+fn shared_server() -> &'static SharedServer {
+    SHARED_SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var(TEST_DATABASE_URL_VARIABLE)
+            && !url.trim().is_empty()
+        {
+            return SharedServer { url };
+        }
+        let sandbox = Sandbox::start(&SandboxOptions::default()).unwrap_or_else(|e| {
+            panic!(
+                "the tests need PostgreSQL: set {TEST_DATABASE_URL_VARIABLE} to a server's URL, \
+                 or install the server binaries so a throwaway cluster can be started.\n{e:#}"
+            )
+        });
+        let url = sandbox.url("postgres");
+        *SHARED_SANDBOX.lock().unwrap() = Some(sandbox);
+        // Runs on normal exit and on the test harness's exit(101) after failures.
+        unsafe {
+            nix::libc::atexit(stop_shared_sandbox);
+        }
+        SharedServer { url }
+    })
+}
+
+/// A connection string with another database name in it.
+pub fn url_with_database(url: &str, database: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (url, None),
+        };
+        let scheme_end = base.find("://").unwrap() + 3;
+        let authority_end = base[scheme_end..]
+            .find('/')
+            .map(|i| scheme_end + i)
+            .unwrap_or(base.len());
+        let mut out = format!("{}/{database}", &base[..authority_end]);
+        if let Some(query) = query {
+            out.push('?');
+            out.push_str(query);
+        }
+        out
+    } else {
+        format!("{url} dbname={database}")
+    }
+}
+
+pub fn connect_url(url: &str) -> postgres::Client {
+    let target = DatabaseTarget::parse(url, TargetOrigin::Flag, &TlsDefaults::default())
+        .expect("test URL parses");
+    metricsctl::db::connect(&target, Duration::from_secs(30))
+        .unwrap_or_else(|f| panic!("connecting to the test server: {:#}", f.error))
+}
+
+static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty database for one test, dropped when the test ends.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    pub fn new() -> TestDatabase {
+        Self::on_server(&shared_server().url)
+    }
+
+    /// A database on a server the test started itself.
+    pub fn on_server(admin_url: &str) -> TestDatabase {
+        let name = format!(
+            "metricsctl_test_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = connect_url(admin_url);
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .expect("creating the test database");
+        TestDatabase {
+            url: url_with_database(admin_url, &name),
+            name,
+            admin_url: admin_url.to_string(),
+        }
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        connect_url(&self.url)
+    }
+
+    /// The metricsctl binary pointed at this database through --database-url.
+    pub fn metricsctl(&self, args: &[&str]) -> Command {
+        let mut command = metricsctl();
+        command.args(args).arg("--database-url").arg(&self.url);
+        command
+    }
+
+    /// Runs `metricsctl migrate` and insists it worked.
+    pub fn migrate(&self) {
+        self.metricsctl(&["migrate"]).assert().code(0);
+    }
+
+    pub fn relation_exists(&self, name: &str) -> bool {
+        self.client()
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+            .unwrap()
+            .get(0)
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).unwrap().get(0)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = std::panic::catch_unwind(|| connect_url(&self.admin_url)) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// The metricsctl binary with none of the caller's database settings leaking in.
+pub fn metricsctl() -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("metricsctl"));
+    scrub_environment(&mut command);
+    command
+}
+
+/// The same, as a std Command, for tests that run several at once.
+pub fn metricsctl_process() -> StdCommand {
+    let mut command = StdCommand::new(assert_cmd::cargo::cargo_bin!("metricsctl"));
+    for variable in DATABASE_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
+}
+
+const DATABASE_VARIABLES: [&str; 10] = [
+    "DATABASE_URL",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_USER",
+    "DB_PASSWORD",
+    "DB_NAME",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGHOST",
+    "PGPORT",
+];
+
+fn scrub_environment(command: &mut Command) {
+    for variable in DATABASE_VARIABLES {
+        command.env_remove(variable);
+    }
+}
+
+/// A PostgreSQL client tool (pg_dump, psql) from the same installation the harness uses.
+pub fn pg_tool(name: &str) -> std::path::PathBuf {
+    match PgBinaries::locate() {
+        Ok(binaries) if binaries.tool(name).is_file() => binaries.tool(name),
+        _ => std::path::PathBuf::from(name),
+    }
+}
+
+pub fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
