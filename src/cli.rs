@@ -1,8 +1,19 @@
 //! The command line as typed: raw flags only. `config` turns them into settings.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::events::Format;
+
+/// Events per transaction. Measured with bench/replay.sh (see README): throughput rises steeply
+/// up to a few thousand and is flat beyond; larger batches only hold locks and memory longer.
+pub const DEFAULT_BATCH_SIZE: u32 = 5000;
+/// Writer connections for replay. Two keep a small server's cores busy (see README figures)
+/// without crowding out the consumer.
+pub const DEFAULT_REPLAY_JOBS: u32 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +44,10 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Apply the schema migrations (or show their status with `migrate status`)
     Migrate(MigrateCommand),
+    /// Replay event files through the consumer's idempotent insert path: exactly once, streaming
+    Replay(ReplayArgs),
+    /// Write synthetic events (deterministic with --seed) for benchmarks and demos
+    Generate(GenerateArgs),
     /// Show metricsctl end to end on a throwaway local PostgreSQL (or on the configured database)
     Demo(DemoArgs),
     /// Print a shell completion script: metricsctl completions bash > /etc/bash_completion.d/metricsctl
@@ -105,6 +120,86 @@ pub struct MigrateStatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Event files (JSON Lines, CSV with a header, kcat -J envelopes; gzip or not); - is stdin
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+
+    /// Read every file as this format instead of detecting it from its first line
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub input_format: Option<Format>,
+
+    /// Events per transaction
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+
+    /// Writers, each on its own connection; a sensor's events always go through the same one,
+    /// in input order. --strict uses one
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_REPLAY_JOBS,
+          value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub jobs: u32,
+
+    /// Write every rejected line here, verbatim (CSV with its header), ready to fix and replay
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+
+    /// Stop at the first bad line and commit nothing from that file
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Parse and validate everything and count what is already stored; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How to print the summary
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// How many events
+    #[arg(value_name = "COUNT")]
+    pub count: u64,
+
+    /// How many sensors the events are spread over
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sensors: u32,
+
+    /// The same seed gives the same events
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// The format to write
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+
+    /// Compress the output with gzip
+    #[arg(long)]
+    pub gzip: bool,
+
+    /// Write here instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Timestamp of each sensor's first reading (RFC 3339)
+    #[arg(long, default_value = "2026-01-01T00:00:00Z", value_parser = parse_timestamp)]
+    pub start: DateTime<Utc>,
+
+    /// Time between a sensor's readings
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Kafka partitions the sensors are spread over
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kafka_partitions: u32,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -118,6 +213,13 @@ pub struct DemoArgs {
 pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// An RFC 3339 timestamp with its offset.
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}; write timestamps like 2026-01-31T12:00:00Z"))
 }
 
 /// Durations as operators write them: 500ms, 90s, 5m, 1h, 2d.

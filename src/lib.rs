@@ -6,9 +6,13 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod events;
+pub mod generate;
+pub mod ingest;
 pub mod migrations;
 pub mod output;
 pub mod queries;
+pub mod replay;
 pub mod sandbox;
 pub mod status;
 pub mod target;
@@ -61,6 +65,8 @@ fn execute(cli: &Cli, env: &Environment) -> CommandResult {
             }
             None => commands::migrate::exec(&resolve(&migrate.apply.connect)?, &migrate.apply),
         },
+        Command::Replay(args) => commands::replay::exec(&resolve(&args.connect)?, args),
+        Command::Generate(args) => commands::generate::exec(args),
         Command::Demo(args) => commands::demo::exec(&resolve(&args.connect)?, args),
         Command::Completions(args) => commands::completions::exec(args),
     }

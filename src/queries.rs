@@ -25,16 +25,30 @@ impl Query {
 }
 
 macro_rules! query {
-    ($(#[$doc:meta])* $name:ident = $file:literal $(, $param:literal)*) => {
+    ($(#[$doc:meta])* $name:ident = $file:literal, params = $params:expr) => {
         $(#[$doc])*
         pub static $name: Query = Query {
             file: $file,
             psql_text: include_str!(concat!("../queries/", $file)),
-            params: &[$($param),*],
+            params: $params,
             bound: OnceLock::new(),
         };
     };
+    ($(#[$doc:meta])* $name:ident = $file:literal $(, $param:literal)*) => {
+        query!($(#[$doc])* $name = $file, params = &[$($param),*]);
+    };
 }
+
+/// The columns of an event batch, as the two ingest statements take them.
+const INGEST_PARAMS: &[&str] = &[
+    "event_ids",
+    "sensor_ids",
+    "timestamps",
+    "values",
+    "kafka_partitions",
+    "kafka_offsets",
+    "delivery_order",
+];
 
 query!(
     /// The seed's per-sensor ordering query.
@@ -64,6 +78,20 @@ query!(
     "lock_key"
 );
 query!(SET_LOCK_TIMEOUT = "set_lock_timeout.sql", "milliseconds");
+query!(
+    /// The idempotent insert path for one batch.
+    INGEST_BATCH = "ingest_batch.sql",
+    params = INGEST_PARAMS
+);
+query!(
+    /// The same, skipping metrics that exist without their guard row.
+    INGEST_BATCH_TOLERANT = "ingest_batch_tolerant.sql",
+    params = INGEST_PARAMS
+);
+query!(
+    PROCESSED_EVENT_IDS_PRESENT = "processed_event_ids_present.sql",
+    "event_ids"
+);
 
 /// Every compiled-in query, so tests can check them all.
 pub fn all() -> Vec<&'static Query> {
@@ -78,6 +106,9 @@ pub fn all() -> Vec<&'static Query> {
         &ADVISORY_LOCK_TRY,
         &ADVISORY_LOCK_HOLDER,
         &SET_LOCK_TIMEOUT,
+        &INGEST_BATCH,
+        &INGEST_BATCH_TOLERANT,
+        &PROCESSED_EVENT_IDS_PRESENT,
     ]
 }
 

@@ -25,7 +25,11 @@ fn demo_runs_on_a_throwaway_postgres_and_removes_it() {
         .code(0)
         .stdout(contains("create_processed_events"))
         .stdout(contains("applied"))
-        .stderr(contains("up to date"))
+        .stdout(contains("│ inserted          ┆ 3000"))
+        .stdout(contains("│ already present   ┆ 3000"))
+        .stderr(contains(
+            "sample-events.jsonl:707: field \"value\" must be a number",
+        ))
         .stderr(contains("Stopped and removed"));
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     let dir = sandbox_directory(&stderr);

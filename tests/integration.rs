@@ -7,3 +7,5 @@ mod connection;
 mod demo;
 mod migrate;
 mod queries;
+mod replay;
+mod replay_faults;

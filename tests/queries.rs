@@ -21,6 +21,13 @@ fn every_query_file_runs_in_psql_with_its_variables() {
                 "lock_key" => "7882834757525140225",
                 "milliseconds" => "1000",
                 "relation" => "metrics",
+                "event_ids" => "{psql-e1}",
+                "sensor_ids" => "{s1}",
+                "timestamps" => "{2026-01-01T00:00:00Z}",
+                "values" => "{21.5}",
+                "kafka_partitions" => "{0}",
+                "kafka_offsets" => "{42}",
+                "delivery_order" => "{1}",
                 _ => "sensor_123",
             };
             psql.arg("-v").arg(format!("{param}={value}"));

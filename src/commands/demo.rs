@@ -1,9 +1,17 @@
 //! `metricsctl demo`: the newcomer's first command. On a throwaway local PostgreSQL (or the
 //! configured database) it runs each capability in turn and shows what it found.
 
-use crate::cli::{DemoArgs, MigrateArgs, MigrateStatusArgs, ReportFormat};
-use crate::commands::migrate;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::cli::{
+    DEFAULT_BATCH_SIZE, DEFAULT_REPLAY_JOBS, DemoArgs, MigrateArgs, MigrateStatusArgs, ReplayArgs,
+    ReportFormat,
+};
+use crate::commands::{migrate, replay};
 use crate::config::Context;
+use crate::generate;
 use crate::output;
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::status::{CommandResult, CouldNotRun, Status};
@@ -12,13 +20,18 @@ use crate::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
 const DEMO_DATABASE: &str = "metrics";
 
 pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
+    let files = tempfile::Builder::new()
+        .prefix("metricsctl-demo-")
+        .tempdir()
+        .context("creating a directory for the demo's sample files")
+        .could_not_run()?;
     if ctx.target.origin != TargetOrigin::BuiltInDefault {
         ctx.say(format!(
             "Running the demo on the configured database {} (from {}).",
             ctx.target.redacted(),
             ctx.target.origin.describe()
         ));
-        return run_steps(ctx);
+        return run_steps(ctx, files.path());
     }
 
     ctx.say("No database configured: starting a throwaway local PostgreSQL…");
@@ -36,16 +49,20 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         sandbox.directory().display()
     ));
     let sandbox_ctx = ctx.with_target(target);
-    let outcome = run_steps(&sandbox_ctx);
+    let outcome = run_steps(&sandbox_ctx, files.path());
 
     if args.keep {
         let url = sandbox.url(DEMO_DATABASE);
         let removal = sandbox.removal_command();
         sandbox.keep().could_not_run()?;
+        let files = files.keep();
         output::print(format!(
             "\nThe throwaway PostgreSQL is still running (loopback only; superuser trusted).\n\
-             Try the other commands on it:\n  export DATABASE_URL={url}\n  metricsctl migrate status\n  psql {url}\n\
-             Stop and remove it with:\n  {removal}"
+             Try the other commands on it:\n  export DATABASE_URL={url}\n  metricsctl migrate status\n  \
+             metricsctl replay {sample}\n  psql {url}\n\
+             Stop and remove it with:\n  {removal} && rm -rf {files}",
+            sample = files.join(SAMPLE_FILE).display(),
+            files = files.display(),
         ));
     } else {
         sandbox.stop().could_not_run()?;
@@ -54,10 +71,12 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
     outcome
 }
 
-/// The demo's steps; the exit status is the worst of them.
-fn run_steps(ctx: &Context) -> CommandResult {
-    let mut worst = Status::Ok;
+const SAMPLE_FILE: &str = "sample-events.jsonl";
 
+/// The demo's steps. Each prints what it found and its exit status; the sample is built with
+/// problems in it, so some steps report WARNING on purpose. The demo itself exits 0 unless a step
+/// could not run.
+fn run_steps(ctx: &Context, files: &Path) -> CommandResult {
     step(
         ctx,
         1,
@@ -69,20 +88,77 @@ fn run_steps(ctx: &Context) -> CommandResult {
         lock_timeout: std::time::Duration::from_secs(60),
         format: ReportFormat::Table,
     };
-    worst = worst.max(migrate::exec(ctx, &apply)?);
+    outcome(ctx, migrate::exec(ctx, &apply)?, "the schema is in place");
 
     step(ctx, 2, "migrate status: every migration and its state");
     let status = MigrateStatusArgs {
         connect: Default::default(),
         format: ReportFormat::Table,
     };
-    worst = worst.max(migrate::exec_status(ctx, &status)?);
+    outcome(ctx, migrate::exec_status(ctx, &status)?, "nothing pending");
 
-    step(ctx, 3, "migrate again: a rerun finds nothing to do");
-    worst = worst.max(migrate::exec(ctx, &apply)?);
+    let sample = files.join(SAMPLE_FILE);
+    let facts = generate::write_demo_sample(
+        std::fs::File::create(&sample)
+            .with_context(|| format!("creating {}", sample.display()))
+            .could_not_run()?,
+    )
+    .could_not_run()?;
+    step(
+        ctx,
+        3,
+        &format!(
+            "replay {}: {} lines, {} distinct events over 6 sensors, {} delivered twice, \
+             one late event ({}) and {} bad lines",
+            sample.display(),
+            facts.lines,
+            facts.distinct_events,
+            facts.repeated_lines,
+            facts.out_of_order_sensor,
+            facts.bad_lines
+        ),
+    );
+    let replay_args = ReplayArgs {
+        files: vec![sample.display().to_string()],
+        input_format: None,
+        batch_size: DEFAULT_BATCH_SIZE,
+        jobs: DEFAULT_REPLAY_JOBS,
+        rejects: Some(files.join("sample-rejects.jsonl")),
+        strict: false,
+        dry_run: false,
+        format: ReportFormat::Table,
+        connect: Default::default(),
+    };
+    outcome(
+        ctx,
+        replay::exec(ctx, &replay_args)?,
+        &format!(
+            "WARNING is expected: the {} bad lines were rejected, named by line, and kept",
+            facts.bad_lines
+        ),
+    );
 
-    ctx.say(format!("\nDemo finished: {worst}."));
-    Ok(worst)
+    step(
+        ctx,
+        4,
+        "replay the same file again: exactly once, nothing is inserted twice",
+    );
+    let again = ReplayArgs {
+        rejects: None,
+        ..replay_args
+    };
+    outcome(
+        ctx,
+        replay::exec(ctx, &again)?,
+        "every event is already present; the bad lines are rejected again",
+    );
+
+    ctx.say("\nDemo finished.");
+    Ok(Status::Ok)
+}
+
+fn outcome(ctx: &Context, status: Status, meaning: &str) {
+    ctx.say(format!("→ exit {} ({status}): {meaning}", status.code()));
 }
 
 fn step(ctx: &Context, number: u32, title: &str) {

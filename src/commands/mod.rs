@@ -2,4 +2,6 @@
 
 pub mod completions;
 pub mod demo;
+pub mod generate;
 pub mod migrate;
+pub mod replay;

@@ -130,6 +130,17 @@ impl TestDatabase {
         command
     }
 
+    /// Runs `metricsctl replay --format json` on this database: its exit code and summary.
+    pub fn replay(&self, args: &[&str], inputs: &[&std::path::Path]) -> (i32, serde_json::Value) {
+        let output = self
+            .metricsctl(&["replay", "--format", "json"])
+            .args(args)
+            .args(inputs)
+            .output()
+            .unwrap();
+        (output.status.code().unwrap_or(-1), summary_of(&output))
+    }
+
     /// Runs `metricsctl migrate` and insists it worked.
     pub fn migrate(&self) {
         self.metricsctl(&["migrate"]).assert().code(0);
@@ -142,7 +153,31 @@ impl TestDatabase {
             .get(0)
     }
 
+    pub fn wait_for_other_sessions_to_end(&self) {
+        let mut client = self.client();
+        for _ in 0..300 {
+            let others: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if others == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("sessions on {} did not end within 30 s", self.name);
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql)
+    }
+
+    /// The single value a query returns.
+    pub fn scalar<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
         self.client().query_one(sql, &[]).unwrap().get(0)
     }
 }
@@ -207,4 +242,73 @@ pub fn stdout_of(output: &std::process::Output) -> String {
 
 pub fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes `count` generated events (over `sensors` sensors) to `path` with `metricsctl generate`.
+pub fn generate_events(path: &std::path::Path, count: u64, sensors: u32, seed: u64, format: &str) {
+    metricsctl()
+        .args([
+            "generate",
+            &count.to_string(),
+            "--sensors",
+            &sensors.to_string(),
+        ])
+        .args(["--seed", &seed.to_string(), "--format", format, "-o"])
+        .arg(path)
+        .assert()
+        .code(0);
+}
+
+/// The replay invariants, checked with SQL of our own: exactly `expected` distinct events in
+/// both tables, no duplicates, no guard row without its metric and no metric without its guard.
+pub fn assert_exactly_once(db: &TestDatabase, expected: i64) {
+    let mut client = db.client();
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM processed_events),
+                    (SELECT count(*) FROM metrics),
+                    (SELECT count(DISTINCT event_id) FROM metrics),
+                    (SELECT count(*) FROM processed_events p
+                      WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = p.event_id)),
+                    (SELECT count(*) FROM metrics m
+                      WHERE NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = m.event_id))",
+            &[],
+        )
+        .unwrap();
+    let (guards, metrics, distinct, lost, unguarded): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    assert_eq!(
+        (guards, metrics, distinct, lost, unguarded),
+        (expected, expected, expected, 0, 0),
+        "(guard rows, metrics, distinct metric ids, guards without metric, metrics without guard)"
+    );
+}
+
+/// The replay summary printed with --format json.
+pub fn summary_of(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON summary ({e}); stdout: {}; stderr: {}",
+            stdout_of(output),
+            stderr_of(output)
+        )
+    })
+}
+
+/// The replay invariants for whatever has committed so far (say, after a kill): both tables hold
+/// the same events, each once. Returns how many.
+pub fn assert_consistent(db: &TestDatabase) -> i64 {
+    // A killed client's server session finishes its statement (and may commit it) before it
+    // notices; wait for it so the counts stand still.
+    db.wait_for_other_sessions_to_end();
+    let committed = db.count("SELECT count(*) FROM processed_events");
+    assert_exactly_once(db, committed);
+    committed
+}
+
+/// Keeps the first `keep` lines of a file (after skipping `skip`) in a new file.
+pub fn slice_lines(from: &std::path::Path, to: &std::path::Path, skip: usize, keep: usize) {
+    let text = std::fs::read_to_string(from).unwrap();
+    let lines: Vec<&str> = text.lines().skip(skip).take(keep).collect();
+    std::fs::write(to, lines.join("\n") + "\n").unwrap();
 }

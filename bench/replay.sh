@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Replay benchmark (issue 3), rerunnable: one throwaway PostgreSQL cluster with default
+# durability settings, the same generated events, and in the same run:
+#   (a) plain COPY of the rows into both tables with all their indexes (no idempotency)
+#   (b) metricsctl replay of the JSON Lines file into empty tables
+#   (c) the same replay again (every event already present)
+#   (d) the seed's naive per-event path (SELECT, INSERT ... RETURNING, INSERT; autocommit) via psql
+#   (e) peak RSS of metricsctl replaying a ~1 GB file (BIG_GB=0 skips it)
+# It prints events/s of each and the ratios against (a) and (d).
+#
+# Usage: bench/replay.sh            EVENTS=1000000 SENSORS=1000 NAIVE_EVENTS=20000 BIG_GB=1
+#        BATCH_SIZES="1000 5000 20000" bench/replay.sh   # also sweep --batch-size on (b)
+#        JOBS_LIST="1 2 4" bench/replay.sh                 # also sweep --jobs on (b) and (c)
+# (a) and (b) run REPEAT times (default 3), alternating, each into fresh tables; the medians count,
+# because on a small machine one run's throughput swings by 20% or more.
+set -euo pipefail
+
+EVENTS=${EVENTS:-1000000}
+SENSORS=${SENSORS:-1000}
+NAIVE_EVENTS=${NAIVE_EVENTS:-20000}
+BIG_GB=${BIG_GB:-1}
+BATCH_SIZES=${BATCH_SIZES:-}
+REPEAT=${REPEAT:-3}
+JOBS_LIST=${JOBS_LIST:-}
+
+cd "$(dirname "$0")/.."
+[ -x /usr/bin/time ] || { echo "bench: needs GNU time (/usr/bin/time): apt-get install -y time" >&2; exit 3; }
+cargo build --release --quiet
+METRICSCTL=$PWD/target/release/metricsctl
+
+PGBIN=""
+for dir in $(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)") \
+           "$(pg_config --bindir 2>/dev/null || true)" \
+           $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
+  if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then PGBIN=$(dirname "$(readlink -f "$dir/initdb")"); break; fi
+done
+[ -n "$PGBIN" ] || { echo "bench: PostgreSQL server binaries not found: apt-get install -y postgresql" >&2; exit 3; }
+
+WORK=$(mktemp -d /tmp/metricsctl-bench-XXXXXX)
+chmod 755 "$WORK"
+as_server() {
+  if [ "$(id -u)" -eq 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi
+}
+cleanup() {
+  as_server "'$PGBIN/pg_ctl' stop -D '$WORK/data' -m immediate" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+port=$(( 20000 + RANDOM % 20000 ))
+while (: </dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
+mkdir "$WORK/data" "$WORK/files"
+[ "$(id -u)" -eq 0 ] && chown postgres "$WORK/data"
+as_server "'$PGBIN/initdb' -D '$WORK/data' -U postgres -A trust -E UTF8 --locale=C >/dev/null"
+as_server "'$PGBIN/pg_ctl' start -w -D '$WORK/data' -l '$WORK/data/server.log' \
+  -o \"-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$WORK/data'\" >/dev/null"
+URL="postgresql://postgres@127.0.0.1:$port"
+psql_() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+fresh_database() {
+  psql_ "$URL/postgres" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
+  "$METRICSCTL" migrate -q --database-url "$URL/$1" >/dev/null
+}
+
+echo "bench: generating $EVENTS events over $SENSORS sensors" >&2
+"$METRICSCTL" generate "$EVENTS" --sensors "$SENSORS" --seed 42 --format jsonl -o "$WORK/files/events.jsonl"
+"$METRICSCTL" generate "$EVENTS" --sensors "$SENSORS" --seed 42 --format csv -o "$WORK/files/events.csv"
+cut -d, -f1,2,5,6 "$WORK/files/events.csv" > "$WORK/files/processed_events.csv"
+cut -d, -f1,2,3,4 "$WORK/files/events.csv" > "$WORK/files/metrics.csv"
+
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+replay() { # database, extra args...; prints "seconds max_rss_kb", the JSON summary goes to $WORK/summary.json
+  local db=$1; shift
+  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" \
+    "$METRICSCTL" replay -q --format json --database-url "$URL/$db" "$@" > "$WORK/summary.json"
+  cat "$WORK/time.txt"
+}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+copy_times=""; replay_times=""; replay_rss=0
+for round in $(seq 1 "$REPEAT"); do
+  echo "bench: round $round/$REPEAT: (a) plain COPY into both tables" >&2
+  fresh_database bench_copy
+  psql_ "$URL/bench_copy" -c CHECKPOINT
+  t0=$(now)
+  psql_ "$URL/bench_copy" \
+    -c "\\copy processed_events (event_id, sensor_id, kafka_partition, kafka_offset) FROM '$WORK/files/processed_events.csv' CSV HEADER" \
+    -c "\\copy metrics (event_id, sensor_id, timestamp, value) FROM '$WORK/files/metrics.csv' CSV HEADER"
+  copy_times="$copy_times $(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')"
+
+  echo "bench: round $round/$REPEAT: (b) replay into empty tables" >&2
+  fresh_database bench_replay
+  psql_ "$URL/bench_replay" -c CHECKPOINT
+  read -r s rss < <(replay bench_replay "$WORK/files/events.jsonl")
+  replay_times="$replay_times $s"
+  [ "$rss" -gt "$replay_rss" ] && replay_rss=$rss
+done
+copy_s=$(echo "$copy_times" | median)
+replay_s=$(echo "$replay_times" | median)
+inserted=$(grep -o '"inserted": [0-9]*' "$WORK/summary.json" | grep -o '[0-9]*$')
+echo "bench: (c) the same replay again" >&2
+read -r again_s again_rss < <(replay bench_replay "$WORK/files/events.jsonl")
+present=$(grep -o '"already_present": [0-9]*' "$WORK/summary.json" | grep -o '[0-9]*$')
+
+echo "bench: (d) naive per-event path on $NAIVE_EVENTS events" >&2
+head -n $((NAIVE_EVENTS + 1)) "$WORK/files/events.csv" | tail -n +2 | awk -F, '{
+  printf "SELECT event_id FROM processed_events WHERE event_id = '\''%s'\'';\n", $1
+  printf "INSERT INTO processed_events (event_id, sensor_id, kafka_partition, kafka_offset) VALUES ('\''%s'\'', '\''%s'\'', %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING event_id;\n", $1, $2, $5, $6
+  printf "INSERT INTO metrics (sensor_id, event_id, timestamp, value) VALUES ('\''%s'\'', '\''%s'\'', '\''%s'\'', %s) ON CONFLICT (event_id) DO NOTHING;\n", $2, $1, $3, $4
+}' > "$WORK/files/naive.sql"
+t0=$(now)
+fresh_database bench_naive
+psql_ "$URL/bench_naive" -f "$WORK/files/naive.sql" > /dev/null
+naive_s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')
+
+copy_rate=$(rate "$EVENTS" "$copy_s")
+replay_rate=$(rate "$EVENTS" "$replay_s")
+again_rate=$(rate "$EVENTS" "$again_s")
+naive_rate=$(rate "$NAIVE_EVENTS" "$naive_s")
+
+sweep=""
+for size in $BATCH_SIZES; do
+  fresh_database bench_sweep
+  read -r s rss < <(replay bench_sweep --batch-size "$size" "$WORK/files/events.jsonl")
+  sweep="$sweep$(printf '  --batch-size %-6s %8s events/s  %5.2fx COPY  peak RSS %s MiB' "$size" "$(rate "$EVENTS" "$s")" "$(ratio "$(rate "$EVENTS" "$s")" "$copy_rate")" $((rss / 1024)))\n"
+done
+
+jobs_sweep=""
+for jobs in $JOBS_LIST; do
+  fresh_database bench_sweep
+  read -r s rss < <(replay bench_sweep --jobs "$jobs" "$WORK/files/events.jsonl")
+  read -r s2 rss2 < <(replay bench_sweep --jobs "$jobs" "$WORK/files/events.jsonl")
+  jobs_sweep="$jobs_sweep$(printf '  --jobs %-3s (b) %8s events/s %5.2fx COPY   (c) %8s events/s %5.2fx COPY' "$jobs" "$(rate "$EVENTS" "$s")" "$(ratio "$(rate "$EVENTS" "$s")" "$copy_rate")" "$(rate "$EVENTS" "$s2")" "$(ratio "$(rate "$EVENTS" "$s2")" "$copy_rate")")\n"
+done
+
+big=""
+if [ "$BIG_GB" != 0 ]; then
+  big_events=$(( BIG_GB * 1024 * 1024 * 1024 / 170 ))
+  echo "bench: (e) generating ~${BIG_GB} GB ($big_events events) and replaying it" >&2
+  "$METRICSCTL" generate "$big_events" --sensors "$SENSORS" --seed 7 --format jsonl -o "$WORK/files/big.jsonl"
+  rm -f "$WORK/files/events.csv" "$WORK/files/processed_events.csv" "$WORK/files/metrics.csv"
+  big_bytes=$(stat -c %s "$WORK/files/big.jsonl")
+  fresh_database bench_big
+  read -r big_s big_rss < <(replay bench_big "$WORK/files/big.jsonl")
+  big=$(printf '(e) replay of %s MiB (%s events): %s events/s, peak RSS %s MiB' \
+    $((big_bytes / 1024 / 1024)) "$big_events" "$(rate "$big_events" "$big_s")" $((big_rss / 1024)))
+fi
+
+cat <<EOF
+
+metricsctl replay benchmark — $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $("$PGBIN/postgres" --version), default durability
+$EVENTS events over $SENSORS sensors, UUID-like event ids, default --batch-size; (a), (b): median of $REPEAT
+
+  (a) plain COPY, both tables      $(printf '%8s' "$copy_rate") events/s   runs: $copy_times s
+  (b) replay into empty tables     $(printf '%8s' "$replay_rate") events/s   $(ratio "$replay_rate" "$copy_rate")x (a)   inserted $inserted   peak RSS $((replay_rss / 1024)) MiB   runs: $replay_times s
+  (c) replay again (all present)   $(printf '%8s' "$again_rate") events/s   $(ratio "$again_rate" "$copy_rate")x (a)   already present $present   peak RSS $((again_rss / 1024)) MiB
+  (d) naive per-event path         $(printf '%8s' "$naive_rate") events/s   (b) is $(ratio "$replay_rate" "$naive_rate")x (d)
+EOF
+[ -n "$sweep" ] && printf '\nbatch-size sweep on (b):\n%b' "$sweep"
+[ -n "$jobs_sweep" ] && printf '\njobs sweep (single runs):\n%b' "$jobs_sweep"
+[ -n "$big" ] && printf '\n%s\n' "$big"
+exit 0

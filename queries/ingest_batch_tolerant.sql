@@ -1,0 +1,42 @@
+-- The idempotent insert path for one batch, tolerant form: like ingest_batch.sql, but a metric
+-- that already exists without its guard row (something bypassed the guard) is skipped instead
+-- of failing the batch. metricsctl runs it when the fast form meets such a metric.
+--
+-- psql "$DATABASE_URL" -v event_ids='{e1}' -v sensor_ids='{s1}' \
+--   -v timestamps='{2026-01-01T00:00:00Z}' -v values='{21.5}' \
+--   -v kafka_partitions='{0}' -v kafka_offsets='{42}' -v delivery_order='{1}' -f queries/ingest_batch_tolerant.sql
+WITH batch AS (
+    SELECT *
+    FROM unnest(
+        CAST(:'event_ids' AS varchar[]),
+        CAST(:'sensor_ids' AS varchar[]),
+        CAST(:'timestamps' AS timestamptz[]),
+        CAST(:'values' AS double precision[]),
+        CAST(:'kafka_partitions' AS integer[]),
+        CAST(:'kafka_offsets' AS bigint[]),
+        CAST(:'delivery_order' AS integer[])
+    ) AS b(event_id, sensor_id, timestamp, value, kafka_partition, kafka_offset, delivery_order)
+),
+guarded AS (
+    INSERT INTO processed_events (event_id, sensor_id, kafka_partition, kafka_offset)
+    SELECT event_id, sensor_id, kafka_partition, kafka_offset
+    FROM batch
+    -- One lock order for every batch: two replays of overlapping files cannot deadlock.
+    ORDER BY event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+),
+stored AS (
+    INSERT INTO metrics (sensor_id, event_id, timestamp, value)
+    SELECT b.sensor_id, b.event_id, b.timestamp, b.value
+    FROM batch b
+    JOIN guarded g ON g.event_id = b.event_id
+    -- metrics.id follows delivery order.
+    ORDER BY b.delivery_order
+    -- No conflict target: plain metrics is unique on event_id, partitioned metrics on
+    -- (event_id, timestamp); DO NOTHING works on both.
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM guarded) AS guarded,
+       (SELECT count(*) FROM stored) AS stored;

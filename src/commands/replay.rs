@@ -1,0 +1,162 @@
+//! `metricsctl replay FILE...`: exit 0 all good, 1 some lines rejected, 2 the database refused
+//! work, 3 could not run (bad arguments, unreachable database, missing schema, unreadable file).
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::{ReplayArgs, ReportFormat};
+use crate::config::Context;
+use crate::db;
+use crate::events::open_inputs;
+use crate::ingest::Ingestor;
+use crate::output;
+use crate::replay::{self, ReplayErrorCause, ReplayOptions, ReplaySummary};
+use crate::status::{CommandResult, CouldNotRun, Failure, Status};
+
+/// Rejections printed one by one on stderr; the rest are counted (all go to --rejects).
+const REJECTIONS_SHOWN: u64 = 20;
+
+pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
+    let inputs = open_inputs(&args.files).could_not_run()?;
+    let mut client = ctx.connect()?;
+    ensure_schema(&mut client)?;
+    let jobs = if args.strict { 1 } else { args.jobs as usize };
+    let mut ingestors = vec![Ingestor::new(client)?];
+    for _ in 1..jobs {
+        ingestors.push(Ingestor::new(ctx.connect()?)?);
+    }
+    let options = ReplayOptions {
+        format: args.input_format,
+        batch_size: args.batch_size as usize,
+        strict: args.strict,
+        dry_run: args.dry_run,
+        rejects: args.rejects.clone(),
+    };
+    let total_bytes: Option<u64> = inputs.iter().map(|i| i.size).sum();
+    let progress = progress_bar(ctx, total_bytes);
+    let mut shown = 0u64;
+    let mut on_reject = |rejection: &replay::Rejection| {
+        shown += 1;
+        if !ctx.verbose {
+            return;
+        }
+        progress.suspend(|| {
+            if shown <= REJECTIONS_SHOWN {
+                eprintln!("rejected {rejection}");
+            } else if shown == REJECTIONS_SHOWN + 1 {
+                eprintln!(
+                    "… more rejections are counted but not shown here (see --rejects FILE or --format json)"
+                );
+            }
+        });
+    };
+    let outcome = replay::replay(ingestors, inputs, &options, &progress, &mut on_reject);
+    progress.finish_and_clear();
+    match outcome {
+        Ok(summary) => {
+            print_summary(ctx, &summary, args.format)?;
+            Ok(if summary.rejected > 0 {
+                Status::Warning
+            } else {
+                Status::Ok
+            })
+        }
+        Err(failure) => {
+            print_summary(ctx, &failure.summary, args.format)?;
+            Err(Failure {
+                status: match failure.cause {
+                    ReplayErrorCause::Input => Status::Unknown,
+                    ReplayErrorCause::Database => Status::Critical,
+                },
+                error: failure.error,
+            })
+        }
+    }
+}
+
+fn ensure_schema(client: &mut postgres::Client) -> Result<(), Failure> {
+    for table in ["processed_events", "metrics"] {
+        if !db::relation_exists(client, table)? {
+            return Err(Failure::could_not_run(anyhow!(
+                "the table {table} does not exist: run `metricsctl migrate` first"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(ctx: &Context, total_bytes: Option<u64>) -> ProgressBar {
+    if !ctx.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = match total_bytes {
+        Some(total) => ProgressBar::new(total).with_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} ETA {eta}\n  {msg}",
+            )
+            .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {binary_bytes} read  {msg}")
+                .expect("valid template"),
+        ),
+    };
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn print_summary(
+    ctx: &Context,
+    summary: &ReplaySummary,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    match format {
+        ReportFormat::Json => output::print_json(summary),
+        ReportFormat::Table => {
+            let inserted_label = if summary.dry_run {
+                "would insert"
+            } else {
+                "inserted"
+            };
+            let mut table = output::table(["replay", "count"]);
+            for (label, value) in [
+                ("files", summary.files.to_string()),
+                ("lines", summary.lines.to_string()),
+                ("events", summary.events.to_string()),
+                (inserted_label, summary.inserted.to_string()),
+                ("already present", summary.already_present.to_string()),
+                ("repeated in input", summary.repeated_in_input.to_string()),
+                ("rejected", summary.rejected.to_string()),
+                ("tombstones", summary.tombstones.to_string()),
+                ("elapsed", format!("{:.3} s", summary.elapsed_seconds)),
+                ("events/s", format!("{:.0}", summary.events_per_second)),
+            ] {
+                table.add_row(vec![label.to_string(), value]);
+            }
+            output::print(table);
+            if summary.dry_run {
+                ctx.say("Dry run: nothing was written.");
+            }
+            if let Some(stopped) = &summary.stopped_at {
+                ctx.say(format!(
+                    "Stopped at {stopped}; nothing from that file was committed."
+                ));
+            }
+            if summary.rejected > 0 {
+                match &summary.rejects_file {
+                    Some(file) => ctx.say(format!(
+                        "{} rejected line(s) written verbatim to {file}: fix them and replay that file.",
+                        summary.rejected
+                    )),
+                    None => ctx.say(format!(
+                        "{} line(s) rejected; add --rejects FILE to keep them for fixing.",
+                        summary.rejected
+                    )),
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Field validation shared by every format: what the database would refuse is refused here, so
+//! one bad line can never fail a whole batch.
+
+use chrono::{DateTime, Datelike, Utc};
+
+use super::RejectReason;
+
+/// `VARCHAR(255)` counts characters.
+pub const MAX_ID_CHARS: usize = 255;
+
+/// An id: a non-empty string of at most 255 characters without NUL (PostgreSQL text cannot hold NUL).
+pub fn identifier(field: &'static str, text: &str) -> Result<String, RejectReason> {
+    if text.is_empty() {
+        return Err(RejectReason::EmptyField(field));
+    }
+    if text.contains('\0') {
+        return Err(RejectReason::NulCharacter(field));
+    }
+    let characters = text.chars().count();
+    if characters > MAX_ID_CHARS {
+        return Err(RejectReason::TooLong { field, characters });
+    }
+    Ok(text.to_string())
+}
+
+/// A timestamp: RFC 3339 with an offset, or epoch milliseconds written as digits.
+pub fn timestamp_from_text(text: &str) -> Result<DateTime<Utc>, RejectReason> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(RejectReason::EmptyField("timestamp"));
+    }
+    let is_epoch = text
+        .strip_prefix('-')
+        .unwrap_or(text)
+        .bytes()
+        .all(|b| b.is_ascii_digit());
+    if is_epoch {
+        return match text.parse::<i64>() {
+            Ok(millis) => timestamp_from_millis(millis),
+            Err(_) => Err(RejectReason::BadTimestamp(format!(
+                "epoch milliseconds {text} are out of range"
+            ))),
+        };
+    }
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => in_range(at.with_timezone(&Utc)),
+        Err(error) => Err(RejectReason::BadTimestamp(format!(
+            "{text:?} is neither RFC 3339 with an offset (2026-01-31T12:00:00Z) nor epoch milliseconds ({error})"
+        ))),
+    }
+}
+
+pub fn timestamp_from_millis(millis: i64) -> Result<DateTime<Utc>, RejectReason> {
+    match DateTime::from_timestamp_millis(millis) {
+        Some(at) => in_range(at),
+        None => Err(RejectReason::BadTimestamp(format!(
+            "epoch milliseconds {millis} are out of range"
+        ))),
+    }
+}
+
+/// Years 1–9999: PostgreSQL's range is wider in the past, but nothing real lies outside this, and
+/// a value PostgreSQL refused would fail its whole batch.
+fn in_range(at: DateTime<Utc>) -> Result<DateTime<Utc>, RejectReason> {
+    if (1..=9999).contains(&at.year()) {
+        Ok(at)
+    } else {
+        Err(RejectReason::BadTimestamp(format!(
+            "{at} is outside the years 0001–9999"
+        )))
+    }
+}
+
+/// A reading: any finite number.
+pub fn value_from_f64(value: f64, text: impl FnOnce() -> String) -> Result<f64, RejectReason> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(RejectReason::NonFiniteValue(text()))
+    }
+}
+
+pub fn value_from_text(text: &str) -> Result<f64, RejectReason> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(RejectReason::EmptyField("value"));
+    }
+    match trimmed.parse::<f64>() {
+        Ok(value) => value_from_f64(value, || trimmed.to_string()),
+        Err(_) => Err(RejectReason::WrongType {
+            field: "value",
+            expected: "a number",
+        }),
+    }
+}
+
+/// Kafka partitions are non-negative 32-bit integers.
+pub fn kafka_partition(value: i64) -> Result<i32, RejectReason> {
+    match i32::try_from(value) {
+        Ok(partition) if partition >= 0 => Ok(partition),
+        _ => Err(RejectReason::OutOfRange {
+            field: "kafka_partition",
+            detail: format!("{value} is not between 0 and {}", i32::MAX),
+        }),
+    }
+}
+
+/// Kafka offsets are non-negative 64-bit integers.
+pub fn kafka_offset(value: i64) -> Result<i64, RejectReason> {
+    if value >= 0 {
+        Ok(value)
+    } else {
+        Err(RejectReason::OutOfRange {
+            field: "kafka_offset",
+            detail: format!("{value} is negative"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_checked_like_varchar_255() {
+        assert_eq!(identifier("event_id", "e-1"), Ok("e-1".to_string()));
+        assert_eq!(
+            identifier("event_id", ""),
+            Err(RejectReason::EmptyField("event_id"))
+        );
+        assert_eq!(
+            identifier("sensor_id", "a\0b"),
+            Err(RejectReason::NulCharacter("sensor_id"))
+        );
+        // 255 multi-byte characters fit; 256 do not.
+        assert!(identifier("event_id", &"é".repeat(255)).is_ok());
+        assert_eq!(
+            identifier("event_id", &"é".repeat(256)),
+            Err(RejectReason::TooLong {
+                field: "event_id",
+                characters: 256
+            })
+        );
+    }
+
+    #[test]
+    fn timestamps_need_an_offset_or_are_epoch_milliseconds() {
+        let at = timestamp_from_text("2026-01-31T12:00:00+01:00").unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-01-31T11:00:00+00:00");
+        assert_eq!(
+            timestamp_from_text("1769857200000").unwrap(),
+            timestamp_from_millis(1_769_857_200_000).unwrap()
+        );
+        assert!(matches!(
+            timestamp_from_text("2026-01-31T12:00:00"),
+            Err(RejectReason::BadTimestamp(_))
+        ));
+        assert!(matches!(
+            timestamp_from_text("yesterday"),
+            Err(RejectReason::BadTimestamp(_))
+        ));
+        assert!(matches!(
+            timestamp_from_millis(i64::MAX),
+            Err(RejectReason::BadTimestamp(_))
+        ));
+        assert!(matches!(
+            timestamp_from_text("99999999999999999"),
+            Err(RejectReason::BadTimestamp(_))
+        ));
+    }
+
+    #[test]
+    fn values_must_be_finite_numbers() {
+        assert_eq!(value_from_text(" 21.5 "), Ok(21.5));
+        assert!(matches!(
+            value_from_text("NaN"),
+            Err(RejectReason::NonFiniteValue(_))
+        ));
+        assert!(matches!(
+            value_from_text("-inf"),
+            Err(RejectReason::NonFiniteValue(_))
+        ));
+        assert!(matches!(
+            value_from_text("warm"),
+            Err(RejectReason::WrongType { .. })
+        ));
+    }
+
+    #[test]
+    fn kafka_coordinates_are_non_negative() {
+        assert_eq!(kafka_partition(3), Ok(3));
+        assert!(kafka_partition(-1).is_err());
+        assert!(kafka_partition(i64::from(i32::MAX) + 1).is_err());
+        assert_eq!(kafka_offset(0), Ok(0));
+        assert!(kafka_offset(-5).is_err());
+    }
+}

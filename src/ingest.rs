@@ -1,0 +1,298 @@
+//! The idempotent insert path, the one the consumer's contract describes: for a batch of events,
+//! in one transaction, insert the guard rows into `processed_events` (`ON CONFLICT (event_id) DO
+//! NOTHING RETURNING event_id`), then into `metrics` exactly the events the guard returned.
+//!
+//! The whole batch is a single set-based statement (`queries/ingest_batch.sql`): arrays go in as
+//! bind parameters and are unnested, so there is one round trip per batch, never per event, and a
+//! crash at any instant leaves no guard row without its metric.
+
+use std::thread;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::error::SqlState;
+use postgres::{Client, Statement};
+
+use crate::events::Event;
+use crate::queries;
+
+/// How often a batch that lost a deadlock or serialization race is tried again.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Events on their way to the database, column by column. `delivery_order` keeps each event's
+/// place in the input, so the rows can travel sorted by event id.
+#[derive(Debug, Default)]
+pub struct EventBatch {
+    delivery_order: Vec<i32>,
+    event_ids: Vec<String>,
+    sensor_ids: Vec<String>,
+    timestamps: Vec<DateTime<Utc>>,
+    values: Vec<f64>,
+    kafka_partitions: Vec<Option<i32>>,
+    kafka_offsets: Vec<Option<i64>>,
+}
+
+impl EventBatch {
+    pub fn with_capacity(capacity: usize) -> EventBatch {
+        EventBatch {
+            delivery_order: Vec::with_capacity(capacity),
+            event_ids: Vec::with_capacity(capacity),
+            sensor_ids: Vec::with_capacity(capacity),
+            timestamps: Vec::with_capacity(capacity),
+            values: Vec::with_capacity(capacity),
+            kafka_partitions: Vec::with_capacity(capacity),
+            kafka_offsets: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub fn push(&mut self, event: Event) {
+        self.delivery_order.push(self.event_ids.len() as i32);
+        self.event_ids.push(event.event_id);
+        self.sensor_ids.push(event.sensor_id);
+        self.timestamps.push(event.timestamp);
+        self.values.push(event.value);
+        self.kafka_partitions.push(event.kafka_partition);
+        self.kafka_offsets.push(event.kafka_offset);
+    }
+
+    pub fn len(&self) -> usize {
+        self.event_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.event_ids.is_empty()
+    }
+
+    pub fn event_ids(&self) -> &[String] {
+        &self.event_ids
+    }
+
+    /// Readies the batch for the database and returns how many repeats it dropped:
+    /// - every repeat of an event id already in the batch goes, the first occurrence wins
+    ///   (within one statement a repeat would reach the guard twice; on partitioned metrics with
+    ///   another timestamp it could even be stored twice);
+    /// - the rows are sorted by event id, the order the guard's index and lock order want, so
+    ///   PostgreSQL's own sort finds them already in order. `delivery_order` keeps input order.
+    pub fn prepare(&mut self) -> usize {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.event_ids[a].cmp(&self.event_ids[b]).then(a.cmp(&b)));
+        let before = order.len();
+        order.dedup_by(|later, first| self.event_ids[*later] == self.event_ids[*first]);
+        let repeats = before - order.len();
+        self.delivery_order = order.iter().map(|&i| self.delivery_order[i]).collect();
+        permute(&mut self.event_ids, &order);
+        permute(&mut self.sensor_ids, &order);
+        permute(&mut self.timestamps, &order);
+        permute(&mut self.values, &order);
+        permute(&mut self.kafka_partitions, &order);
+        permute(&mut self.kafka_offsets, &order);
+        repeats
+    }
+
+    pub fn clear(&mut self) {
+        self.delivery_order.clear();
+        self.event_ids.clear();
+        self.sensor_ids.clear();
+        self.timestamps.clear();
+        self.values.clear();
+        self.kafka_partitions.clear();
+        self.kafka_offsets.clear();
+    }
+}
+
+/// Rebuilds a column as `order` lists its rows (rows not listed are dropped).
+fn permute<T>(column: &mut Vec<T>, order: &[usize]) {
+    let mut rows: Vec<Option<T>> = column.drain(..).map(Some).collect();
+    column.extend(
+        order
+            .iter()
+            .map(|&i| rows[i].take().expect("each row listed once")),
+    );
+}
+
+/// What the database did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Guard rows written: events new to `processed_events`.
+    pub guarded: u64,
+    /// Metrics rows written.
+    pub stored: u64,
+}
+
+/// A connection ready to ingest batches.
+pub struct Ingestor {
+    client: Client,
+    fast: Statement,
+    tolerant: Option<Statement>,
+    /// Set once a batch met a metric without its guard row: such databases get the tolerant
+    /// form from then on instead of failing the fast form batch after batch.
+    use_tolerant: bool,
+    in_transaction: bool,
+}
+
+impl Ingestor {
+    pub fn new(mut client: Client) -> Result<Ingestor, postgres::Error> {
+        let fast = client.prepare(queries::INGEST_BATCH.sql())?;
+        Ok(Ingestor {
+            client,
+            fast,
+            tolerant: None,
+            use_tolerant: false,
+            in_transaction: false,
+        })
+    }
+
+    /// Writes a batch through the guard. Outside `begin`/`commit` the batch commits on its own;
+    /// inside, it is kept until `commit`. A lost deadlock or serialization race is retried.
+    pub fn ingest(&mut self, batch: &EventBatch) -> Result<BatchOutcome, postgres::Error> {
+        let mut attempt = 1;
+        loop {
+            let statement = if self.use_tolerant {
+                self.tolerant_statement()?
+            } else {
+                self.fast.clone()
+            };
+            match self.execute_once(&statement, batch) {
+                Ok(outcome) => return Ok(outcome),
+                // A metric stored without its guard row: nothing of the batch was kept.
+                Err(error)
+                    if !self.use_tolerant && error.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
+                {
+                    self.use_tolerant = true;
+                }
+                Err(error) if is_retryable(&error) && attempt < MAX_ATTEMPTS => {
+                    thread::sleep(backoff(attempt));
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn tolerant_statement(&mut self) -> Result<Statement, postgres::Error> {
+        if self.tolerant.is_none() {
+            self.tolerant = Some(self.client.prepare(queries::INGEST_BATCH_TOLERANT.sql())?);
+        }
+        Ok(self.tolerant.clone().expect("prepared above"))
+    }
+
+    /// One attempt; inside a transaction it is fenced by a savepoint so a failure can be undone.
+    fn execute_once(
+        &mut self,
+        statement: &Statement,
+        batch: &EventBatch,
+    ) -> Result<BatchOutcome, postgres::Error> {
+        if self.in_transaction {
+            self.client.batch_execute("SAVEPOINT metricsctl_batch")?;
+        }
+        let result = self.client.query_one(
+            statement,
+            &[
+                &batch.event_ids,
+                &batch.sensor_ids,
+                &batch.timestamps,
+                &batch.values,
+                &batch.kafka_partitions,
+                &batch.kafka_offsets,
+                &batch.delivery_order,
+            ],
+        );
+        match result {
+            Ok(row) => {
+                if self.in_transaction {
+                    self.client
+                        .batch_execute("RELEASE SAVEPOINT metricsctl_batch")?;
+                }
+                let guarded: i64 = row.get("guarded");
+                let stored: i64 = row.get("stored");
+                Ok(BatchOutcome {
+                    guarded: guarded as u64,
+                    stored: stored as u64,
+                })
+            }
+            Err(error) => {
+                if self.in_transaction {
+                    self.client
+                        .batch_execute("ROLLBACK TO SAVEPOINT metricsctl_batch")?;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// How many of the batch's events the guard already holds; writes nothing.
+    pub fn count_present(&mut self, batch: &EventBatch) -> Result<u64, postgres::Error> {
+        let row = self.client.query_one(
+            queries::PROCESSED_EVENT_IDS_PRESENT.sql(),
+            &[&batch.event_ids],
+        )?;
+        Ok(row.get::<_, i64>("present") as u64)
+    }
+
+    /// Holds the following batches in one transaction (`replay --strict`: a file commits whole).
+    pub fn begin(&mut self) -> Result<(), postgres::Error> {
+        self.client.batch_execute("BEGIN")?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    pub fn commit(&mut self) -> Result<(), postgres::Error> {
+        self.in_transaction = false;
+        self.client.batch_execute("COMMIT")
+    }
+
+    pub fn rollback(&mut self) -> Result<(), postgres::Error> {
+        self.in_transaction = false;
+        self.client.batch_execute("ROLLBACK")
+    }
+}
+
+fn is_retryable(error: &postgres::Error) -> bool {
+    matches!(
+        error.code(),
+        Some(&SqlState::T_R_DEADLOCK_DETECTED) | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+    )
+}
+
+/// 20 ms, 40 ms, ... up to about 2.5 s, with jitter so two losers do not collide again.
+fn backoff(attempt: u32) -> Duration {
+    let base = 20u64 << attempt.min(7);
+    let jitter = u64::from(std::process::id() ^ attempt.wrapping_mul(2_654_435_761)) % base;
+    Duration::from_millis(base / 2 + jitter / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, value: f64) -> Event {
+        Event {
+            event_id: id.to_string(),
+            sensor_id: "s".to_string(),
+            timestamp: DateTime::from_timestamp_millis(0).unwrap(),
+            value,
+            kafka_partition: None,
+            kafka_offset: None,
+        }
+    }
+
+    #[test]
+    fn the_first_occurrence_of_a_repeated_id_wins() {
+        let mut batch = EventBatch::with_capacity(4);
+        for (id, value) in [("b", 1.0), ("a", 2.0), ("b", 3.0), ("c", 4.0), ("a", 5.0)] {
+            batch.push(event(id, value));
+        }
+        assert_eq!(batch.prepare(), 2);
+        assert_eq!(batch.event_ids, vec!["a", "b", "c"]);
+        assert_eq!(batch.values, vec![2.0, 1.0, 4.0]);
+        assert_eq!(batch.delivery_order, vec![1, 0, 3]);
+        assert_eq!(batch.len(), batch.kafka_offsets.len());
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        assert!(backoff(1) <= Duration::from_millis(40));
+        assert!(backoff(7) >= Duration::from_millis(1280));
+        assert!(backoff(30) <= Duration::from_millis(2560));
+    }
+}

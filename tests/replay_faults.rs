@@ -1,0 +1,140 @@
+//! Exactly once under faults: a replay killed at a random moment, PostgreSQL restarted under a
+//! replay, two overlapping replays at once.
+
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metricsctl::sandbox::{Sandbox, SandboxOptions};
+
+use crate::support::{
+    TestDatabase, assert_consistent, assert_exactly_once, generate_events, metricsctl_process,
+    slice_lines, stderr_of, summary_of,
+};
+
+/// A different moment every run; printed so a failure can be replayed by hand.
+fn random_millis(low: u64, high: u64) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    low + nanos % (high - low)
+}
+
+#[test]
+fn a_replay_killed_at_random_moments_finishes_exactly_once_when_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    generate_events(&input, 150_000, 40, 21, "jsonl");
+    let db = TestDatabase::new();
+    db.migrate();
+    for round in 1..=3 {
+        let delay = random_millis(50, 1500);
+        let mut replay = metricsctl_process()
+            .args(["replay", "--batch-size", "2000", "--database-url", &db.url])
+            .arg(&input)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        replay.kill().unwrap(); // SIGKILL
+        replay.wait().unwrap();
+        let committed = assert_consistent(&db);
+        eprintln!("round {round}: killed after {delay} ms with {committed} events committed");
+    }
+    let output = metricsctl_process()
+        .args(["replay", "--format", "json", "--database-url", &db.url])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let summary = summary_of(&output);
+    assert_eq!(
+        summary["inserted"].as_i64().unwrap() + summary["already_present"].as_i64().unwrap(),
+        150_000
+    );
+    assert_exactly_once(&db, 150_000);
+}
+
+#[test]
+fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes() {
+    let server = Sandbox::start(&SandboxOptions::default()).expect("starting PostgreSQL");
+    let db = TestDatabase::on_server(&server.url("postgres"));
+    db.migrate();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    generate_events(&input, 300_000, 40, 22, "jsonl");
+
+    let replay = metricsctl_process()
+        .args(["replay", "--batch-size", "2000", "--database-url", &db.url])
+        .arg(&input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(random_millis(300, 900)));
+    server.restart().expect("restarting PostgreSQL");
+    let output = replay.wait_with_output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("Rerun the same command"), "{stderr}");
+    assert!(
+        stderr.contains("connection") || stderr.contains("terminating"),
+        "{stderr}"
+    );
+    assert_consistent(&db);
+
+    let rerun = metricsctl_process()
+        .args(["replay", "--database-url", &db.url])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr_of(&rerun));
+    assert_exactly_once(&db, 300_000);
+}
+
+#[test]
+fn two_overlapping_replays_at_once_both_finish_and_nothing_is_duplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = dir.path().join("all.jsonl");
+    generate_events(&all, 60_000, 30, 23, "jsonl");
+    let first = dir.path().join("first.jsonl");
+    let second = dir.path().join("second.jsonl");
+    slice_lines(&all, &first, 0, 40_000);
+    slice_lines(&all, &second, 20_000, 40_000);
+    let db = TestDatabase::new();
+    db.migrate();
+
+    let replays: Vec<_> = [&first, &second]
+        .iter()
+        .map(|input| {
+            metricsctl_process()
+                .args([
+                    "replay",
+                    "--batch-size",
+                    "500",
+                    "--format",
+                    "json",
+                    "--database-url",
+                    &db.url,
+                ])
+                .arg(input)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut inserted = 0;
+    let mut present = 0;
+    for replay in replays {
+        let output = replay.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        let summary = summary_of(&output);
+        inserted += summary["inserted"].as_i64().unwrap();
+        present += summary["already_present"].as_i64().unwrap();
+    }
+    assert_eq!(inserted, 60_000);
+    assert_eq!(present, 20_000);
+    assert_exactly_once(&db, 60_000);
+}
