@@ -23,43 +23,7 @@ BATCH_SIZES=${BATCH_SIZES:-}
 REPEAT=${REPEAT:-3}
 JOBS_LIST=${JOBS_LIST:-}
 
-cd "$(dirname "$0")/.."
-[ -x /usr/bin/time ] || { echo "bench: needs GNU time (/usr/bin/time): apt-get install -y time" >&2; exit 3; }
-cargo build --release --quiet
-METRICSCTL=$PWD/target/release/metricsctl
-
-PGBIN=""
-for dir in $(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)") \
-           "$(pg_config --bindir 2>/dev/null || true)" \
-           $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
-  if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then PGBIN=$(dirname "$(readlink -f "$dir/initdb")"); break; fi
-done
-[ -n "$PGBIN" ] || { echo "bench: PostgreSQL server binaries not found: apt-get install -y postgresql" >&2; exit 3; }
-
-WORK=$(mktemp -d /tmp/metricsctl-bench-XXXXXX)
-chmod 755 "$WORK"
-as_server() {
-  if [ "$(id -u)" -eq 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi
-}
-cleanup() {
-  as_server "'$PGBIN/pg_ctl' stop -D '$WORK/data' -m immediate" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-port=$(( 20000 + RANDOM % 20000 ))
-while (: </dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
-mkdir "$WORK/data" "$WORK/files"
-[ "$(id -u)" -eq 0 ] && chown postgres "$WORK/data"
-as_server "'$PGBIN/initdb' -D '$WORK/data' -U postgres -A trust -E UTF8 --locale=C >/dev/null"
-as_server "'$PGBIN/pg_ctl' start -w -D '$WORK/data' -l '$WORK/data/server.log' \
-  -o \"-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$WORK/data'\" >/dev/null"
-URL="postgresql://postgres@127.0.0.1:$port"
-psql_() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
-fresh_database() {
-  psql_ "$URL/postgres" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
-  "$METRICSCTL" migrate -q --database-url "$URL/$1" >/dev/null
-}
+source "$(dirname "$0")/cluster.sh"
 
 echo "bench: generating $EVENTS events over $SENSORS sensors" >&2
 "$METRICSCTL" generate "$EVENTS" --sensors "$SENSORS" --seed 42 --format jsonl -o "$WORK/files/events.jsonl"
@@ -67,7 +31,6 @@ echo "bench: generating $EVENTS events over $SENSORS sensors" >&2
 cut -d, -f1,2,5,6 "$WORK/files/events.csv" > "$WORK/files/processed_events.csv"
 cut -d, -f1,2,3,4 "$WORK/files/events.csv" > "$WORK/files/metrics.csv"
 
-now() { date +%s.%N; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
@@ -77,7 +40,6 @@ replay() { # database, extra args...; prints "seconds max_rss_kb", the JSON summ
     "$METRICSCTL" replay -q --format json --database-url "$URL/$db" "$@" > "$WORK/summary.json"
   cat "$WORK/time.txt"
 }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 copy_times=""; replay_times=""; replay_rss=0
 for round in $(seq 1 "$REPEAT"); do

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::checks::rate::Bucket;
 use crate::events::Format;
 
 /// Events per transaction. Measured with bench/replay.sh (see README): throughput rises steeply
@@ -48,6 +49,12 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write synthetic events (deterministic with --seed) for benchmarks and demos
     Generate(GenerateArgs),
+    /// Validation checks: all of them (the default), or `ordering` or `duplicates`
+    Check(CheckCommand),
+    /// How far behind ingestion is: newest metric, silent sensors, end-to-end latency
+    Lag(LagArgs),
+    /// Events ingested per minute (or hour), every bucket shown
+    Rate(RateArgs),
     /// Show metricsctl end to end on a throwaway local PostgreSQL (or on the configured database)
     Demo(DemoArgs),
     /// Print a shell completion script: metricsctl completions bash > /etc/bash_completion.d/metricsctl
@@ -199,6 +206,143 @@ pub struct GenerateArgs {
     pub kafka_partitions: u32,
 }
 
+/// How a check reports, for people, scripts and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum CheckFormat {
+    /// Tables for people
+    #[default]
+    Table,
+    /// JSON for scripts (documented, stable shape)
+    Json,
+    /// The main table as CSV
+    Csv,
+    /// A Nagios/Icinga plugin status line with perfdata, then details
+    Nagios,
+    /// Prometheus text format, for node_exporter's textfile collector
+    Prometheus,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CheckOutputArgs {
+    #[arg(long, value_enum, default_value_t)]
+    pub format: CheckFormat,
+
+    /// Sample rows shown
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CheckCommand {
+    #[command(subcommand)]
+    pub action: Option<CheckAction>,
+
+    #[command(flatten)]
+    pub all: CheckAllArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckAction {
+    /// Every check: one summary, exit code the worst of them
+    All(CheckAllArgs),
+    /// Each sensor's events in delivery order: any event older than its predecessor?
+    Ordering(OrderingArgs),
+    /// Duplicated guard rows or metrics, lost metrics, metrics that bypassed the guard
+    Duplicates(DuplicatesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckAllArgs {
+    #[command(flatten)]
+    pub output: CheckOutputArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OrderingArgs {
+    /// Check one sensor (answered from its indexes) and list its violations
+    #[arg(long, value_name = "SENSOR_ID")]
+    pub sensor: Option<String>,
+
+    /// Only events from this time on: RFC 3339, or a duration ago (2h, 7d)
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<DateTime<Utc>>,
+
+    #[command(flatten)]
+    pub output: CheckOutputArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DuplicatesArgs {
+    #[command(flatten)]
+    pub output: CheckOutputArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LagArgs {
+    /// A sensor whose newest metric is older than this is listed as silent (WARNING)
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub stale: Duration,
+
+    /// End-to-end latency percentiles cover the newest events of this last stretch of time
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub window: Duration,
+
+    /// At most this many of the window's newest events are measured (bounds the cost)
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub latency_sample: u32,
+
+    /// Lag at or above this is WARNING
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub warn: Duration,
+
+    /// Lag at or above this is CRITICAL
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub crit: Duration,
+
+    #[command(flatten)]
+    pub output: CheckOutputArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    /// How far back to look, in minutes
+    #[arg(long, value_name = "N", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=525_600))]
+    pub minutes: u32,
+
+    /// Bucket size
+    #[arg(long, value_enum, default_value_t = Bucket::Minute)]
+    pub by: Bucket,
+
+    /// WARNING when the last complete bucket has fewer events than this
+    #[arg(long, value_name = "EVENTS")]
+    pub warn_below: Option<i64>,
+
+    /// CRITICAL when the last complete bucket has fewer events than this
+    #[arg(long, value_name = "EVENTS")]
+    pub crit_below: Option<i64>,
+
+    #[command(flatten)]
+    pub output: CheckOutputArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     #[command(flatten)]
@@ -220,6 +364,22 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text.trim())
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("{e}; write timestamps like 2026-01-31T12:00:00Z"))
+}
+
+/// A point in time: RFC 3339, or a duration meaning that long ago.
+pub fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    match humantime::parse_duration(text.trim()) {
+        Ok(ago) => chrono::Duration::from_std(ago)
+            .ok()
+            .and_then(|ago| Utc::now().checked_sub_signed(ago))
+            .ok_or_else(|| format!("{text} ago is out of range")),
+        Err(_) => Err(format!(
+            "{text:?} is neither a time (2026-01-31T12:00:00Z) nor a duration ago (2h, 7d)"
+        )),
+    }
 }
 
 /// Durations as operators write them: 500ms, 90s, 5m, 1h, 2d.

@@ -262,6 +262,18 @@ fn lock_holder(session: &mut Client, key: i64) -> Result<Option<LockHolder>, pos
     }))
 }
 
+/// Refuses to go on (exit 3) when the tables are not there yet.
+pub fn ensure_schema(client: &mut Client) -> Result<(), Failure> {
+    for table in ["processed_events", "metrics"] {
+        if !relation_exists(client, table)? {
+            return Err(Failure::could_not_run(anyhow!(
+                "the table {table} does not exist: run `metricsctl migrate` first"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Whether a table exists, without touching it.
 pub fn relation_exists(client: &mut Client, name: &str) -> Result<bool, postgres::Error> {
     Ok(client

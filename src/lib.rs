@@ -2,6 +2,7 @@
 //!
 //! The binary is a thin wrapper around [`run`]; everything else lives here so tests can use it.
 
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -67,6 +68,9 @@ fn execute(cli: &Cli, env: &Environment) -> CommandResult {
         },
         Command::Replay(args) => commands::replay::exec(&resolve(&args.connect)?, args),
         Command::Generate(args) => commands::generate::exec(args),
+        Command::Check(cmd) => commands::check::exec(cmd, &cli.global, env),
+        Command::Lag(args) => commands::lag::exec(&resolve(&args.connect)?, args),
+        Command::Rate(args) => commands::rate::exec(&resolve(&args.connect)?, args),
         Command::Demo(args) => commands::demo::exec(&resolve(&args.connect)?, args),
         Command::Completions(args) => commands::completions::exec(args),
     }

@@ -92,6 +92,27 @@ query!(
     PROCESSED_EVENT_IDS_PRESENT = "processed_event_ids_present.sql",
     "event_ids"
 );
+query!(
+    /// The ordering check over every sensor.
+    ORDERING_BY_SENSOR = "ordering_by_sensor.sql",
+    "since"
+);
+query!(
+    /// The ordering check for one sensor, from its indexes.
+    ORDERING_FOR_SENSOR = "ordering_for_sensor.sql",
+    "sensor_id",
+    "since",
+    "limit"
+);
+query!(DUPLICATES = "duplicates.sql", "limit");
+query!(
+    LAG = "lag.sql",
+    "stale_seconds",
+    "window_seconds",
+    "latency_sample",
+    "limit"
+);
+query!(RATE = "rate.sql", "unit", "buckets", "step_seconds");
 
 /// Every compiled-in query, so tests can check them all.
 pub fn all() -> Vec<&'static Query> {
@@ -109,6 +130,11 @@ pub fn all() -> Vec<&'static Query> {
         &INGEST_BATCH,
         &INGEST_BATCH_TOLERANT,
         &PROCESSED_EVENT_IDS_PRESENT,
+        &ORDERING_BY_SENSOR,
+        &ORDERING_FOR_SENSOR,
+        &DUPLICATES,
+        &LAG,
+        &RATE,
     ]
 }
 

@@ -30,6 +30,12 @@ fn demo_runs_on_a_throwaway_postgres_and_removes_it() {
         .stderr(contains(
             "sample-events.jsonl:707: field \"value\" must be a number",
         ))
+        .stdout(contains(
+            "CRITICAL: 1 out-of-order event for sensor sensor_002",
+        ))
+        .stdout(contains("│ duplicates ┆ OK"))
+        .stdout(contains("latency p95"))
+        .stdout(contains("events per minute"))
         .stderr(contains("Stopped and removed"));
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     let dir = sandbox_directory(&stderr);

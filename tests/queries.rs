@@ -28,6 +28,14 @@ fn every_query_file_runs_in_psql_with_its_variables() {
                 "kafka_partitions" => "{0}",
                 "kafka_offsets" => "{42}",
                 "delivery_order" => "{1}",
+                "stale_seconds" => "900",
+                "window_seconds" => "3600",
+                "latency_sample" => "1000",
+                "limit" => "10",
+                "since" => "-infinity",
+                "unit" => "minute",
+                "step_seconds" => "60",
+                "buckets" => "60",
                 _ => "sensor_123",
             };
             psql.arg("-v").arg(format!("{param}={value}"));

@@ -5,11 +5,13 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use crate::checks::rate::Bucket;
 use crate::cli::{
-    DEFAULT_BATCH_SIZE, DEFAULT_REPLAY_JOBS, DemoArgs, MigrateArgs, MigrateStatusArgs, ReplayArgs,
-    ReportFormat,
+    CheckAction, CheckAllArgs, CheckCommand, CheckFormat, CheckOutputArgs, DEFAULT_BATCH_SIZE,
+    DEFAULT_REPLAY_JOBS, DemoArgs, LagArgs, MigrateArgs, MigrateStatusArgs, OrderingArgs, RateArgs,
+    ReplayArgs, ReportFormat,
 };
-use crate::commands::{migrate, replay};
+use crate::commands::{check, lag, migrate, rate, replay};
 use crate::config::Context;
 use crate::generate;
 use crate::output;
@@ -153,8 +155,103 @@ fn run_steps(ctx: &Context, files: &Path) -> CommandResult {
         "every event is already present; the bad lines are rejected again",
     );
 
+    let output = CheckOutputArgs {
+        format: CheckFormat::Table,
+        limit: 5,
+    };
+    step(
+        ctx,
+        5,
+        "check: every validation check, exit code the worst of them",
+    );
+    let all = CheckCommand {
+        action: None,
+        all: CheckAllArgs {
+            output: output.clone(),
+            connect: Default::default(),
+        },
+    };
+    outcome(
+        ctx,
+        check_on(ctx, &all)?,
+        &format!(
+            "CRITICAL is expected: {}'s late event is out of delivery order",
+            facts.out_of_order_sensor
+        ),
+    );
+
+    step(
+        ctx,
+        6,
+        &format!(
+            "check ordering --sensor {}: the violation itself, from the sensor's indexes",
+            facts.out_of_order_sensor
+        ),
+    );
+    let ordering = CheckCommand {
+        action: Some(CheckAction::Ordering(OrderingArgs {
+            sensor: Some(facts.out_of_order_sensor.clone()),
+            since: None,
+            output: output.clone(),
+            connect: Default::default(),
+        })),
+        all: CheckAllArgs {
+            output: output.clone(),
+            connect: Default::default(),
+        },
+    };
+    outcome(
+        ctx,
+        check_on(ctx, &ordering)?,
+        "the late event and the one it followed",
+    );
+
+    step(
+        ctx,
+        7,
+        "lag: how far behind ingestion is, silent sensors, end-to-end latency",
+    );
+    let lag_args = LagArgs {
+        stale: std::time::Duration::from_secs(15 * 60),
+        window: std::time::Duration::from_secs(3 * 3600),
+        latency_sample: 1000,
+        warn: std::time::Duration::from_secs(60),
+        crit: std::time::Duration::from_secs(300),
+        output: output.clone(),
+        connect: Default::default(),
+    };
+    outcome(
+        ctx,
+        lag::exec(ctx, &lag_args)?,
+        "the sample's newest events are seconds old; its latency is large because it was replayed",
+    );
+
+    step(
+        ctx,
+        8,
+        "rate: events ingested per minute, empty minutes included",
+    );
+    let rate_args = RateArgs {
+        minutes: 5,
+        by: Bucket::Minute,
+        warn_below: None,
+        crit_below: None,
+        output,
+        connect: Default::default(),
+    };
+    outcome(
+        ctx,
+        rate::exec(ctx, &rate_args)?,
+        "the replay landed within the last minute",
+    );
+
     ctx.say("\nDemo finished.");
     Ok(Status::Ok)
+}
+
+/// Runs a `check` command on the demo's database (its connection settings are already resolved).
+fn check_on(ctx: &Context, command: &CheckCommand) -> CommandResult {
+    check::exec_resolved(ctx, command)
 }
 
 fn outcome(ctx: &Context, status: Status, meaning: &str) {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{ReplayArgs, ReportFormat};
@@ -21,7 +20,7 @@ const REJECTIONS_SHOWN: u64 = 20;
 pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
     let inputs = open_inputs(&args.files).could_not_run()?;
     let mut client = ctx.connect()?;
-    ensure_schema(&mut client)?;
+    db::ensure_schema(&mut client)?;
     let jobs = if args.strict { 1 } else { args.jobs as usize };
     let mut ingestors = vec![Ingestor::new(client)?];
     for _ in 1..jobs {
@@ -74,17 +73,6 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
             })
         }
     }
-}
-
-fn ensure_schema(client: &mut postgres::Client) -> Result<(), Failure> {
-    for table in ["processed_events", "metrics"] {
-        if !db::relation_exists(client, table)? {
-            return Err(Failure::could_not_run(anyhow!(
-                "the table {table} does not exist: run `metricsctl migrate` first"
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn progress_bar(ctx: &Context, total_bytes: Option<u64>) -> ProgressBar {

@@ -1,0 +1,39 @@
+-- Ordering check, one sensor (answered from the sensor_id indexes): its events in delivery order —
+-- (kafka_partition, kafka_offset) where recorded, else metrics.id — and those whose timestamp is
+-- earlier than their predecessor's, worst first. The first row always carries the totals.
+-- psql "$DATABASE_URL" -v sensor_id=sensor_123 -v since=-infinity -v limit=10 \
+--   -f queries/ordering_for_sensor.sql
+WITH delivered AS (
+    SELECT m.event_id,
+           m.timestamp,
+           p.kafka_partition,
+           lag(m.event_id) OVER delivery AS previous_event_id,
+           lag(m.timestamp) OVER delivery AS previous_timestamp
+    FROM metrics m
+    -- The guard row of the same event and sensor (the sensor condition lets PostgreSQL read
+    -- both tables through their sensor_id indexes and hash-join them).
+    LEFT JOIN processed_events p ON p.event_id = m.event_id AND p.sensor_id = m.sensor_id
+    WHERE m.sensor_id = :'sensor_id'
+      AND m.timestamp >= CAST(CAST(:'since' AS text) AS timestamptz)
+    WINDOW delivery AS (PARTITION BY p.kafka_partition ORDER BY p.kafka_offset, m.id)
+),
+violations AS (
+    SELECT event_id, previous_event_id, timestamp, previous_timestamp,
+           CAST(EXTRACT(EPOCH FROM previous_timestamp - timestamp) AS double precision)
+               AS regression_seconds
+    FROM delivered
+    WHERE timestamp < previous_timestamp
+),
+totals AS (
+    SELECT (SELECT count(*) FROM delivered) AS events,
+           (SELECT count(DISTINCT kafka_partition) FROM delivered) AS kafka_partitions,
+           (SELECT count(*) FROM violations) AS out_of_order
+)
+SELECT t.events, t.kafka_partitions, t.out_of_order,
+       v.event_id, v.previous_event_id, v.timestamp, v.previous_timestamp, v.regression_seconds
+FROM totals t
+LEFT JOIN LATERAL (
+    SELECT * FROM violations
+    ORDER BY regression_seconds DESC, event_id
+    LIMIT CAST(:'limit' AS integer)
+) v ON true;

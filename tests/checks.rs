@@ -1,0 +1,679 @@
+//! `check ordering`, `check duplicates`, `check all`, `lag` and `rate` against databases built
+//! with plain SQL to hold known anomalies; counts are compared with the guide's own queries (kept
+//! verbatim in tests/fixtures/seed_queries) or with an oracle computed here.
+
+use std::collections::{BTreeMap, HashMap};
+
+use predicates::str::contains;
+use serde_json::Value;
+
+use crate::support::{TestDatabase, metricsctl, stdout_of};
+
+/// One event: its sensor, id, timestamp (seconds after 2026-02-01T00:00:00Z, or before now with
+/// `ago`), and where Kafka delivered it.
+struct Event {
+    sensor: &'static str,
+    id: String,
+    second: i64,
+    partition: Option<i32>,
+    offset: Option<i64>,
+}
+
+fn event(sensor: &'static str, id: &str, second: i64) -> Event {
+    Event {
+        sensor,
+        id: id.to_string(),
+        second,
+        partition: None,
+        offset: None,
+    }
+}
+
+fn kafka(sensor: &'static str, id: &str, second: i64, partition: i32, offset: i64) -> Event {
+    Event {
+        partition: Some(partition),
+        offset: Some(offset),
+        ..event(sensor, id, second)
+    }
+}
+
+/// Inserts guard row and metric for each event, in the order given (which is metrics.id order).
+fn insert(db: &TestDatabase, events: &[Event]) {
+    let mut client = db.client();
+    for e in events {
+        client
+            .execute(
+                "INSERT INTO processed_events (event_id, sensor_id, kafka_partition, kafka_offset) \
+                 VALUES ($1, $2, $3, $4)",
+                &[&e.id, &e.sensor, &e.partition, &e.offset],
+            )
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO metrics (sensor_id, event_id, timestamp, value) \
+                 VALUES ($1, $2, '2026-02-01T00:00:00Z'::timestamptz + make_interval(secs => $3), 1)",
+                &[&e.sensor, &e.id, &(e.second as f64)],
+            )
+            .unwrap();
+    }
+}
+
+fn json_of(db: &TestDatabase, args: &[&str], expected_code: i32) -> Value {
+    let output = db
+        .metricsctl(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", stdout_of(&output)));
+    assert_eq!(output.status.code(), Some(expected_code), "{json}");
+    assert_eq!(json["exit_code"], expected_code);
+    json
+}
+
+/// Parses Prometheus text format strictly enough to catch a malformed line: every sample needs
+/// a preceding TYPE, names and values must be valid.
+fn parse_prometheus(text: &str) -> HashMap<String, f64> {
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            typed.insert(parts.next().unwrap().to_string());
+            assert_eq!(parts.next(), Some("gauge"), "{line}");
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line}"
+        );
+        assert!(typed.contains(name), "no TYPE before {line}");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+fn ordering_fixture(db: &TestDatabase) {
+    db.migrate();
+    insert(
+        db,
+        &[
+            // sensor-a, no Kafka offsets: delivery order is metrics.id; two events go back in time.
+            event("sensor-a", "a1", 10),
+            event("sensor-a", "a2", 20),
+            event("sensor-a", "a3", 15),
+            event("sensor-a", "a4", 30),
+            event("sensor-a", "a5", 5),
+            // sensor-b: in order.
+            event("sensor-b", "b1", 1),
+            event("sensor-b", "b2", 2),
+            // sensor-c: in order within each of two partitions, which Kafka does not order.
+            kafka("sensor-c", "c1", 1, 0, 100),
+            kafka("sensor-c", "c2", 2, 1, 7),
+            kafka("sensor-c", "c3", 3, 0, 101),
+            // sensor-d: inserted out of id order, but the offsets say it was delivered in order.
+            kafka("sensor-d", "d2", 20, 4, 2),
+            kafka("sensor-d", "d1", 10, 4, 1),
+            kafka("sensor-d", "d3", 30, 4, 3),
+            // sensor-e: offsets reveal one late event (offset 2 has the oldest timestamp).
+            kafka("sensor-e", "e1", 10, 5, 1),
+            kafka("sensor-e", "e3", 30, 5, 3),
+            kafka("sensor-e", "e2", 5, 5, 2),
+        ],
+    );
+}
+
+/// The oracle: violations per sensor computed here from the raw rows, not by the check's SQL.
+fn ordering_oracle(db: &TestDatabase) -> BTreeMap<String, usize> {
+    let rows = db
+        .client()
+        .query(
+            "SELECT m.sensor_id, p.kafka_partition, p.kafka_offset, m.id, m.timestamp \
+             FROM metrics m LEFT JOIN processed_events p ON p.event_id = m.event_id",
+            &[],
+        )
+        .unwrap();
+    /// (sensor, Kafka partition) -> its events as (offset, id, timestamp).
+    type Sequence = Vec<(Option<i64>, i64, chrono::DateTime<chrono::Utc>)>;
+    let mut sequences: BTreeMap<(String, Option<i32>), Sequence> = BTreeMap::new();
+    for row in rows {
+        sequences
+            .entry((row.get(0), row.get(1)))
+            .or_default()
+            .push((row.get(2), row.get(3), row.get(4)));
+    }
+    let mut violations = BTreeMap::new();
+    for ((sensor, _), mut sequence) in sequences {
+        // Offset order where recorded (missing offsets last, as SQL sorts NULLs), then id.
+        sequence.sort_by_key(|(offset, id, _)| (offset.is_none(), *offset, *id));
+        let late = sequence.windows(2).filter(|w| w[1].2 < w[0].2).count();
+        *violations.entry(sensor).or_insert(0) += late;
+    }
+    violations
+}
+
+#[test]
+fn ordering_finds_exactly_the_late_events_in_delivery_order() {
+    let db = TestDatabase::new();
+    ordering_fixture(&db);
+    let oracle = ordering_oracle(&db);
+    assert_eq!(oracle["sensor-a"], 2);
+    assert_eq!(oracle["sensor-d"], 0);
+    assert_eq!(oracle["sensor-e"], 1);
+
+    let report = json_of(&db, &["check", "ordering"], 2);
+    assert_eq!(report["status"], "CRITICAL");
+    assert_eq!(report["sensors_checked"], 5);
+    assert_eq!(report["events_checked"], 16);
+    assert_eq!(
+        report["out_of_order_events"],
+        oracle.values().sum::<usize>()
+    );
+    assert_eq!(report["affected_sensors"], 2);
+    assert_eq!(report["multi_partition_sensors"], 1);
+    let per_sensor: BTreeMap<String, i64> = report["sensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["sensor_id"].as_str().unwrap().to_string(),
+                s["out_of_order_events"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    for (sensor, count) in &oracle {
+        if *count > 0 {
+            assert_eq!(per_sensor[sensor], *count as i64, "{sensor}");
+        }
+    }
+    assert!(
+        per_sensor.contains_key("sensor-c"),
+        "the two-partition sensor is listed"
+    );
+    // sensor-a's worst: a5 (5 s) after a4 (30 s), 25 s back.
+    let worst_a = report["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["sensor_id"] == "sensor-a")
+        .unwrap();
+    assert_eq!(worst_a["event_id"], "a5");
+    assert_eq!(worst_a["previous_event_id"], "a4");
+    assert_eq!(worst_a["regression_seconds"], 25.0);
+}
+
+#[test]
+fn ordering_for_one_sensor_lists_its_violations_and_grades_it() {
+    let db = TestDatabase::new();
+    ordering_fixture(&db);
+    let a = json_of(&db, &["check", "ordering", "--sensor", "sensor-a"], 2);
+    let ids: Vec<&str> = a["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["a5", "a3"], "worst first");
+    assert_eq!(a["events_checked"], 5);
+    assert_eq!(a["violations"][1]["previous_event_id"], "a2");
+    assert_eq!(a["violations"][1]["regression_seconds"], 5.0);
+
+    json_of(&db, &["check", "ordering", "--sensor", "sensor-b"], 0);
+    json_of(&db, &["check", "ordering", "--sensor", "sensor-d"], 0);
+    let c = json_of(&db, &["check", "ordering", "--sensor", "sensor-c"], 1);
+    assert_eq!(c["multi_partition_sensors"], 1);
+    let e = json_of(&db, &["check", "ordering", "--sensor", "sensor-e"], 2);
+    assert_eq!(e["violations"][0]["event_id"], "e2");
+    // --limit bounds the samples, not the count.
+    let limited = json_of(
+        &db,
+        &["check", "ordering", "--sensor", "sensor-a", "--limit", "1"],
+        2,
+    );
+    assert_eq!(limited["violations"].as_array().unwrap().len(), 1);
+    assert_eq!(limited["out_of_order_events"], 2);
+    // --since leaves out the earlier events (a3 at 15 s and a5 at 5 s fall before 16 s).
+    json_of(
+        &db,
+        &[
+            "check",
+            "ordering",
+            "--sensor",
+            "sensor-a",
+            "--since",
+            "2026-02-01T00:00:16Z",
+        ],
+        0,
+    );
+    // An unknown or hostile sensor id is just a sensor with no events.
+    let nobody = json_of(
+        &db,
+        &[
+            "check",
+            "ordering",
+            "--sensor",
+            "x'; DROP TABLE metrics; --",
+        ],
+        0,
+    );
+    assert_eq!(nobody["events_checked"], 0);
+    assert!(db.relation_exists("metrics"));
+}
+
+#[test]
+fn the_guides_ordering_query_cannot_see_these_violations() {
+    // Why the check orders by delivery: the guide's query sorts by timestamp, so its output is
+    // always "in order", even for sensor_123 delivered backwards.
+    let db = TestDatabase::new();
+    db.migrate();
+    insert(
+        &db,
+        &[
+            event("sensor_123", "late-1", 30),
+            event("sensor_123", "late-2", 10),
+        ],
+    );
+    let seed = include_str!("fixtures/seed_queries/ordering_sensor_123.sql");
+    let rows = db.client().query(seed, &[]).unwrap();
+    let times: Vec<chrono::DateTime<chrono::Utc>> =
+        rows.iter().map(|r| r.get("timestamp")).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    json_of(&db, &["check", "ordering", "--sensor", "sensor_123"], 2);
+}
+
+#[test]
+fn ordering_in_every_format() {
+    let db = TestDatabase::new();
+    ordering_fixture(&db);
+    db.metricsctl(&["check", "ordering"])
+        .assert()
+        .code(2)
+        .stdout(contains(
+            "CRITICAL: 3 out-of-order events in 2 of 5 sensors",
+        ))
+        .stdout(contains("sensor-a"));
+    let csv_out = db
+        .metricsctl(&["check", "ordering", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(csv_out.status.code(), Some(2));
+    let mut reader = csv::Reader::from_reader(csv_out.stdout.as_slice());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        vec![
+            "sensor",
+            "events",
+            "kafka partitions",
+            "out of order",
+            "worst regression"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(&rows[0][0], "sensor-a");
+    assert_eq!(&rows[0][3], "2");
+
+    let nagios = db
+        .metricsctl(&["check", "ordering", "--format", "nagios"])
+        .output()
+        .unwrap();
+    assert_eq!(nagios.status.code(), Some(2));
+    let first = stdout_of(&nagios).lines().next().unwrap().to_string();
+    assert!(
+        first.starts_with("METRICSCTL ORDERING CRITICAL - 3 out-of-order events"),
+        "{first}"
+    );
+    assert!(first.contains(" | out_of_order_events=3;;0;0"), "{first}");
+
+    let prometheus = db
+        .metricsctl(&["check", "ordering", "--format", "prometheus"])
+        .output()
+        .unwrap();
+    assert_eq!(prometheus.status.code(), Some(2));
+    let samples = parse_prometheus(&stdout_of(&prometheus));
+    assert_eq!(samples["metricsctl_check_status{check=\"ordering\"}"], 2.0);
+    assert_eq!(samples["metricsctl_ordering_out_of_order_events"], 3.0);
+    assert_eq!(samples["metricsctl_ordering_multi_partition_sensors"], 1.0);
+}
+
+#[test]
+fn duplicates_match_the_guides_queries_and_find_orphans_both_ways() {
+    let db = TestDatabase::new();
+    db.migrate();
+    insert(&db, &[event("s", "ok-1", 1), event("s", "ok-2", 2)]);
+    json_of(&db, &["check", "duplicates"], 0);
+
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "ALTER TABLE metrics DROP CONSTRAINT metrics_event_id_key;
+             ALTER TABLE processed_events DROP CONSTRAINT processed_events_pkey;
+             -- ok-1 stored three times, ok-2 twice, and its guard row twice
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value)
+               SELECT sensor_id, event_id, timestamp, value FROM metrics WHERE event_id = 'ok-1';
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value)
+               SELECT sensor_id, event_id, timestamp, value FROM metrics WHERE event_id = 'ok-1'
+               LIMIT 1;
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value)
+               SELECT sensor_id, event_id, timestamp, value FROM metrics WHERE event_id = 'ok-2';
+             INSERT INTO processed_events (event_id, sensor_id) VALUES ('ok-2', 's');
+             -- a guard row whose metric is lost, and a metric that bypassed the guard
+             INSERT INTO processed_events (event_id, sensor_id) VALUES ('lost-1', 's');
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value)
+               VALUES ('s', 'sneaky-1', now(), 1);",
+        )
+        .unwrap();
+
+    let report = json_of(&db, &["check", "duplicates"], 2);
+    // The guide's idempotency query, run as the guide wrote it.
+    let seed = client
+        .query_one(include_str!("fixtures/seed_queries/idempotency.sql"), &[])
+        .unwrap();
+    assert_eq!(report["guard_rows"], seed.get::<_, i64>("total_rows"));
+    assert_eq!(
+        report["distinct_guard_ids"],
+        seed.get::<_, i64>("unique_event_ids")
+    );
+    assert_eq!(report["guard_rows"], 4);
+    assert_eq!(report["distinct_guard_ids"], 3);
+    // The guide's duplicate query: one row per duplicated event id.
+    let seed_duplicates = client
+        .query(
+            include_str!("fixtures/seed_queries/duplicate_metrics.sql"),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(report["duplicated_metric_ids"], seed_duplicates.len());
+    let surplus: i64 = seed_duplicates
+        .iter()
+        .map(|r| r.get::<_, i64>("count") - 1)
+        .sum();
+    assert_eq!(report["surplus_metric_rows"], surplus);
+    assert_eq!(report["samples"]["duplicated_metric_ids"][0], "ok-1");
+    assert_eq!(report["lost_metrics"], 1);
+    assert_eq!(report["samples"]["lost_metrics"][0], "lost-1");
+    assert_eq!(report["unguarded_metrics"], 1);
+    assert_eq!(report["samples"]["unguarded_metrics"][0], "sneaky-1");
+}
+
+#[test]
+fn a_bypassed_guard_alone_is_a_warning() {
+    let db = TestDatabase::new();
+    db.migrate();
+    insert(&db, &[event("s", "ok-1", 1)]);
+    db.client()
+        .execute(
+            "INSERT INTO metrics (sensor_id, event_id, timestamp, value) VALUES ('s', 'x', now(), 1)",
+            &[],
+        )
+        .unwrap();
+    let report = json_of(&db, &["check", "duplicates"], 1);
+    assert_eq!(report["status"], "WARNING");
+    db.metricsctl(&["check", "duplicates", "--format", "nagios"])
+        .assert()
+        .code(1)
+        .stdout(contains(
+            "METRICSCTL DUPLICATES WARNING - 1 metrics without a processed_events row",
+        ));
+}
+
+#[test]
+fn check_all_runs_every_check_and_exits_with_the_worst() {
+    let db = TestDatabase::new();
+    ordering_fixture(&db);
+    let report = json_of(&db, &["check"], 2);
+    let checks: Vec<(&str, &str)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["check"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(checks, vec![("ordering", "CRITICAL"), ("duplicates", "OK")]);
+    assert_eq!(report["checks"][0]["report"]["out_of_order_events"], 3);
+    json_of(&db, &["check", "all"], 2);
+
+    let prometheus = db
+        .metricsctl(&["check", "--format", "prometheus"])
+        .output()
+        .unwrap();
+    let samples = parse_prometheus(&stdout_of(&prometheus));
+    assert_eq!(samples["metricsctl_check_status{check=\"ordering\"}"], 2.0);
+    assert_eq!(
+        samples["metricsctl_check_status{check=\"duplicates\"}"],
+        0.0
+    );
+    db.metricsctl(&["check", "--format", "nagios"])
+        .assert()
+        .code(2)
+        .stdout(contains(
+            "METRICSCTL CHECKS CRITICAL - ordering CRITICAL, duplicates OK",
+        ));
+
+    let clean = TestDatabase::new();
+    clean.migrate();
+    insert(&clean, &[event("s", "only", 1)]);
+    json_of(&clean, &["check"], 0);
+}
+
+/// Inserts `count` recent events for a sensor, the newest `newest_ago_s` seconds ago, each
+/// ingested `latency_s(i)` seconds after it happened.
+fn insert_recent(db: &TestDatabase, sensor: &str, count: i64, newest_ago_s: i64) {
+    db.client()
+        .execute(
+            "WITH series AS (SELECT i FROM generate_series(1, $2::bigint) i),
+             rows AS (
+               SELECT $1::text || '-' || i AS event_id,
+                      now() - make_interval(secs => $3::double precision + ($2::bigint - i)) AS ts,
+                      i AS latency
+               FROM series
+             ),
+             guard AS (
+               INSERT INTO processed_events (event_id, sensor_id) SELECT event_id, $1 FROM rows
+             )
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
+             SELECT $1, event_id, ts, 1, ts + make_interval(secs => latency) FROM rows",
+            &[&sensor, &count, &(newest_ago_s as f64)],
+        )
+        .unwrap();
+}
+
+#[test]
+fn lag_on_an_empty_table_is_unknown() {
+    let db = TestDatabase::new();
+    db.migrate();
+    let report = json_of(&db, &["lag"], 3);
+    assert_eq!(report["status"], "UNKNOWN");
+    assert_eq!(report["summary"], "no metrics yet");
+    db.metricsctl(&["lag", "--format", "nagios"])
+        .assert()
+        .code(3)
+        .stdout(contains("METRICSCTL LAG UNKNOWN - no metrics yet"));
+}
+
+#[test]
+fn lag_matches_the_guides_query_and_follows_its_thresholds() {
+    let db = TestDatabase::new();
+    db.migrate();
+    // 100 events, newest 2 s ago, latencies 1..=100 s.
+    insert_recent(&db, "live", 100, 2);
+    let report = json_of(&db, &["lag"], 0);
+    // The guide's query, verbatim, wrapped only to read its numeric lag as a float.
+    let seed_sql = include_str!("fixtures/seed_queries/consumer_lag.sql")
+        .trim()
+        .trim_end_matches(';');
+    let seed_lag: f64 = db.scalar(&format!(
+        "SELECT CAST(lag_seconds AS double precision) FROM ({seed_sql}\n) AS seed"
+    ));
+    let lag = report["lag_seconds"].as_f64().unwrap();
+    assert!((2.0..10.0).contains(&lag), "{lag}");
+    assert!(
+        (seed_lag - lag).abs() < 2.0,
+        "guide says {seed_lag}, lag says {lag}"
+    );
+    assert_eq!(report["latency_events"], 100);
+    assert_eq!(report["latency_seconds"]["p50"], 50.5);
+    assert!((report["latency_seconds"]["p95"].as_f64().unwrap() - 95.05).abs() < 1e-9);
+    assert!((report["latency_seconds"]["p99"].as_f64().unwrap() - 99.01).abs() < 1e-9);
+
+    // --latency-sample bounds the work to the window's newest events (latencies 91..=100 s).
+    let sampled = json_of(&db, &["lag", "--latency-sample", "10"], 0);
+    assert_eq!(sampled["latency_events"], 10);
+    assert_eq!(sampled["latency_seconds"]["p50"], 95.5);
+
+    json_of(&db, &["lag", "--warn", "1s", "--crit", "1h"], 1);
+    json_of(&db, &["lag", "--warn", "1s", "--crit", "2s"], 2);
+    let prometheus = db
+        .metricsctl(&["lag", "--format", "prometheus"])
+        .output()
+        .unwrap();
+    let samples = parse_prometheus(&stdout_of(&prometheus));
+    assert_eq!(samples["metricsctl_check_status{check=\"lag\"}"], 0.0);
+    assert!(samples["metricsctl_lag_seconds"] >= 2.0);
+    assert_eq!(
+        samples["metricsctl_latency_seconds{quantile=\"0.5\"}"],
+        50.5
+    );
+    let nagios = db
+        .metricsctl(&["lag", "--format", "nagios"])
+        .output()
+        .unwrap();
+    let first = stdout_of(&nagios).lines().next().unwrap().to_string();
+    assert!(first.starts_with("METRICSCTL LAG OK - "), "{first}");
+    assert!(first.contains(" | lag="), "{first}");
+    assert!(first.contains("s;60;300;0"), "{first}");
+}
+
+#[test]
+fn a_silent_sensor_is_listed_and_warns() {
+    let db = TestDatabase::new();
+    db.migrate();
+    insert_recent(&db, "chatty", 10, 1);
+    insert_recent(&db, "quiet", 10, 1200);
+    let report = json_of(&db, &["lag", "--stale", "15m"], 1);
+    assert_eq!(report["sensors"], 2);
+    assert_eq!(report["stale_sensors"], 1);
+    assert_eq!(report["stale"][0]["sensor_id"], "quiet");
+    let silent = report["stale"][0]["silent_seconds"].as_f64().unwrap();
+    assert!((1200.0..1260.0).contains(&silent), "{silent}");
+    json_of(&db, &["lag", "--stale", "1h"], 0);
+}
+
+#[test]
+fn rate_shows_every_minute_and_matches_the_guides_query() {
+    let db = TestDatabase::new();
+    db.migrate();
+    // The buckets are relative to the current minute: do not start right before it turns.
+    let second: f64 = db.scalar("SELECT CAST(EXTRACT(SECOND FROM now()) AS double precision)");
+    if second > 45.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(61.0 - second));
+    }
+    db.client()
+        .batch_execute(
+            "INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
+             SELECT 's', 'r3-' || i, now(), 1, date_trunc('minute', now()) - interval '3 minutes' + interval '1 second'
+             FROM generate_series(1, 5) i;
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
+             SELECT 's', 'r1-' || i, now(), 1, date_trunc('minute', now()) - interval '1 minute' + interval '2 seconds'
+             FROM generate_series(1, 2) i;",
+        )
+        .unwrap();
+    let report = json_of(&db, &["rate", "--minutes", "5"], 0);
+    let buckets: Vec<i64> = report["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["events"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        buckets,
+        vec![0, 5, 0, 2, 0],
+        "empty minutes are zeros, not gaps"
+    );
+    assert_eq!(report["total_events"], 7);
+    assert_eq!(report["last_complete_bucket_events"], 2);
+
+    // The guide's query lists only the non-empty minutes, newest first: the same counts.
+    let seed: Vec<i64> = db
+        .client()
+        .query(
+            include_str!("fixtures/seed_queries/ingestion_rate.sql"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get("events_processed"))
+        .collect();
+    assert_eq!(seed, vec![2, 5]);
+
+    json_of(&db, &["rate", "--minutes", "5", "--warn-below", "3"], 1);
+    json_of(
+        &db,
+        &[
+            "rate",
+            "--minutes",
+            "5",
+            "--warn-below",
+            "3",
+            "--crit-below",
+            "3",
+        ],
+        2,
+    );
+    let hourly = json_of(&db, &["rate", "--minutes", "120", "--by", "hour"], 0);
+    assert_eq!(hourly["buckets"].as_array().unwrap().len(), 2);
+    assert_eq!(hourly["total_events"], 7);
+    db.metricsctl(&["rate", "--minutes", "5"])
+        .assert()
+        .code(0)
+        .stdout(contains("█"));
+    let prometheus = db
+        .metricsctl(&["rate", "--minutes", "5", "--format", "prometheus"])
+        .output()
+        .unwrap();
+    let samples = parse_prometheus(&stdout_of(&prometheus));
+    assert_eq!(samples["metricsctl_rate_events"], 7.0);
+    assert_eq!(samples["metricsctl_rate_last_complete_bucket_events"], 2.0);
+}
+
+#[test]
+fn checks_need_the_schema_and_say_so_in_monitoring_formats() {
+    let db = TestDatabase::new();
+    for command in [&["check"][..], &["check", "ordering"], &["lag"], &["rate"]] {
+        db.metricsctl(command)
+            .args(["--format", "nagios"])
+            .assert()
+            .code(3)
+            .stdout(contains("UNKNOWN - the table"))
+            .stderr(contains("metricsctl migrate"));
+    }
+    let prometheus = db
+        .metricsctl(&["lag", "--format", "prometheus"])
+        .output()
+        .unwrap();
+    assert_eq!(prometheus.status.code(), Some(3));
+    let samples = parse_prometheus(&stdout_of(&prometheus));
+    assert_eq!(samples["metricsctl_check_status{check=\"lag\"}"], 3.0);
+    metricsctl()
+        .args([
+            "lag",
+            "--format",
+            "json",
+            "--database-url",
+            "postgresql://x@127.0.0.1:1/x",
+        ])
+        .assert()
+        .code(3)
+        .stdout(contains("\"status\": \"UNKNOWN\""));
+}
