@@ -49,8 +49,10 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write synthetic events (deterministic with --seed) for benchmarks and demos
     Generate(GenerateArgs),
-    /// Validation checks: all of them (the default), or `ordering` or `duplicates`
+    /// Validation checks: all of them (the default), or `ordering`, `duplicates`, `partitions`
     Check(CheckCommand),
+    /// Monthly partitions of metrics: enable, create, list, drop (retention)
+    Partitions(PartitionsCommand),
     /// How far behind ingestion is: newest metric, silent sensors, end-to-end latency
     Lag(LagArgs),
     /// Events ingested per minute (or hour), every bucket shown
@@ -108,6 +110,11 @@ pub struct MigrateArgs {
     /// Print the SQL that would run and change nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Build metrics with the guide's monthly partitioning (on a new or empty database), with
+    /// partitions for this month and the next two
+    #[arg(long)]
+    pub partitioned: bool,
 
     /// How long to wait for another migrate (or a lock on the tables) before giving up
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
@@ -250,6 +257,119 @@ pub enum CheckAction {
     Ordering(OrderingArgs),
     /// Duplicated guard rows or metrics, lost metrics, metrics that bypassed the guard
     Duplicates(DuplicatesArgs),
+    /// Partitioned metrics: current month covered, enough months ahead, DEFAULT empty, no gaps
+    Partitions(CheckPartitionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckPartitionsArgs {
+    /// WARNING when fewer future months than this have their partition
+    #[arg(long, value_name = "MONTHS", default_value_t = crate::partitions::DEFAULT_MONTHS_AHEAD)]
+    pub ahead: u32,
+
+    #[command(flatten)]
+    pub output: CheckOutputArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionsCommand {
+    #[command(subcommand)]
+    pub action: PartitionsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartitionsAction {
+    /// Convert a plain metrics table to monthly partitions, in place, in one transaction
+    Enable(PartitionsEnableArgs),
+    /// Make sure monthly partitions exist from --from through N months ahead, filling gaps
+    Create(PartitionsCreateArgs),
+    /// Every partition with its bounds, rows and size; DEFAULT rows, gaps and months ahead
+    List(PartitionsListArgs),
+    /// Retention: drop (or --detach) monthly partitions older than N months
+    Drop(PartitionsDropArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionsEnableArgs {
+    /// Print the plan and the SQL; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long to wait for the lock on metrics (the conversion holds it until it commits)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionsCreateArgs {
+    /// How many months ahead of --from to cover (0: only that month)
+    #[arg(long, value_name = "N")]
+    pub months: u32,
+
+    /// The first month (YYYY-MM, UTC); default: the current month
+    #[arg(long, value_name = "YYYY-MM", value_parser = crate::partitions::Month::parse)]
+    pub from: Option<crate::partitions::Month>,
+
+    /// How long to wait for the lock on metrics
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionsListArgs {
+    /// Count every partition's rows instead of the planner's estimate
+    #[arg(long)]
+    pub exact: bool,
+
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionsDropArgs {
+    /// Retire monthly partitions that ended more than N months before the current month
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub older_than: u32,
+
+    /// Detach them and keep them as standalone tables instead of dropping them
+    #[arg(long)]
+    pub detach: bool,
+
+    /// Leave their events' guard rows in processed_events (check duplicates will count them lost)
+    #[arg(long)]
+    pub keep_guard_rows: bool,
+
+    /// List what would be retired; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long to wait for the lock on metrics
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +471,10 @@ pub struct DemoArgs {
     /// Leave the throwaway PostgreSQL running and print how to reach and remove it
     #[arg(long)]
     pub keep: bool,
+
+    /// Show the partitioned layout: migrate --partitioned, partitions and their check
+    #[arg(long)]
+    pub partitioned: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod ingest;
 pub mod migrations;
 pub mod output;
+pub mod partitions;
 pub mod queries;
 pub mod replay;
 pub mod sandbox;
@@ -69,6 +70,7 @@ fn execute(cli: &Cli, env: &Environment) -> CommandResult {
         Command::Replay(args) => commands::replay::exec(&resolve(&args.connect)?, args),
         Command::Generate(args) => commands::generate::exec(args),
         Command::Check(cmd) => commands::check::exec(cmd, &cli.global, env),
+        Command::Partitions(cmd) => commands::partitions::exec(cmd, &cli.global, env),
         Command::Lag(args) => commands::lag::exec(&resolve(&args.connect)?, args),
         Command::Rate(args) => commands::rate::exec(&resolve(&args.connect)?, args),
         Command::Demo(args) => commands::demo::exec(&resolve(&args.connect)?, args),

@@ -233,6 +233,9 @@ pub fn pending_sql(status: &SchemaStatus) -> Vec<(MigrationStatus, String)> {
 pub struct MigrationReport {
     pub applied: Vec<MigrationStatus>,
     pub schema_version: Option<i32>,
+    pub layout: crate::partitions::Layout,
+    /// With `--partitioned`: the monthly partitions this run created.
+    pub partitions_created: Vec<String>,
     pub elapsed_ms: u128,
 }
 
@@ -244,6 +247,7 @@ pub fn migrate(
     target: &DatabaseTarget,
     connect_timeout: Duration,
     lock_timeout: Duration,
+    partitioned: bool,
     on_wait: impl FnMut(&db::LockHolder),
 ) -> Result<MigrationReport, Failure> {
     let started = std::time::Instant::now();
@@ -268,6 +272,17 @@ pub fn migrate(
             .run(client)
             .map_err(|e| anyhow!("applying migrations failed and was rolled back: {e:#}"))?;
     }
+    // Still under the lock, so replicas starting `migrate --partitioned` together convert once.
+    let partitions_created = if partitioned {
+        crate::partitions::ensure_partitioned_layout(client, lock_timeout)?
+            .months
+            .into_iter()
+            .filter(|m| m.action != "present")
+            .map(|m| m.partition)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let after = read_status(client)?;
     let applied = pending
         .into_iter()
@@ -282,6 +297,8 @@ pub fn migrate(
     Ok(MigrationReport {
         applied,
         schema_version: after.current_version(),
+        layout: crate::partitions::layout(client)?,
+        partitions_created,
         elapsed_ms: started.elapsed().as_millis(),
     })
 }

@@ -22,6 +22,70 @@ impl Query {
         self.bound
             .get_or_init(|| bind_parameters(self.psql_text, self.params))
     }
+
+    /// For statements that name a table chosen at run time (a partition): each `:"name"` becomes
+    /// the quoted identifier, values stay bind parameters.
+    pub fn with_identifiers(&self, identifiers: &[(&str, &str)]) -> String {
+        bind_parameters(
+            &substitute_identifiers(self.psql_text, identifiers),
+            self.params,
+        )
+    }
+
+    /// For DDL, which takes no bind parameters: identifiers and values both written in, quoted.
+    /// Only for values metricsctl computes itself (partition names and bounds built from dates).
+    pub fn ddl(&self, identifiers: &[(&str, &str)], literals: &[(&str, &str)]) -> String {
+        let text = substitute_identifiers(self.psql_text, identifiers);
+        substitute(&text, ":'", '\'', |name| {
+            let value = literals
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("no value for :'{name}'"))
+                .1;
+            quote_literal(value)
+        })
+    }
+}
+
+/// `"name"`, with embedded quotes doubled: safe for any name.
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'value'`, with embedded quotes doubled (standard_conforming_strings is on since 9.1).
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+fn substitute_identifiers(text: &str, identifiers: &[(&str, &str)]) -> String {
+    substitute(text, ":\"", '"', |name| {
+        let value = identifiers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no identifier for :\"{name}\""))
+            .1;
+        quote_identifier(value)
+    })
+}
+
+/// Replaces each `<open>name<close>` with `replace(name)`.
+fn substitute(
+    text: &str,
+    open: &str,
+    close: char,
+    mut replace: impl FnMut(&str) -> String,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(open) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + open.len()..];
+        let end = after.find(close).expect("terminated psql variable");
+        out.push_str(&replace(&after[..end]));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 macro_rules! query {
@@ -113,6 +177,50 @@ query!(
     "limit"
 );
 query!(RATE = "rate.sql", "unit", "buckets", "step_seconds");
+query!(METRICS_LAYOUT = "metrics_layout.sql");
+query!(UTC_SESSION = "utc_session.sql");
+query!(
+    SET_LOCAL_LOCK_TIMEOUT = "set_local_lock_timeout.sql",
+    "milliseconds"
+);
+query!(CURRENT_UTC_MONTH = "current_utc_month.sql");
+query!(METRICS_PARTITIONS = "metrics_partitions.sql");
+query!(MONTHS_HOLDING_METRICS = "months_holding_metrics.sql");
+query!(LOCK_METRICS = "lock_metrics.sql");
+query!(PARTITIONED_METRICS = "partitioned_metrics.sql");
+query!(PARTITIONED_METRICS_KEYS = "partitioned_metrics_keys.sql");
+query!(SET_ASIDE_PLAIN_METRICS = "set_aside_plain_metrics.sql");
+query!(
+    COPY_MONTH_INTO_PARTITIONED = "copy_month_into_partitioned.sql",
+    "from",
+    "to"
+);
+query!(DROP_PLAIN_METRICS = "drop_plain_metrics.sql");
+query!(
+    /// DDL: render with `Query::ddl`.
+    PARTITION_CREATE = "partition_create.sql");
+query!(DEFAULT_ROWS_SET_ASIDE = "default_rows_set_aside.sql");
+query!(
+    /// Names the default partition: render with `Query::with_identifiers`.
+    DEFAULT_ROWS_MOVE_OUT = "default_rows_move_out.sql", "from", "to");
+query!(DEFAULT_ROWS_MOVE_BACK = "default_rows_move_back.sql");
+query!(
+    /// Names a partition: render with `Query::with_identifiers`.
+    PARTITION_FORGET_GUARD_ROWS = "partition_forget_guard_rows.sql");
+query!(
+    /// DDL: render with `Query::ddl`.
+    PARTITION_DETACH = "partition_detach.sql");
+query!(
+    /// DDL: render with `Query::ddl`.
+    PARTITION_DROP = "partition_drop.sql");
+query!(
+    /// Names a partition: render with `Query::with_identifiers`.
+    PARTITION_COUNT_ROWS = "partition_count_rows.sql");
+query!(
+    /// Names a partition: render with `Query::with_identifiers`.
+    PARTITION_ROWS_CAPPED = "partition_rows_capped.sql",
+    "cap"
+);
 
 /// Every compiled-in query, so tests can check them all.
 pub fn all() -> Vec<&'static Query> {
@@ -135,30 +243,47 @@ pub fn all() -> Vec<&'static Query> {
         &DUPLICATES,
         &LAG,
         &RATE,
+        &METRICS_LAYOUT,
+        &CURRENT_UTC_MONTH,
+        &MONTHS_HOLDING_METRICS,
+    ]
+}
+
+/// The partition-maintenance statements: they need a partitioned metrics or run only in the
+/// middle of a conversion, so tests reach them through the commands.
+pub fn maintenance() -> Vec<&'static Query> {
+    vec![
+        &UTC_SESSION,
+        &SET_LOCAL_LOCK_TIMEOUT,
+        &METRICS_PARTITIONS,
+        &LOCK_METRICS,
+        &PARTITIONED_METRICS,
+        &PARTITIONED_METRICS_KEYS,
+        &SET_ASIDE_PLAIN_METRICS,
+        &COPY_MONTH_INTO_PARTITIONED,
+        &DROP_PLAIN_METRICS,
+        &PARTITION_CREATE,
+        &DEFAULT_ROWS_SET_ASIDE,
+        &DEFAULT_ROWS_MOVE_OUT,
+        &DEFAULT_ROWS_MOVE_BACK,
+        &PARTITION_FORGET_GUARD_ROWS,
+        &PARTITION_DETACH,
+        &PARTITION_DROP,
+        &PARTITION_COUNT_ROWS,
+        &PARTITION_ROWS_CAPPED,
     ]
 }
 
 /// Replaces each psql variable `:'name'` with `$n`, n being its place in `params`.
 /// Panics on a variable not in `params`: the files are ours, so that is a bug caught by tests.
 fn bind_parameters(psql_text: &str, params: &[&str]) -> String {
-    let mut out = String::with_capacity(psql_text.len());
-    let mut rest = psql_text;
-    while let Some(start) = rest.find(":'") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('\'')
-            .unwrap_or_else(|| panic!("unterminated psql variable in query text"));
-        let name = &after[..end];
+    substitute(psql_text, ":'", '\'', |name| {
         let index = params
             .iter()
             .position(|p| *p == name)
             .unwrap_or_else(|| panic!("psql variable :'{name}' is not a declared parameter"));
-        out.push_str(&format!("${}", index + 1));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
+        format!("${}", index + 1)
+    })
 }
 
 #[cfg(test)]
@@ -177,8 +302,44 @@ mod tests {
     }
 
     #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(quote_identifier("metrics_2026_01"), "\"metrics_2026_01\"");
+        assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(
+            PARTITION_CREATE
+                .ddl(
+                    &[("partition", "metrics_2026_01")],
+                    &[
+                        ("from", "2026-01-01 00:00:00+00"),
+                        ("to", "2026-02-01 00:00:00+00")
+                    ]
+                )
+                .lines()
+                .filter(|l| !l.starts_with("--"))
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" "),
+            "CREATE TABLE \"metrics_2026_01\" PARTITION OF metrics \
+                 FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00');"
+        );
+        assert_eq!(
+            DEFAULT_ROWS_MOVE_OUT
+                .with_identifiers(&[("default_partition", "metrics_default")])
+                .matches("$1")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
     fn every_query_binds_exactly_its_declared_parameters() {
-        for query in all() {
+        // DDL templates (`:"identifier"`) are rendered, not bound.
+        for query in all()
+            .into_iter()
+            .chain(maintenance())
+            .filter(|q| !q.psql_text.contains(":\""))
+        {
             let sql = query.sql();
             assert!(!sql.contains(":'"), "{}: unbound variable", query.file);
             for (i, param) in query.params.iter().enumerate() {

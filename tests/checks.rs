@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use predicates::str::contains;
 use serde_json::Value;
 
-use crate::support::{TestDatabase, metricsctl, stdout_of};
+use crate::support::{Layout, TestDatabase, metricsctl, stdout_of};
 
 /// One event: its sensor, id, timestamp (seconds after 2026-02-01T00:00:00Z, or before now with
 /// `ago`), and where Kafka delivered it.
@@ -104,8 +104,8 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     samples
 }
 
-fn ordering_fixture(db: &TestDatabase) {
-    db.migrate();
+fn ordering_fixture(db: &TestDatabase, layout: Layout) {
+    db.migrate_as(layout);
     insert(
         db,
         &[
@@ -163,10 +163,9 @@ fn ordering_oracle(db: &TestDatabase) -> BTreeMap<String, usize> {
     violations
 }
 
-#[test]
-fn ordering_finds_exactly_the_late_events_in_delivery_order() {
+fn ordering_finds_exactly_the_late_events_in_delivery_order(layout: Layout) {
     let db = TestDatabase::new();
-    ordering_fixture(&db);
+    ordering_fixture(&db, layout);
     let oracle = ordering_oracle(&db);
     assert_eq!(oracle["sensor-a"], 2);
     assert_eq!(oracle["sensor-d"], 0);
@@ -214,10 +213,9 @@ fn ordering_finds_exactly_the_late_events_in_delivery_order() {
     assert_eq!(worst_a["regression_seconds"], 25.0);
 }
 
-#[test]
-fn ordering_for_one_sensor_lists_its_violations_and_grades_it() {
+fn ordering_for_one_sensor_lists_its_violations_and_grades_it(layout: Layout) {
     let db = TestDatabase::new();
-    ordering_fixture(&db);
+    ordering_fixture(&db, layout);
     let a = json_of(&db, &["check", "ordering", "--sensor", "sensor-a"], 2);
     let ids: Vec<&str> = a["violations"]
         .as_array()
@@ -272,12 +270,11 @@ fn ordering_for_one_sensor_lists_its_violations_and_grades_it() {
     assert!(db.relation_exists("metrics"));
 }
 
-#[test]
-fn the_guides_ordering_query_cannot_see_these_violations() {
+fn the_guides_ordering_query_cannot_see_these_violations(layout: Layout) {
     // Why the check orders by delivery: the guide's query sorts by timestamp, so its output is
     // always "in order", even for sensor_123 delivered backwards.
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     insert(
         &db,
         &[
@@ -293,10 +290,9 @@ fn the_guides_ordering_query_cannot_see_these_violations() {
     json_of(&db, &["check", "ordering", "--sensor", "sensor_123"], 2);
 }
 
-#[test]
-fn ordering_in_every_format() {
+fn ordering_in_every_format(layout: Layout) {
     let db = TestDatabase::new();
-    ordering_fixture(&db);
+    ordering_fixture(&db, layout);
     db.metricsctl(&["check", "ordering"])
         .assert()
         .code(2)
@@ -348,18 +344,24 @@ fn ordering_in_every_format() {
     assert_eq!(samples["metricsctl_ordering_multi_partition_sensors"], 1.0);
 }
 
-#[test]
-fn duplicates_match_the_guides_queries_and_find_orphans_both_ways() {
+fn duplicates_match_the_guides_queries_and_find_orphans_both_ways(layout: Layout) {
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     insert(&db, &[event("s", "ok-1", 1), event("s", "ok-2", 2)]);
     json_of(&db, &["check", "duplicates"], 0);
 
     let mut client = db.client();
+    // Metrics' uniqueness: event_id on the plain layout, (event_id, timestamp) partitioned.
+    let unique = match layout {
+        Layout::Plain => "metrics_event_id_key",
+        Layout::Partitioned => "metrics_event_id_timestamp_key",
+    };
+    client
+        .batch_execute(&format!("ALTER TABLE metrics DROP CONSTRAINT {unique}"))
+        .unwrap();
     client
         .batch_execute(
-            "ALTER TABLE metrics DROP CONSTRAINT metrics_event_id_key;
-             ALTER TABLE processed_events DROP CONSTRAINT processed_events_pkey;
+            "ALTER TABLE processed_events DROP CONSTRAINT processed_events_pkey;
              -- ok-1 stored three times, ok-2 twice, and its guard row twice
              INSERT INTO metrics (sensor_id, event_id, timestamp, value)
                SELECT sensor_id, event_id, timestamp, value FROM metrics WHERE event_id = 'ok-1';
@@ -408,10 +410,9 @@ fn duplicates_match_the_guides_queries_and_find_orphans_both_ways() {
     assert_eq!(report["samples"]["unguarded_metrics"][0], "sneaky-1");
 }
 
-#[test]
-fn a_bypassed_guard_alone_is_a_warning() {
+fn a_bypassed_guard_alone_is_a_warning(layout: Layout) {
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     insert(&db, &[event("s", "ok-1", 1)]);
     db.client()
         .execute(
@@ -429,10 +430,9 @@ fn a_bypassed_guard_alone_is_a_warning() {
         ));
 }
 
-#[test]
-fn check_all_runs_every_check_and_exits_with_the_worst() {
+fn check_all_runs_every_check_and_exits_with_the_worst(layout: Layout) {
     let db = TestDatabase::new();
-    ordering_fixture(&db);
+    ordering_fixture(&db, layout);
     let report = json_of(&db, &["check"], 2);
     let checks: Vec<(&str, &str)> = report["checks"]
         .as_array()
@@ -440,7 +440,11 @@ fn check_all_runs_every_check_and_exits_with_the_worst() {
         .iter()
         .map(|c| (c["check"].as_str().unwrap(), c["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(checks, vec![("ordering", "CRITICAL"), ("duplicates", "OK")]);
+    let mut expected = vec![("ordering", "CRITICAL"), ("duplicates", "OK")];
+    if layout == Layout::Partitioned {
+        expected.push(("partitions", "OK"));
+    }
+    assert_eq!(checks, expected);
     assert_eq!(report["checks"][0]["report"]["out_of_order_events"], 3);
     json_of(&db, &["check", "all"], 2);
 
@@ -462,7 +466,7 @@ fn check_all_runs_every_check_and_exits_with_the_worst() {
         ));
 
     let clean = TestDatabase::new();
-    clean.migrate();
+    clean.migrate_as(layout);
     insert(&clean, &[event("s", "only", 1)]);
     json_of(&clean, &["check"], 0);
 }
@@ -489,10 +493,9 @@ fn insert_recent(db: &TestDatabase, sensor: &str, count: i64, newest_ago_s: i64)
         .unwrap();
 }
 
-#[test]
-fn lag_on_an_empty_table_is_unknown() {
+fn lag_on_an_empty_table_is_unknown(layout: Layout) {
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let report = json_of(&db, &["lag"], 3);
     assert_eq!(report["status"], "UNKNOWN");
     assert_eq!(report["summary"], "no metrics yet");
@@ -502,10 +505,9 @@ fn lag_on_an_empty_table_is_unknown() {
         .stdout(contains("METRICSCTL LAG UNKNOWN - no metrics yet"));
 }
 
-#[test]
-fn lag_matches_the_guides_query_and_follows_its_thresholds() {
+fn lag_matches_the_guides_query_and_follows_its_thresholds(layout: Layout) {
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     // 100 events, newest 2 s ago, latencies 1..=100 s.
     insert_recent(&db, "live", 100, 2);
     let report = json_of(&db, &["lag"], 0);
@@ -555,10 +557,9 @@ fn lag_matches_the_guides_query_and_follows_its_thresholds() {
     assert!(first.contains("s;60;300;0"), "{first}");
 }
 
-#[test]
-fn a_silent_sensor_is_listed_and_warns() {
+fn a_silent_sensor_is_listed_and_warns(layout: Layout) {
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     insert_recent(&db, "chatty", 10, 1);
     insert_recent(&db, "quiet", 10, 1200);
     let report = json_of(&db, &["lag", "--stale", "15m"], 1);
@@ -570,10 +571,9 @@ fn a_silent_sensor_is_listed_and_warns() {
     json_of(&db, &["lag", "--stale", "1h"], 0);
 }
 
-#[test]
-fn rate_shows_every_minute_and_matches_the_guides_query() {
+fn rate_shows_every_minute_and_matches_the_guides_query(layout: Layout) {
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     // The buckets are relative to the current minute: do not start right before it turns.
     let second: f64 = db.scalar("SELECT CAST(EXTRACT(SECOND FROM now()) AS double precision)");
     if second > 45.0 {
@@ -677,3 +677,17 @@ fn checks_need_the_schema_and_say_so_in_monitoring_formats() {
         .code(3)
         .stdout(contains("\"status\": \"UNKNOWN\""));
 }
+
+crate::on_both_layouts!(
+    ordering_finds_exactly_the_late_events_in_delivery_order,
+    ordering_for_one_sensor_lists_its_violations_and_grades_it,
+    the_guides_ordering_query_cannot_see_these_violations,
+    ordering_in_every_format,
+    duplicates_match_the_guides_queries_and_find_orphans_both_ways,
+    a_bypassed_guard_alone_is_a_warning,
+    check_all_runs_every_check_and_exits_with_the_worst,
+    lag_on_an_empty_table_is_unknown,
+    lag_matches_the_guides_query_and_follows_its_thresholds,
+    a_silent_sensor_is_listed_and_warns,
+    rate_shows_every_minute_and_matches_the_guides_query,
+);

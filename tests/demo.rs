@@ -93,3 +93,15 @@ fn demo_uses_the_configured_database_when_there_is_one() {
         .stderr(contains("Started PostgreSQL").not());
     assert!(db.relation_exists("metrics"));
 }
+
+#[test]
+fn demo_partitioned_shows_the_partitions_and_their_check() {
+    metricsctl()
+        .args(["demo", "--partitioned"])
+        .assert()
+        .code(0)
+        .stderr(contains("metrics is partitioned by month"))
+        .stdout(contains("metrics_default"))
+        .stdout(contains("│ partitions ┆ OK"))
+        .stdout(contains("│ inserted          ┆ 3000"));
+}

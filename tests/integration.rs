@@ -7,6 +7,7 @@ mod cli;
 mod connection;
 mod demo;
 mod migrate;
+mod partitions;
 mod queries;
 mod replay;
 mod replay_faults;

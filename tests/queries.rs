@@ -52,7 +52,10 @@ fn every_query_file_runs_in_psql_with_its_variables() {
 
 #[test]
 fn compiled_queries_are_the_files_on_disk() {
-    for query in metricsctl::queries::all() {
+    let queries = metricsctl::queries::all()
+        .into_iter()
+        .chain(metricsctl::queries::maintenance());
+    for query in queries {
         let on_disk = std::fs::read_to_string(format!(
             "{}/queries/{}",
             env!("CARGO_MANIFEST_DIR"),
@@ -92,4 +95,24 @@ fn the_seeds_queries_answer_through_bind_parameters() {
         .unwrap();
     assert_eq!(hostile.len(), 1, "a hostile sensor id is just a sensor id");
     assert!(db.relation_exists("metrics"));
+}
+
+#[test]
+fn every_file_in_queries_is_compiled_in() {
+    let compiled: std::collections::BTreeSet<&str> = metricsctl::queries::all()
+        .into_iter()
+        .chain(metricsctl::queries::maintenance())
+        .map(|q| q.file)
+        .collect();
+    let on_disk: std::collections::BTreeSet<String> =
+        std::fs::read_dir(format!("{}/queries", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    for file in &on_disk {
+        assert!(
+            compiled.contains(file.as_str()),
+            "queries/{file} is not used by metricsctl"
+        );
+    }
 }

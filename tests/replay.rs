@@ -4,7 +4,9 @@ use std::io::Write;
 
 use predicates::str::contains;
 
-use crate::support::{TestDatabase, assert_exactly_once, generate_events, stderr_of, summary_of};
+use crate::support::{
+    Layout, TestDatabase, assert_exactly_once, generate_events, stderr_of, summary_of,
+};
 
 fn good(id: &str, sensor: &str, second: u32, value: f64) -> String {
     format!(
@@ -20,8 +22,7 @@ fn write_lines(path: &std::path::Path, lines: &[String]) {
     }
 }
 
-#[test]
-fn every_format_lands_the_same_events_and_gzip_is_found_by_its_magic_bytes() {
+fn every_format_lands_the_same_events_and_gzip_is_found_by_its_magic_bytes(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("events.jsonl");
     let csv = dir.path().join("events.csv");
@@ -49,7 +50,7 @@ fn every_format_lands_the_same_events_and_gzip_is_found_by_its_magic_bytes() {
         .code(0);
 
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let (first_code, first_summary) = db.replay(&[], &[&jsonl]);
     assert_eq!(first_code, 0, "{first_summary}");
     assert_eq!(first_summary["inserted"], 3000);
@@ -67,8 +68,7 @@ fn every_format_lands_the_same_events_and_gzip_is_found_by_its_magic_bytes() {
     assert_eq!(with_offsets, 3000);
 }
 
-#[test]
-fn bad_lines_are_named_by_file_line_and_reason_and_the_good_ones_land() {
+fn bad_lines_are_named_by_file_line_and_reason_and_the_good_ones_land(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("mixed.jsonl");
     let long_id = "x".repeat(256);
@@ -104,7 +104,7 @@ fn bad_lines_are_named_by_file_line_and_reason_and_the_good_ones_land() {
     let rejects = dir.path().join("rejects.jsonl");
 
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let name = input.display().to_string();
     db.metricsctl(&["replay"])
         .arg(&input)
@@ -139,8 +139,7 @@ fn bad_lines_are_named_by_file_line_and_reason_and_the_good_ones_land() {
     assert_eq!(std::fs::read(&rejects).unwrap(), expected);
 }
 
-#[test]
-fn a_csv_rejects_file_keeps_its_header_and_replays_once_fixed() {
+fn a_csv_rejects_file_keeps_its_header_and_replays_once_fixed(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.csv");
     std::fs::write(
@@ -153,7 +152,7 @@ fn a_csv_rejects_file_keeps_its_header_and_replays_once_fixed() {
     .unwrap();
     let rejects = dir.path().join("rejects.csv");
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     db.metricsctl(&["replay"])
         .arg(&input)
         .arg("--rejects")
@@ -178,8 +177,7 @@ fn a_csv_rejects_file_keeps_its_header_and_replays_once_fixed() {
     assert_eq!(sensor, "s,2");
 }
 
-#[test]
-fn strict_stops_at_the_first_bad_line_and_commits_nothing_from_that_file() {
+fn strict_stops_at_the_first_bad_line_and_commits_nothing_from_that_file(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let clean = dir.path().join("clean.jsonl");
     write_lines(&clean, &[good("a", "s", 1, 1.0), good("b", "s", 2, 2.0)]);
@@ -192,7 +190,7 @@ fn strict_stops_at_the_first_bad_line_and_commits_nothing_from_that_file() {
     write_lines(&broken, &lines);
 
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let (code, summary) = db.replay(&["--strict", "--batch-size", "10"], &[&clean, &broken]);
     assert_eq!(code, 1, "{summary}");
     assert_eq!(
@@ -205,13 +203,12 @@ fn strict_stops_at_the_first_bad_line_and_commits_nothing_from_that_file() {
     assert_exactly_once(&db, 2);
 }
 
-#[test]
-fn the_same_file_twice_inserts_nothing_the_second_time() {
+fn the_same_file_twice_inserts_nothing_the_second_time(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.jsonl");
     generate_events(&input, 2500, 5, 3, "jsonl");
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let (first_code, first_summary) = db.replay(&[], &[&input]);
     assert_eq!(first_code, 0, "{first_summary}");
     assert_eq!(first_summary["inserted"], 2500);
@@ -222,8 +219,7 @@ fn the_same_file_twice_inserts_nothing_the_second_time() {
     assert_exactly_once(&db, 2500);
 }
 
-#[test]
-fn a_repeated_event_id_keeps_its_first_occurrence() {
+fn a_repeated_event_id_keeps_its_first_occurrence(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("repeats.jsonl");
     write_lines(
@@ -236,7 +232,7 @@ fn a_repeated_event_id_keeps_its_first_occurrence() {
         ],
     );
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let (code, summary) = db.replay(&[], &[&input]);
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["inserted"], 2);
@@ -246,7 +242,7 @@ fn a_repeated_event_id_keeps_its_first_occurrence() {
 
     // Across batches the repeat meets the guard instead, and still loses.
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let (code, summary) = db.replay(&["--batch-size", "1"], &[&input]);
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["inserted"], 2);
@@ -255,8 +251,7 @@ fn a_repeated_event_id_keeps_its_first_occurrence() {
     assert_eq!(value, 1.0);
 }
 
-#[test]
-fn metrics_ids_follow_input_order_within_each_sensor() {
+fn metrics_ids_follow_input_order_within_each_sensor(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("order.jsonl");
     // Timestamps deliberately out of order, several sensors interleaved, small batches, 3 writers.
@@ -268,7 +263,7 @@ fn metrics_ids_follow_input_order_within_each_sensor() {
     }
     write_lines(&input, &lines);
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     db.metricsctl(&["replay", "--batch-size", "17", "--jobs", "3"])
         .arg(&input)
         .assert()
@@ -294,13 +289,12 @@ fn metrics_ids_follow_input_order_within_each_sensor() {
     }
 }
 
-#[test]
-fn dry_run_counts_without_writing() {
+fn dry_run_counts_without_writing(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.jsonl");
     generate_events(&input, 1000, 4, 8, "jsonl");
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let (code, summary) = db.replay(&["--dry-run"], &[&input]);
     assert_eq!(code, 0, "{summary}");
     assert_eq!(summary["inserted"], 1000);
@@ -320,8 +314,7 @@ fn dry_run_counts_without_writing() {
     assert_eq!(summary["already_present"], 1000);
 }
 
-#[test]
-fn kcat_tombstones_are_skipped_and_counted() {
+fn kcat_tombstones_are_skipped_and_counted(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("topic.json");
     let payload = r#"{\"event_id\":\"k1\",\"sensor_id\":\"s\",\"timestamp\":\"2026-03-01T00:00:00Z\",\"value\":4.5}"#;
@@ -334,7 +327,7 @@ fn kcat_tombstones_are_skipped_and_counted() {
         ],
     );
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let (code, summary) = db.replay(&[], &[&input]);
     assert_eq!(code, 1, "{summary}");
     assert_eq!(summary["tombstones"], 1);
@@ -358,10 +351,9 @@ fn kcat_tombstones_are_skipped_and_counted() {
     assert_eq!((partition, offset), (3, 10));
 }
 
-#[test]
-fn stdin_is_a_file_named_dash() {
+fn stdin_is_a_file_named_dash(layout: Layout) {
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let input = format!(
         "{}\n{}\n",
         good("in-1", "s", 1, 1.0),
@@ -375,20 +367,18 @@ fn stdin_is_a_file_named_dash() {
     assert_exactly_once(&db, 2);
 }
 
-#[test]
-fn a_hostile_sensor_id_is_just_a_sensor_id() {
+fn a_hostile_sensor_id_is_just_a_sensor_id(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("hostile.jsonl");
     write_lines(&input, &[good("h1", "x'; DROP TABLE metrics; --", 1, 1.0)]);
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     db.metricsctl(&["replay"]).arg(&input).assert().code(0);
     let sensor: String = db.scalar("SELECT sensor_id FROM metrics");
     assert_eq!(sensor, "x'; DROP TABLE metrics; --");
 }
 
-#[test]
-fn a_metric_stored_without_its_guard_is_left_alone_and_guarded() {
+fn a_metric_stored_without_its_guard_is_left_alone_and_guarded(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.jsonl");
     write_lines(
@@ -396,7 +386,7 @@ fn a_metric_stored_without_its_guard_is_left_alone_and_guarded() {
         &[good("bypassed", "s", 1, 1.0), good("new", "s", 2, 2.0)],
     );
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     db.client()
         .execute(
             "INSERT INTO metrics (sensor_id, event_id, timestamp, value) \
@@ -413,14 +403,13 @@ fn a_metric_stored_without_its_guard_is_left_alone_and_guarded() {
     assert_eq!(value, 42.0, "the stored metric is not overwritten");
 }
 
-#[test]
-fn files_that_cannot_be_read_stop_the_replay_before_anything_is_written() {
+fn files_that_cannot_be_read_stop_the_replay_before_anything_is_written(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let good_file = dir.path().join("good.jsonl");
     write_lines(&good_file, &[good("g1", "s", 1, 1.0)]);
     let missing = dir.path().join("missing.jsonl");
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     db.metricsctl(&["replay"])
         .arg(&good_file)
         .arg(&missing)
@@ -445,8 +434,7 @@ fn files_that_cannot_be_read_stop_the_replay_before_anything_is_written() {
     assert_exactly_once(&db, 1);
 }
 
-#[test]
-fn a_truncated_gzip_file_keeps_what_came_before_and_says_how_far_it_got() {
+fn a_truncated_gzip_file_keeps_what_came_before_and_says_how_far_it_got(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("events.jsonl.gz");
     crate::support::metricsctl()
@@ -458,7 +446,7 @@ fn a_truncated_gzip_file_keeps_what_came_before_and_says_how_far_it_got() {
     let truncated = dir.path().join("truncated.gz");
     std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     let output = db
         .metricsctl(&[
             "replay",
@@ -496,13 +484,12 @@ fn replay_needs_the_schema() {
         .stderr(contains("metricsctl migrate"));
 }
 
-#[test]
-fn replay_exit_codes_follow_the_convention() {
+fn replay_exit_codes_follow_the_convention(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("e.jsonl");
     write_lines(&input, &[good("a", "s", 1, 1.0)]);
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     db.metricsctl(&["replay"]).arg(&input).assert().code(0);
     // 2: the database refuses the work (here: a constraint the events break).
     db.client()
@@ -517,3 +504,21 @@ fn replay_exit_codes_follow_the_convention() {
         .stderr(contains("Rerun"));
     assert_exactly_once(&db, 1);
 }
+
+crate::on_both_layouts!(
+    every_format_lands_the_same_events_and_gzip_is_found_by_its_magic_bytes,
+    bad_lines_are_named_by_file_line_and_reason_and_the_good_ones_land,
+    a_csv_rejects_file_keeps_its_header_and_replays_once_fixed,
+    strict_stops_at_the_first_bad_line_and_commits_nothing_from_that_file,
+    the_same_file_twice_inserts_nothing_the_second_time,
+    a_repeated_event_id_keeps_its_first_occurrence,
+    metrics_ids_follow_input_order_within_each_sensor,
+    dry_run_counts_without_writing,
+    kcat_tombstones_are_skipped_and_counted,
+    stdin_is_a_file_named_dash,
+    a_hostile_sensor_id_is_just_a_sensor_id,
+    a_metric_stored_without_its_guard_is_left_alone_and_guarded,
+    files_that_cannot_be_read_stop_the_replay_before_anything_is_written,
+    a_truncated_gzip_file_keeps_what_came_before_and_says_how_far_it_got,
+    replay_exit_codes_follow_the_convention,
+);

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use metricsctl::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::{
-    TestDatabase, assert_consistent, assert_exactly_once, generate_events, metricsctl_process,
-    slice_lines, stderr_of, summary_of,
+    Layout, TestDatabase, assert_consistent, assert_exactly_once, generate_events,
+    metricsctl_process, slice_lines, stderr_of, summary_of,
 };
 
 /// A different moment every run; printed so a failure can be replayed by hand.
@@ -20,13 +20,12 @@ fn random_millis(low: u64, high: u64) -> u64 {
     low + nanos % (high - low)
 }
 
-#[test]
-fn a_replay_killed_at_random_moments_finishes_exactly_once_when_rerun() {
+fn a_replay_killed_at_random_moments_finishes_exactly_once_when_rerun(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.jsonl");
     generate_events(&input, 150_000, 40, 21, "jsonl");
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
     for round in 1..=3 {
         let delay = random_millis(50, 1500);
         let mut replay = metricsctl_process()
@@ -56,11 +55,10 @@ fn a_replay_killed_at_random_moments_finishes_exactly_once_when_rerun() {
     assert_exactly_once(&db, 150_000);
 }
 
-#[test]
-fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes() {
+fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes(layout: Layout) {
     let server = Sandbox::start(&SandboxOptions::default()).expect("starting PostgreSQL");
     let db = TestDatabase::on_server(&server.url("postgres"));
-    db.migrate();
+    db.migrate_as(layout);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.jsonl");
     generate_events(&input, 300_000, 40, 22, "jsonl");
@@ -93,8 +91,7 @@ fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes() {
     assert_exactly_once(&db, 300_000);
 }
 
-#[test]
-fn two_overlapping_replays_at_once_both_finish_and_nothing_is_duplicated() {
+fn two_overlapping_replays_at_once_both_finish_and_nothing_is_duplicated(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let all = dir.path().join("all.jsonl");
     generate_events(&all, 60_000, 30, 23, "jsonl");
@@ -103,7 +100,7 @@ fn two_overlapping_replays_at_once_both_finish_and_nothing_is_duplicated() {
     slice_lines(&all, &first, 0, 40_000);
     slice_lines(&all, &second, 20_000, 40_000);
     let db = TestDatabase::new();
-    db.migrate();
+    db.migrate_as(layout);
 
     let replays: Vec<_> = [&first, &second]
         .iter()
@@ -138,3 +135,9 @@ fn two_overlapping_replays_at_once_both_finish_and_nothing_is_duplicated() {
     assert_eq!(present, 20_000);
     assert_exactly_once(&db, 60_000);
 }
+
+crate::on_both_layouts!(
+    a_replay_killed_at_random_moments_finishes_exactly_once_when_rerun,
+    a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes,
+    two_overlapping_replays_at_once_both_finish_and_nothing_is_duplicated,
+);

@@ -4,6 +4,7 @@
 pub mod duplicates;
 pub mod lag;
 pub mod ordering;
+pub mod partitions;
 pub mod rate;
 
 use serde::Serialize;

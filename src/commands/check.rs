@@ -3,11 +3,12 @@
 use postgres::Client;
 
 use crate::checks::ordering::OrderingOptions;
-use crate::checks::{AllChecks, CheckReport, duplicates, ordering};
+use crate::checks::{AllChecks, CheckReport, duplicates, ordering, partitions};
 use crate::cli::{CheckAction, CheckCommand, CheckOutputArgs, GlobalArgs};
 use crate::config::{Context, Environment};
 use crate::db;
 use crate::output;
+use crate::partitions::{DEFAULT_MONTHS_AHEAD, Layout};
 use crate::status::{CommandResult, Failure};
 
 pub fn exec(cmd: &CheckCommand, global: &GlobalArgs, env: &Environment) -> CommandResult {
@@ -16,6 +17,7 @@ pub fn exec(cmd: &CheckCommand, global: &GlobalArgs, env: &Environment) -> Comma
         Some(CheckAction::All(args)) => &args.connect,
         Some(CheckAction::Ordering(args)) => &args.connect,
         Some(CheckAction::Duplicates(args)) => &args.connect,
+        Some(CheckAction::Partitions(args)) => &args.connect,
     };
     exec_resolved(&Context::resolve(connect, global, env)?, cmd)
 }
@@ -40,6 +42,11 @@ pub fn exec_resolved(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
                 Ok(duplicates::run(client, args.output.limit)?)
             })
         }
+        Some(CheckAction::Partitions(args)) => {
+            run_check(ctx, "partitions", &args.output, |client| {
+                partitions::run(client, args.ahead, false)
+            })
+        }
     }
 }
 
@@ -53,6 +60,9 @@ fn all(ctx: &Context, output: &CheckOutputArgs) -> CommandResult {
         };
         all.add(&ordering::run(client, &options)?)?;
         all.add(&duplicates::run(client, output.limit)?)?;
+        if crate::partitions::layout(client)? == Layout::Partitioned {
+            all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?)?;
+        }
         Ok(all)
     })
 }

@@ -8,10 +8,10 @@ use anyhow::Context as _;
 use crate::checks::rate::Bucket;
 use crate::cli::{
     CheckAction, CheckAllArgs, CheckCommand, CheckFormat, CheckOutputArgs, DEFAULT_BATCH_SIZE,
-    DEFAULT_REPLAY_JOBS, DemoArgs, LagArgs, MigrateArgs, MigrateStatusArgs, OrderingArgs, RateArgs,
-    ReplayArgs, ReportFormat,
+    DEFAULT_REPLAY_JOBS, DemoArgs, LagArgs, MigrateArgs, MigrateStatusArgs, OrderingArgs,
+    PartitionsListArgs, RateArgs, ReplayArgs, ReportFormat,
 };
-use crate::commands::{check, lag, migrate, rate, replay};
+use crate::commands::{check, lag, migrate, partitions, rate, replay};
 use crate::config::Context;
 use crate::generate;
 use crate::output;
@@ -33,7 +33,7 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
             ctx.target.redacted(),
             ctx.target.origin.describe()
         ));
-        return run_steps(ctx, files.path());
+        return run_steps(ctx, files.path(), args.partitioned);
     }
 
     ctx.say("No database configured: starting a throwaway local PostgreSQL…");
@@ -51,7 +51,7 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         sandbox.directory().display()
     ));
     let sandbox_ctx = ctx.with_target(target);
-    let outcome = run_steps(&sandbox_ctx, files.path());
+    let outcome = run_steps(&sandbox_ctx, files.path(), args.partitioned);
 
     if args.keep {
         let url = sandbox.url(DEMO_DATABASE);
@@ -78,21 +78,26 @@ const SAMPLE_FILE: &str = "sample-events.jsonl";
 /// The demo's steps. Each prints what it found and its exit status; the sample is built with
 /// problems in it, so some steps report WARNING on purpose. The demo itself exits 0 unless a step
 /// could not run.
-fn run_steps(ctx: &Context, files: &Path) -> CommandResult {
-    step(
+fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
+    let mut steps = Steps(0);
+    steps.next(
         ctx,
-        1,
-        "migrate: apply the schema from the schema implementation guide",
+        if partitioned {
+            "migrate --partitioned: the guide's schema, metrics partitioned by UTC month"
+        } else {
+            "migrate: apply the schema from the schema implementation guide"
+        },
     );
     let apply = MigrateArgs {
         connect: Default::default(),
         dry_run: false,
+        partitioned,
         lock_timeout: std::time::Duration::from_secs(60),
         format: ReportFormat::Table,
     };
     outcome(ctx, migrate::exec(ctx, &apply)?, "the schema is in place");
 
-    step(ctx, 2, "migrate status: every migration and its state");
+    steps.next(ctx, "migrate status: every migration and its state");
     let status = MigrateStatusArgs {
         connect: Default::default(),
         format: ReportFormat::Table,
@@ -106,9 +111,8 @@ fn run_steps(ctx: &Context, files: &Path) -> CommandResult {
             .could_not_run()?,
     )
     .could_not_run()?;
-    step(
+    steps.next(
         ctx,
-        3,
         &format!(
             "replay {}: {} lines, {} distinct events over 6 sensors, {} delivered twice, \
              one late event ({}) and {} bad lines",
@@ -140,9 +144,8 @@ fn run_steps(ctx: &Context, files: &Path) -> CommandResult {
         ),
     );
 
-    step(
+    steps.next(
         ctx,
-        4,
         "replay the same file again: exactly once, nothing is inserted twice",
     );
     let again = ReplayArgs {
@@ -159,10 +162,29 @@ fn run_steps(ctx: &Context, files: &Path) -> CommandResult {
         format: CheckFormat::Table,
         limit: 5,
     };
-    step(
+    if partitioned {
+        steps.next(
+            ctx,
+            "partitions list: each month's partition, DEFAULT, rows and sizes",
+        );
+        let list = PartitionsListArgs {
+            exact: true,
+            format: ReportFormat::Table,
+            connect: Default::default(),
+        };
+        outcome(
+            ctx,
+            partitions::list(ctx, &list)?,
+            "the sample's events sit in the current month's partition; DEFAULT is empty",
+        );
+    }
+    steps.next(
         ctx,
-        5,
-        "check: every validation check, exit code the worst of them",
+        if partitioned {
+            "check: every validation check (partitions too), exit code the worst of them"
+        } else {
+            "check: every validation check, exit code the worst of them"
+        },
     );
     let all = CheckCommand {
         action: None,
@@ -180,9 +202,8 @@ fn run_steps(ctx: &Context, files: &Path) -> CommandResult {
         ),
     );
 
-    step(
+    steps.next(
         ctx,
-        6,
         &format!(
             "check ordering --sensor {}: the violation itself, from the sensor's indexes",
             facts.out_of_order_sensor
@@ -206,9 +227,8 @@ fn run_steps(ctx: &Context, files: &Path) -> CommandResult {
         "the late event and the one it followed",
     );
 
-    step(
+    steps.next(
         ctx,
-        7,
         "lag: how far behind ingestion is, silent sensors, end-to-end latency",
     );
     let lag_args = LagArgs {
@@ -226,9 +246,8 @@ fn run_steps(ctx: &Context, files: &Path) -> CommandResult {
         "the sample's newest events are seconds old; its latency is large because it was replayed",
     );
 
-    step(
+    steps.next(
         ctx,
-        8,
         "rate: events ingested per minute, empty minutes included",
     );
     let rate_args = RateArgs {
@@ -258,6 +277,12 @@ fn outcome(ctx: &Context, status: Status, meaning: &str) {
     ctx.say(format!("→ exit {} ({status}): {meaning}", status.code()));
 }
 
-fn step(ctx: &Context, number: u32, title: &str) {
-    ctx.say(format!("\n── Step {number}: {title}"));
+/// Numbers the demo's steps as they come (some only run with --partitioned).
+struct Steps(u32);
+
+impl Steps {
+    fn next(&mut self, ctx: &Context, title: &str) {
+        self.0 += 1;
+        ctx.say(format!("\n── Step {}: {title}", self.0));
+    }
 }

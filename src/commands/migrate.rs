@@ -16,6 +16,7 @@ pub fn exec(ctx: &Context, args: &MigrateArgs) -> CommandResult {
         &ctx.target,
         ctx.connect_timeout,
         args.lock_timeout,
+        args.partitioned,
         |holder| {
             ctx.say(format!(
                 "Waiting for another migrate to finish: lock held by {holder}"
@@ -35,6 +36,12 @@ fn print_report(
         .schema_version
         .map(|v| format!("version {v}"))
         .unwrap_or_else(|| "no version".to_string());
+    if !report.partitions_created.is_empty() {
+        ctx.say(format!(
+            "metrics is partitioned by month; created {}.",
+            report.partitions_created.join(", ")
+        ));
+    }
     if report.applied.is_empty() {
         ctx.say(format!(
             "Schema is up to date at {version} on {}; nothing to do.",

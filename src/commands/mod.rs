@@ -6,5 +6,6 @@ pub mod demo;
 pub mod generate;
 pub mod lag;
 pub mod migrate;
+pub mod partitions;
 pub mod rate;
 pub mod replay;

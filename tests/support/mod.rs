@@ -312,3 +312,47 @@ pub fn slice_lines(from: &std::path::Path, to: &std::path::Path, skip: usize, ke
     let lines: Vec<&str> = text.lines().skip(skip).take(keep).collect();
     std::fs::write(to, lines.join("\n") + "\n").unwrap();
 }
+
+/// The two layouts of metrics every replay and check test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Plain,
+    /// `migrate --partitioned`, plus partitions for 2026-01..=2026-03 where the tests' fixed
+    /// timestamps fall (later months land in DEFAULT or the current month's partition).
+    Partitioned,
+}
+
+impl TestDatabase {
+    pub fn migrate_as(&self, layout: Layout) {
+        match layout {
+            Layout::Plain => self.migrate(),
+            Layout::Partitioned => {
+                self.metricsctl(&["migrate", "--partitioned"])
+                    .assert()
+                    .code(0);
+                self.metricsctl(&["partitions", "create", "--from", "2026-01", "--months", "2"])
+                    .assert()
+                    .code(0);
+            }
+        }
+    }
+}
+
+/// Runs a test body once per layout, as `name::plain` and `name::partitioned`.
+#[macro_export]
+macro_rules! on_both_layouts {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn plain() {
+                    super::$name($crate::support::Layout::Plain)
+                }
+                #[test]
+                fn partitioned() {
+                    super::$name($crate::support::Layout::Partitioned)
+                }
+            }
+        )+
+    };
+}

@@ -1,0 +1,2 @@
+-- `partitions enable`, last step: the emptied-out plain table goes.
+DROP TABLE metrics_before_partitioning;

@@ -1,0 +1,2 @@
+-- Exact rows of one partition (`partitions list --exact`).
+SELECT count(*) AS rows FROM :"partition";

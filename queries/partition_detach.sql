@@ -1,0 +1,1 @@
+ALTER TABLE metrics DETACH PARTITION :"partition";

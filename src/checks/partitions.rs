@@ -1,0 +1,180 @@
+//! Are the partitions ready? The current month must have one (else its rows pile up in DEFAULT),
+//! enough future months should, DEFAULT should be empty and no month missing in between.
+
+use postgres::Client;
+use serde::Serialize;
+
+use super::{CheckReport, Measure, Section, count_of};
+use crate::partitions::{self, Bound, Month, Partition};
+use crate::status::{Failure, Status};
+
+/// DEFAULT is counted up to this many rows: enough to say it holds some.
+const DEFAULT_ROWS_CAP: i64 = 1_000_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionsReport {
+    pub current_month: Month,
+    pub current_month_partition: Option<String>,
+    /// Consecutive monthly partitions after the current month.
+    pub months_ahead: u32,
+    pub ahead_required: u32,
+    pub default_partition: Option<String>,
+    /// Rows in DEFAULT (counted up to 1,000,000).
+    pub default_rows: i64,
+    pub gaps: Vec<Month>,
+    pub partitions: Vec<Partition>,
+}
+
+/// Inspects the partitions (with `exact`, every partition's rows are counted).
+pub fn run(
+    client: &mut Client,
+    ahead_required: u32,
+    exact: bool,
+) -> Result<PartitionsReport, Failure> {
+    partitions::ensure_partitioned(client)?;
+    let list = partitions::list(client, exact)?;
+    let current = partitions::current_month(client)?;
+    let months: Vec<Month> = list.iter().filter_map(Partition::month).collect();
+    let mut months_ahead = 0;
+    while months.contains(&current.plus(months_ahead + 1)) {
+        months_ahead += 1;
+    }
+    let default_partition = list
+        .iter()
+        .find(|p| p.bound == Bound::Default)
+        .map(|p| p.name.clone());
+    let default_rows = match &default_partition {
+        Some(name) => partitions::rows_up_to(client, name, DEFAULT_ROWS_CAP)?,
+        None => 0,
+    };
+    Ok(PartitionsReport {
+        current_month: current,
+        current_month_partition: months.contains(&current).then(|| current.partition_name()),
+        months_ahead,
+        ahead_required,
+        default_partition,
+        default_rows,
+        gaps: partitions::gap_months(&months),
+        partitions: list,
+    })
+}
+
+impl CheckReport for PartitionsReport {
+    fn check(&self) -> &'static str {
+        "partitions"
+    }
+
+    fn status(&self) -> Status {
+        if self.current_month_partition.is_none() {
+            Status::Critical
+        } else if self.months_ahead < self.ahead_required
+            || self.default_rows > 0
+            || !self.gaps.is_empty()
+        {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+
+    fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        match &self.current_month_partition {
+            Some(name) => parts.push(format!("current month {} in {name}", self.current_month)),
+            None => parts.push(format!(
+                "no partition for the current month {}: its rows go to DEFAULT",
+                self.current_month
+            )),
+        }
+        parts.push(format!(
+            "{} ahead (want {})",
+            count_of(i64::from(self.months_ahead), "month", "months"),
+            self.ahead_required
+        ));
+        if self.default_rows > 0 {
+            parts.push(format!(
+                "DEFAULT holds {} (run `metricsctl partitions create` over their months)",
+                count_of(self.default_rows, "row", "rows")
+            ));
+        }
+        if !self.gaps.is_empty() {
+            let gaps: Vec<String> = self.gaps.iter().map(Month::to_string).collect();
+            parts.push(format!("missing months: {}", gaps.join(", ")));
+        }
+        parts.join("; ")
+    }
+
+    fn measures(&self) -> Vec<Measure> {
+        vec![
+            Measure::count(
+                "months_ahead",
+                "partitions_months_ahead",
+                "Consecutive monthly partitions after the current month.",
+                i64::from(self.months_ahead),
+            ),
+            Measure::count(
+                "default_rows",
+                "partitions_default_rows",
+                "Rows in the DEFAULT partition (counted up to 1,000,000).",
+                self.default_rows,
+            )
+            .with_thresholds(Some(0.0), None),
+            Measure::count(
+                "current_month_partition",
+                "partitions_current_month_present",
+                "1 when the current month has its partition.",
+                i64::from(self.current_month_partition.is_some()),
+            ),
+            Measure::count(
+                "gaps",
+                "partitions_gaps",
+                "Months missing between the first and the last monthly partition.",
+                self.gaps.len() as i64,
+            )
+            .with_thresholds(Some(0.0), None),
+        ]
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        vec![partition_section(&self.partitions)]
+    }
+}
+
+/// The partitions as a table (also `partitions list`).
+pub fn partition_section(partitions: &[Partition]) -> Section {
+    Section {
+        title: "partitions of metrics (bounds in UTC)".to_string(),
+        columns: vec!["partition", "from", "to", "rows", "size"],
+        rows: partitions
+            .iter()
+            .map(|p| {
+                let (from, to) = match &p.bound {
+                    Bound::Month { month } => (month.start_rfc3339(), month.next().start_rfc3339()),
+                    Bound::Range { from, to } => (from.clone(), to.clone()),
+                    Bound::Default => ("DEFAULT".to_string(), String::new()),
+                };
+                let rows = match (p.exact_rows, p.estimated_rows) {
+                    (Some(exact), _) => exact.to_string(),
+                    (None, Some(estimate)) => format!("~{estimate}"),
+                    (None, None) => "not analyzed".to_string(),
+                };
+                vec![p.name.clone(), from, to, rows, human_bytes(p.bytes)]
+            })
+            .collect(),
+    }
+}
+
+fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

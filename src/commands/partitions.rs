@@ -1,0 +1,204 @@
+//! `metricsctl partitions enable|create|list|drop`: monthly partitions of metrics.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::checks::CheckReport;
+use crate::checks::partitions::{self as partitions_check, partition_section};
+use crate::cli::{
+    GlobalArgs, PartitionsAction, PartitionsCommand, PartitionsCreateArgs, PartitionsDropArgs,
+    PartitionsEnableArgs, PartitionsListArgs, ReportFormat,
+};
+use crate::config::{Context, Environment};
+use crate::output;
+use crate::partitions::{self, RetentionOptions};
+use crate::status::{CommandResult, Status};
+
+pub fn exec(cmd: &PartitionsCommand, global: &GlobalArgs, env: &Environment) -> CommandResult {
+    let resolve = |connect| Context::resolve(connect, global, env);
+    match &cmd.action {
+        PartitionsAction::Enable(args) => enable(&resolve(&args.connect)?, args),
+        PartitionsAction::Create(args) => create(&resolve(&args.connect)?, args),
+        PartitionsAction::List(args) => list(&resolve(&args.connect)?, args),
+        PartitionsAction::Drop(args) => retire(&resolve(&args.connect)?, args),
+    }
+}
+
+fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
+    let mut client = ctx.connect()?;
+    let plan = partitions::plan_enable(&mut client)?;
+    if plan.already_partitioned {
+        ctx.say("metrics is already partitioned; nothing to do.");
+        if args.format == ReportFormat::Json {
+            output::print_json(&plan)?;
+        }
+        return Ok(Status::Ok);
+    }
+    if args.dry_run {
+        match args.format {
+            ReportFormat::Json => output::print_json(&serde_json::json!({
+                "dry_run": true,
+                "plan": &plan,
+                "sql": partitions::enable_statements(&plan),
+            }))?,
+            ReportFormat::Table => {
+                print_months(&plan);
+                output::print(format!(
+                    "\n-- The conversion, in one transaction:\n{}",
+                    partitions::enable_statements(&plan).join("\n")
+                ));
+            }
+        }
+        ctx.say(format!(
+            "Dry run: {} rows would move into {} monthly partitions; nothing was changed.",
+            plan.rows,
+            plan.months.len()
+        ));
+        return Ok(Status::Ok);
+    }
+    ctx.say(format!(
+        "Converting metrics ({} rows, {} months) to monthly partitions in one transaction; \
+         metrics is locked until it commits…",
+        plan.rows,
+        plan.months.len()
+    ));
+    let progress = if ctx.progress {
+        ProgressBar::new(plan.rows.max(0) as u64).with_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ETA {eta}",
+            )
+            .expect("valid template"),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    partitions::enable(&mut client, &plan, args.lock_timeout, |copied| {
+        progress.set_position(copied)
+    })?;
+    progress.finish_and_clear();
+    match args.format {
+        ReportFormat::Json => output::print_json(&plan)?,
+        ReportFormat::Table => print_months(&plan),
+    }
+    ctx.say(format!(
+        "metrics is now partitioned by UTC month ({} partitions and DEFAULT), every row and id kept, \
+         in {:.1} s. Next: `metricsctl partitions create --months 2` for the months ahead.",
+        plan.months.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(Status::Ok)
+}
+
+fn print_months(plan: &partitions::EnablePlan) {
+    let mut table = output::table(["month", "partition", "rows"]);
+    for month in &plan.months {
+        table.add_row(vec![
+            month.month.to_string(),
+            month.partition.clone(),
+            month.rows.to_string(),
+        ]);
+    }
+    output::print(table);
+}
+
+fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
+    let mut client = ctx.connect()?;
+    partitions::ensure_partitioned(&mut client)?;
+    let from = match args.from {
+        Some(month) => month,
+        None => partitions::current_month(&mut client)?,
+    };
+    let report = partitions::create(&mut client, from, args.months, args.lock_timeout)?;
+    match args.format {
+        ReportFormat::Json => output::print_json(&report)?,
+        ReportFormat::Table => {
+            let mut table = output::table(["month", "partition", "", "rows moved from DEFAULT"]);
+            for month in &report.months {
+                table.add_row(vec![
+                    month.month.to_string(),
+                    month.partition.clone(),
+                    month.action.to_string(),
+                    month.moved_from_default.to_string(),
+                ]);
+            }
+            output::print(table);
+        }
+    }
+    let created = report
+        .months
+        .iter()
+        .filter(|m| m.action != "present")
+        .count();
+    ctx.say(if created == 0 {
+        "Every month already has its partition; nothing changed.".to_string()
+    } else {
+        format!("Created {created} partition(s).")
+    });
+    Ok(Status::Ok)
+}
+
+pub fn list(ctx: &Context, args: &PartitionsListArgs) -> CommandResult {
+    let mut client = ctx.connect()?;
+    let report = partitions_check::run(&mut client, partitions::DEFAULT_MONTHS_AHEAD, args.exact)?;
+    match args.format {
+        ReportFormat::Json => output::print_json(&report)?,
+        ReportFormat::Table => {
+            let section = partition_section(&report.partitions);
+            let mut table = output::table(section.columns.iter().copied());
+            for row in section.rows {
+                table.add_row(row);
+            }
+            output::print(table);
+            output::print(report.summary());
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
+    let mut client = ctx.connect()?;
+    let options = RetentionOptions {
+        older_than_months: args.older_than,
+        detach: args.detach,
+        keep_guard_rows: args.keep_guard_rows,
+        dry_run: args.dry_run,
+    };
+    let report = partitions::retire(&mut client, options, args.lock_timeout)?;
+    match args.format {
+        ReportFormat::Json => output::print_json(&report)?,
+        ReportFormat::Table => {
+            let mut table = output::table([
+                "partition",
+                "month",
+                "rows (estimate)",
+                "guard rows deleted",
+            ]);
+            for p in &report.partitions {
+                table.add_row(vec![
+                    p.partition.clone(),
+                    p.month.to_string(),
+                    p.estimated_rows
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "-".to_string()),
+                    p.guard_rows_deleted
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "-".to_string()),
+                ]);
+            }
+            if !report.partitions.is_empty() {
+                output::print(table);
+            }
+        }
+    }
+    let verb = if args.dry_run {
+        format!("would be {}", report.action)
+    } else {
+        report.action.to_string()
+    };
+    ctx.say(format!(
+        "{} partition(s) ending before {} {verb}.",
+        report.partitions.len(),
+        report.cutoff
+    ));
+    Ok(Status::Ok)
+}

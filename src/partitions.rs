@@ -1,0 +1,701 @@
+//! Monthly range partitions of `metrics`, named `metrics_YYYY_MM`, with bounds at UTC month
+//! starts, and a DEFAULT partition that catches whatever no month holds.
+//!
+//! The traps pg_partman and TimescaleDB users meet, and how they are avoided here:
+//! - rows waiting in DEFAULT make creating their month's partition fail: they are moved out and
+//!   back in, in the same transaction as the creation;
+//! - month bounds drift with the TimeZone setting: bounds are written with an explicit `+00`
+//!   offset and read back in a UTC session;
+//! - maintenance deadlocks with inserts: locks are taken in one order, parent first, bounded by
+//!   `lock_timeout`;
+//! - gaps: `create` fills every missing month between existing ones;
+//! - uniqueness across partitions: only `(event_id, timestamp)` is unique in metrics, so
+//!   `processed_events` is the global guard (and `check duplicates` looks across partitions).
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use chrono::{Datelike, Months, NaiveDate, NaiveDateTime};
+use postgres::{Client, Transaction};
+use serde::Serialize;
+
+use crate::queries;
+use crate::status::{CouldNotRun, Failure};
+
+/// How `metrics` is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    Plain,
+    Partitioned,
+}
+
+pub fn layout(client: &mut impl postgres::GenericClient) -> Result<Layout, Failure> {
+    let row = client.query_opt(queries::METRICS_LAYOUT.sql(), &[])?;
+    match row.map(|r| r.get::<_, String>("relkind")).as_deref() {
+        Some("p") => Ok(Layout::Partitioned),
+        Some(_) => Ok(Layout::Plain),
+        None => Err(Failure::could_not_run(anyhow!(
+            "the table metrics does not exist: run `metricsctl migrate` first"
+        ))),
+    }
+}
+
+/// Refuses (exit 3) unless metrics is partitioned.
+pub fn ensure_partitioned(client: &mut Client) -> Result<(), Failure> {
+    match layout(client)? {
+        Layout::Partitioned => Ok(()),
+        Layout::Plain => Err(Failure::could_not_run(anyhow!(
+            "metrics is a plain table, not partitioned: run `metricsctl partitions enable` to convert it \
+             (or `metricsctl migrate --partitioned` on a new database)"
+        ))),
+    }
+}
+
+/// A calendar month, by its first day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month(NaiveDate);
+
+impl Month {
+    pub fn new(year: i32, month: u32) -> Option<Month> {
+        NaiveDate::from_ymd_opt(year, month, 1).map(Month)
+    }
+
+    /// `2026-01`.
+    pub fn parse(text: &str) -> Result<Month, String> {
+        let (year, month) = text
+            .trim()
+            .split_once('-')
+            .ok_or_else(|| format!("{text:?} is not a month: write it as YYYY-MM, e.g. 2026-01"))?;
+        match (year.parse::<i32>(), month.parse::<u32>()) {
+            (Ok(year), Ok(month)) if (1..=9999).contains(&year) => Month::new(year, month)
+                .ok_or_else(|| format!("{text:?} is not a month: write it as YYYY-MM")),
+            _ => Err(format!(
+                "{text:?} is not a month: write it as YYYY-MM, e.g. 2026-01"
+            )),
+        }
+    }
+
+    pub fn first_day(self) -> NaiveDate {
+        self.0
+    }
+
+    pub fn plus(self, months: u32) -> Month {
+        Month(self.0 + Months::new(months))
+    }
+
+    pub fn minus(self, months: u32) -> Month {
+        Month(self.0 - Months::new(months))
+    }
+
+    pub fn next(self) -> Month {
+        self.plus(1)
+    }
+
+    /// `metrics_2026_01`.
+    pub fn partition_name(self) -> String {
+        format!("metrics_{:04}_{:02}", self.0.year(), self.0.month())
+    }
+
+    /// The lower bound as a timestamptz literal, offset included: `2026-01-01 00:00:00+00`.
+    pub fn start_literal(self) -> String {
+        format!("{} 00:00:00+00", self.0.format("%Y-%m-%d"))
+    }
+
+    pub fn end_literal(self) -> String {
+        self.next().start_literal()
+    }
+
+    /// The lower bound in RFC 3339: `2026-01-01T00:00:00Z`.
+    pub fn start_rfc3339(self) -> String {
+        format!("{}T00:00:00Z", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m"))
+    }
+}
+
+impl Serialize for Month {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The current month in UTC, by the server's clock.
+pub fn current_month(client: &mut impl postgres::GenericClient) -> Result<Month, postgres::Error> {
+    let first_day: NaiveDate = client
+        .query_one(queries::CURRENT_UTC_MONTH.sql(), &[])?
+        .get("first_day");
+    Ok(Month(first_day))
+}
+
+/// What a partition covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Bound {
+    /// Exactly one UTC month.
+    Month {
+        month: Month,
+    },
+    /// Some other range (made by hand or by another tool), bounds as PostgreSQL prints them in UTC.
+    Range {
+        from: String,
+        to: String,
+    },
+    Default,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Partition {
+    pub name: String,
+    pub bound: Bound,
+    /// The planner's estimate; `None` before the partition was first analyzed.
+    pub estimated_rows: Option<i64>,
+    pub exact_rows: Option<i64>,
+    pub bytes: i64,
+}
+
+impl Partition {
+    pub fn month(&self) -> Option<Month> {
+        match self.bound {
+            Bound::Month { month } => Some(month),
+            _ => None,
+        }
+    }
+}
+
+/// Reads `FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00')` as printed in
+/// a UTC session.
+fn parse_bound(text: &str) -> Bound {
+    if text.trim() == "DEFAULT" {
+        return Bound::Default;
+    }
+    let literal = |after: &str| -> Option<String> {
+        let start = text.find(after)? + after.len();
+        let rest = text[start..].trim_start().strip_prefix("('")?;
+        Some(rest[..rest.find('\'')?].to_string())
+    };
+    let (Some(from), Some(to)) = (literal("FROM"), literal("TO")) else {
+        return Bound::Range {
+            from: text.to_string(),
+            to: String::new(),
+        };
+    };
+    let parse = |s: &str| {
+        NaiveDateTime::parse_from_str(s.trim_end_matches("+00"), "%Y-%m-%d %H:%M:%S").ok()
+    };
+    match (parse(&from), parse(&to)) {
+        (Some(start), Some(end))
+            if from.ends_with("+00")
+                && to.ends_with("+00")
+                && start.time() == chrono::NaiveTime::MIN
+                && start.day() == 1
+                && end
+                    == start
+                        .date()
+                        .checked_add_months(Months::new(1))
+                        .map(|d| d.and_time(chrono::NaiveTime::MIN))
+                        .unwrap_or_default() =>
+        {
+            Bound::Month {
+                month: Month(start.date()),
+            }
+        }
+        _ => Bound::Range { from, to },
+    }
+}
+
+/// The partitions of metrics, in name order (months sort chronologically by name).
+pub fn list(client: &mut Client, exact: bool) -> Result<Vec<Partition>, Failure> {
+    let mut tx = client.transaction()?;
+    tx.query_one(queries::UTC_SESSION.sql(), &[])?;
+    let rows = tx.query(queries::METRICS_PARTITIONS.sql(), &[])?;
+    let mut partitions = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name: String = row.get("name");
+        let estimated: i64 = row.get("estimated_rows");
+        let exact_rows = if exact {
+            let sql = queries::PARTITION_COUNT_ROWS.with_identifiers(&[("partition", &name)]);
+            Some(tx.query_one(sql.as_str(), &[])?.get::<_, i64>("rows"))
+        } else {
+            None
+        };
+        partitions.push(Partition {
+            bound: parse_bound(&row.get::<_, String>("bound")),
+            estimated_rows: (estimated >= 0).then_some(estimated),
+            exact_rows,
+            bytes: row.get("bytes"),
+            name,
+        });
+    }
+    tx.commit()?;
+    Ok(partitions)
+}
+
+/// Holds the maintenance transaction's locks in the one order all of it uses: the parent first.
+fn lock_parent(tx: &mut Transaction<'_>, lock_timeout: Duration) -> Result<(), Failure> {
+    let milliseconds = lock_timeout.as_millis().max(1).to_string();
+    tx.query_one(queries::SET_LOCAL_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
+    tx.batch_execute(queries::LOCK_METRICS.sql()).map_err(|e| {
+        if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+            Failure::could_not_run(anyhow!(
+                "could not lock metrics within {}: a long transaction (a query, a replay, another \
+                 maintenance run) holds it; nothing was changed. Look for it in pg_stat_activity, \
+                 or retry with a longer --lock-timeout",
+                humantime::format_duration(lock_timeout)
+            ))
+        } else {
+            Failure::critical(e)
+        }
+    })
+}
+
+/// What `partitions create` found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateReport {
+    pub months: Vec<MonthOutcome>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthOutcome {
+    pub month: Month,
+    pub partition: String,
+    /// `present`, `created`, or `created` to fill a gap.
+    pub action: &'static str,
+    /// Rows moved in from the DEFAULT partition.
+    pub moved_from_default: u64,
+}
+
+/// Makes sure a partition exists for every month from `from` through `from + months_ahead`, and
+/// for every month missing between existing monthly partitions. One transaction.
+pub fn create(
+    client: &mut Client,
+    from: Month,
+    months_ahead: u32,
+    lock_timeout: Duration,
+) -> Result<CreateReport, Failure> {
+    ensure_partitioned(client)?;
+    let mut tx = client.transaction()?;
+    tx.query_one(queries::UTC_SESSION.sql(), &[])?;
+    lock_parent(&mut tx, lock_timeout)?;
+    // Read what exists only once the lock is held: a concurrent run may just have created it.
+    let rows = tx.query(queries::METRICS_PARTITIONS.sql(), &[])?;
+    let mut existing = Vec::new();
+    let mut default_partition = None;
+    let mut ranges = Vec::new();
+    for row in &rows {
+        let name: String = row.get("name");
+        match parse_bound(&row.get::<_, String>("bound")) {
+            Bound::Month { month } => existing.push(month),
+            Bound::Default => default_partition = Some(name),
+            Bound::Range { from, to } => ranges.push(format!("{name} [{from}, {to})")),
+        }
+    }
+    let wanted: Vec<Month> = (0..=months_ahead).map(|i| from.plus(i)).collect();
+    // Gaps count between everything that will exist, so no month is ever left to DEFAULT.
+    let all_months: Vec<Month> = existing.iter().chain(&wanted).copied().collect();
+    let gaps = gap_months(&all_months);
+    let mut months: Vec<Month> = wanted.iter().chain(&gaps).copied().collect();
+    months.sort();
+    months.dedup();
+
+    let mut report = CreateReport { months: Vec::new() };
+    let mut set_aside_ready = false;
+    for month in months {
+        let partition = month.partition_name();
+        if existing.contains(&month) {
+            report.months.push(MonthOutcome {
+                month,
+                partition,
+                action: "present",
+                moved_from_default: 0,
+            });
+            continue;
+        }
+        if !ranges.is_empty() {
+            return Err(Failure::could_not_run(anyhow!(
+                "metrics has partitions that are not whole UTC months ({}); metricsctl manages only \
+                 monthly partitions, so it changes nothing",
+                ranges.join(", ")
+            )));
+        }
+        let mut moved = 0;
+        if let Some(default_partition) = &default_partition {
+            if !set_aside_ready {
+                tx.batch_execute(queries::DEFAULT_ROWS_SET_ASIDE.sql())?;
+                set_aside_ready = true;
+            }
+            let move_out = queries::DEFAULT_ROWS_MOVE_OUT
+                .with_identifiers(&[("default_partition", default_partition)]);
+            let (start, end) = (month.start_literal(), month.end_literal());
+            moved = tx.execute(move_out.as_str(), &[&parse_utc(&start), &parse_utc(&end)])?;
+        }
+        tx.batch_execute(&queries::PARTITION_CREATE.ddl(
+            &[("partition", &partition)],
+            &[
+                ("from", &month.start_literal()),
+                ("to", &month.end_literal()),
+            ],
+        ))
+        .with_context(|| format!("creating partition {partition}"))?;
+        if moved > 0 {
+            tx.execute(queries::DEFAULT_ROWS_MOVE_BACK.sql(), &[])?;
+        }
+        report.months.push(MonthOutcome {
+            month,
+            partition,
+            action: if gaps.contains(&month) && !wanted.contains(&month) {
+                "created (gap)"
+            } else {
+                "created"
+            },
+            moved_from_default: moved,
+        });
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+fn parse_utc(literal: &str) -> chrono::DateTime<chrono::Utc> {
+    let naive = NaiveDateTime::parse_from_str(literal.trim_end_matches("+00"), "%Y-%m-%d %H:%M:%S")
+        .expect("a literal we wrote");
+    naive.and_utc()
+}
+
+/// Months missing between the first and the last existing monthly partition.
+pub fn gap_months(existing: &[Month]) -> Vec<Month> {
+    let (Some(first), Some(last)) = (existing.iter().min(), existing.iter().max()) else {
+        return Vec::new();
+    };
+    let mut gaps = Vec::new();
+    let mut month = *first;
+    while month < *last {
+        if !existing.contains(&month) {
+            gaps.push(month);
+        }
+        month = month.next();
+    }
+    gaps
+}
+
+/// What `partitions enable` will do or did.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnablePlan {
+    pub already_partitioned: bool,
+    pub rows: i64,
+    /// The months that hold rows, each becoming a partition, with its row count.
+    pub months: Vec<MonthRows>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthRows {
+    pub month: Month,
+    pub partition: String,
+    pub rows: i64,
+}
+
+pub fn plan_enable(client: &mut Client) -> Result<EnablePlan, Failure> {
+    if layout(client)? == Layout::Partitioned {
+        return Ok(EnablePlan {
+            already_partitioned: true,
+            rows: 0,
+            months: Vec::new(),
+        });
+    }
+    let months: Vec<MonthRows> = client
+        .query(queries::MONTHS_HOLDING_METRICS.sql(), &[])?
+        .iter()
+        .map(|row| {
+            let month = Month(row.get("first_day"));
+            MonthRows {
+                month,
+                partition: month.partition_name(),
+                rows: row.get("rows"),
+            }
+        })
+        .collect();
+    Ok(EnablePlan {
+        already_partitioned: false,
+        rows: months.iter().map(|m| m.rows).sum(),
+        months,
+    })
+}
+
+/// The SQL `enable` runs, in order, for `--dry-run`.
+pub fn enable_statements(plan: &EnablePlan) -> Vec<String> {
+    let mut statements = vec![
+        "BEGIN;".to_string(),
+        queries::LOCK_METRICS.sql().to_string(),
+        queries::SET_ASIDE_PLAIN_METRICS.sql().to_string(),
+        queries::PARTITIONED_METRICS.sql().to_string(),
+    ];
+    for month in &plan.months {
+        statements.push(queries::PARTITION_CREATE.ddl(
+            &[("partition", &month.partition)],
+            &[
+                ("from", &month.month.start_literal()),
+                ("to", &month.month.end_literal()),
+            ],
+        ));
+        statements.push(queries::COPY_MONTH_INTO_PARTITIONED.ddl(
+            &[],
+            &[
+                ("from", &month.month.start_literal()),
+                ("to", &month.month.end_literal()),
+            ],
+        ));
+    }
+    statements.push(queries::PARTITIONED_METRICS_KEYS.sql().to_string());
+    statements.push(queries::DROP_PLAIN_METRICS.sql().to_string());
+    statements.push("COMMIT;".to_string());
+    statements
+}
+
+/// Converts a plain metrics to the partitioned layout in one transaction: every row moves with
+/// its id, the id sequence is kept, a partition is made for every month holding rows.
+/// `on_progress(rows_copied)` is called after each month.
+pub fn enable(
+    client: &mut Client,
+    plan: &EnablePlan,
+    lock_timeout: Duration,
+    mut on_progress: impl FnMut(u64),
+) -> Result<(), Failure> {
+    if plan.already_partitioned {
+        return Ok(());
+    }
+    let mut tx = client.transaction()?;
+    lock_parent(&mut tx, lock_timeout)?;
+    // Another run (a second replica's `migrate --partitioned`) may have converted it meanwhile.
+    if layout(&mut tx)? == Layout::Partitioned {
+        return Ok(());
+    }
+    // The plan was made before the lock: make sure no month appeared since.
+    let months_now = tx.query(queries::MONTHS_HOLDING_METRICS.sql(), &[])?.len();
+    if months_now != plan.months.len() {
+        bail_could_not_run(
+            "metrics gained rows in a new month while the conversion was planned; run it again",
+        )?;
+    }
+    tx.batch_execute(queries::SET_ASIDE_PLAIN_METRICS.sql())
+        .context("setting the plain metrics table aside")?;
+    tx.batch_execute(queries::PARTITIONED_METRICS.sql())
+        .context("creating the partitioned metrics table")?;
+    let mut copied = 0;
+    for month in &plan.months {
+        tx.batch_execute(&queries::PARTITION_CREATE.ddl(
+            &[("partition", &month.partition)],
+            &[
+                ("from", &month.month.start_literal()),
+                ("to", &month.month.end_literal()),
+            ],
+        ))
+        .with_context(|| format!("creating partition {}", month.partition))?;
+        copied += tx.execute(
+            queries::COPY_MONTH_INTO_PARTITIONED.sql(),
+            &[
+                &parse_utc(&month.month.start_literal()),
+                &parse_utc(&month.month.end_literal()),
+            ],
+        )?;
+        on_progress(copied);
+    }
+    if copied as i64 != plan.rows {
+        // Rows must not be left behind: the old table is about to be dropped.
+        bail_could_not_run(&format!(
+            "copied {copied} rows but metrics holds {}; nothing was changed",
+            plan.rows
+        ))?;
+    }
+    tx.batch_execute(queries::PARTITIONED_METRICS_KEYS.sql())
+        .context("building the partitioned table's keys and indexes")?;
+    tx.batch_execute(queries::DROP_PLAIN_METRICS.sql())
+        .context("dropping the plain table (a view or other object may depend on it)")?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn bail_could_not_run(message: &str) -> Result<(), Failure> {
+    Err(Failure::could_not_run(anyhow!("{message}")))
+}
+
+/// What retention found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetentionReport {
+    pub older_than_months: u32,
+    /// Partitions ending on or before this month's start are retired.
+    pub cutoff: Month,
+    pub action: &'static str,
+    pub dry_run: bool,
+    pub partitions: Vec<RetiredPartition>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetiredPartition {
+    pub partition: String,
+    pub month: Month,
+    pub estimated_rows: Option<i64>,
+    pub guard_rows_deleted: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionOptions {
+    pub older_than_months: u32,
+    /// Keep the retired partitions as standalone tables instead of dropping them.
+    pub detach: bool,
+    /// Leave the retired events' guard rows in processed_events.
+    pub keep_guard_rows: bool,
+    pub dry_run: bool,
+}
+
+/// Retires monthly partitions that end before the start of (current month - N months); never
+/// DEFAULT, never the current month. One transaction.
+pub fn retire(
+    client: &mut Client,
+    options: RetentionOptions,
+    lock_timeout: Duration,
+) -> Result<RetentionReport, Failure> {
+    if options.older_than_months == 0 {
+        return Err(Failure::could_not_run(anyhow!(
+            "--older-than must be at least 1: the current month is never retired"
+        )));
+    }
+    ensure_partitioned(client)?;
+    let mut tx = client.transaction()?;
+    tx.query_one(queries::UTC_SESSION.sql(), &[])?;
+    if !options.dry_run {
+        lock_parent(&mut tx, lock_timeout)?;
+    }
+    let current = current_month(&mut tx)?;
+    let cutoff = current.minus(options.older_than_months);
+    let rows = tx.query(queries::METRICS_PARTITIONS.sql(), &[])?;
+    let mut report = RetentionReport {
+        older_than_months: options.older_than_months,
+        cutoff,
+        action: if options.detach {
+            "detached"
+        } else {
+            "dropped"
+        },
+        dry_run: options.dry_run,
+        partitions: Vec::new(),
+    };
+    for row in rows {
+        let name: String = row.get("name");
+        let Bound::Month { month } = parse_bound(&row.get::<_, String>("bound")) else {
+            continue; // never DEFAULT, never a range metricsctl did not make
+        };
+        if month.next() > cutoff || month >= current {
+            continue;
+        }
+        let estimated: i64 = row.get("estimated_rows");
+        let mut retired = RetiredPartition {
+            partition: name.clone(),
+            month,
+            estimated_rows: (estimated >= 0).then_some(estimated),
+            guard_rows_deleted: None,
+        };
+        if !options.dry_run {
+            if !options.keep_guard_rows {
+                let forget =
+                    queries::PARTITION_FORGET_GUARD_ROWS.with_identifiers(&[("partition", &name)]);
+                retired.guard_rows_deleted = Some(tx.execute(forget.as_str(), &[])?);
+            }
+            let statement = if options.detach {
+                &queries::PARTITION_DETACH
+            } else {
+                &queries::PARTITION_DROP
+            };
+            tx.batch_execute(&statement.ddl(&[("partition", &name)], &[]))
+                .with_context(|| format!("retiring partition {name}"))?;
+        }
+        report.partitions.push(retired);
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+/// Ensures the partitioned layout on a freshly migrated database (`migrate --partitioned`):
+/// converts an empty plain metrics, refuses one that holds rows (that is `partitions enable`'s
+/// job, with its long lock), and makes the current month and the next two.
+pub fn ensure_partitioned_layout(
+    client: &mut Client,
+    lock_timeout: Duration,
+) -> Result<CreateReport, Failure> {
+    if layout(client)? == Layout::Plain {
+        let plan = plan_enable(client)?;
+        if plan.rows > 0 {
+            return Err(anyhow!(
+                "metrics already holds {} rows in the plain layout: convert it with \
+                 `metricsctl partitions enable` (it locks the table while it copies them)",
+                plan.rows
+            ))
+            .could_not_run();
+        }
+        enable(client, &plan, lock_timeout, |_| {})?;
+    }
+    let current = current_month(client)?;
+    create(client, current, DEFAULT_MONTHS_AHEAD, lock_timeout)
+}
+
+/// Rows in a partition, counting no further than `cap`.
+pub fn rows_up_to(client: &mut Client, partition: &str, cap: i64) -> Result<i64, postgres::Error> {
+    let sql = queries::PARTITION_ROWS_CAPPED.with_identifiers(&[("partition", partition)]);
+    Ok(client.query_one(sql.as_str(), &[&cap])?.get("rows"))
+}
+
+/// Future months `migrate --partitioned` creates and `check partitions` expects by default.
+pub const DEFAULT_MONTHS_AHEAD: u32 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_name_and_bound_their_partitions_in_utc() {
+        let january = Month::parse("2026-01").unwrap();
+        assert_eq!(january.partition_name(), "metrics_2026_01");
+        assert_eq!(january.start_literal(), "2026-01-01 00:00:00+00");
+        assert_eq!(january.end_literal(), "2026-02-01 00:00:00+00");
+        assert_eq!(
+            Month::parse("2026-12").unwrap().next(),
+            Month::parse("2027-01").unwrap()
+        );
+        assert_eq!(january.minus(1).to_string(), "2025-12");
+        assert!(Month::parse("2026-13").is_err());
+        assert!(Month::parse("January").is_err());
+    }
+
+    #[test]
+    fn bounds_are_read_back_as_months_only_when_they_are_whole_utc_months() {
+        assert_eq!(
+            parse_bound("FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00')"),
+            Bound::Month {
+                month: Month::parse("2026-01").unwrap()
+            }
+        );
+        assert_eq!(parse_bound("DEFAULT"), Bound::Default);
+        assert!(matches!(
+            parse_bound("FOR VALUES FROM ('2026-01-01 05:30:00+00') TO ('2026-02-01 05:30:00+00')"),
+            Bound::Range { .. }
+        ));
+        assert!(matches!(
+            parse_bound("FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-03-01 00:00:00+00')"),
+            Bound::Range { .. }
+        ));
+    }
+
+    #[test]
+    fn gaps_are_the_missing_months_between_the_first_and_the_last() {
+        let m = |s| Month::parse(s).unwrap();
+        assert_eq!(
+            gap_months(&[m("2026-01"), m("2026-04"), m("2026-02")]),
+            vec![m("2026-03")]
+        );
+        assert!(gap_months(&[]).is_empty());
+        assert!(gap_months(&[m("2026-01")]).is_empty());
+    }
+}
