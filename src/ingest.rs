@@ -63,10 +63,6 @@ impl EventBatch {
         self.event_ids.is_empty()
     }
 
-    pub fn event_ids(&self) -> &[String] {
-        &self.event_ids
-    }
-
     /// Readies the batch for the database and returns how many repeats it dropped:
     /// - every repeat of an event id already in the batch goes, the first occurrence wins
     ///   (within one statement a repeat would reach the guard twice; on partitioned metrics with
@@ -113,8 +109,6 @@ fn permute<T>(column: &mut Vec<T>, order: &[usize]) {
 /// What the database did with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOutcome {
-    /// Guard rows written: events new to `processed_events`.
-    pub guarded: u64,
     /// Metrics rows written.
     pub stored: u64,
 }
@@ -203,10 +197,8 @@ impl Ingestor {
                     self.client
                         .batch_execute("RELEASE SAVEPOINT metricsctl_batch")?;
                 }
-                let guarded: i64 = row.get("guarded");
                 let stored: i64 = row.get("stored");
                 Ok(BatchOutcome {
-                    guarded: guarded as u64,
                     stored: stored as u64,
                 })
             }

@@ -333,16 +333,6 @@ impl Sandbox {
         self.pg_ctl(&["restart", "-w", "-t", "60", "-m", "fast"])
     }
 
-    /// Stops the server as a crash would: no shutdown checkpoint, clients cut off.
-    pub fn stop_immediately(&self) -> anyhow::Result<()> {
-        self.pg_ctl(&["stop", "-w", "-m", "immediate"])
-    }
-
-    /// Starts a stopped server again on the same port (crash recovery runs if needed).
-    pub fn start_again(&self) -> anyhow::Result<()> {
-        self.pg_ctl(&["start", "-w", "-t", "60"])
-    }
-
     /// The command an operator runs to stop and remove a kept sandbox.
     pub fn removal_command(&self) -> String {
         let pg_ctl = format!(

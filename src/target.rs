@@ -169,13 +169,6 @@ impl DatabaseTarget {
         }
         url
     }
-
-    /// The same target with another database name (the sandbox and tests create databases).
-    pub fn with_database(&self, dbname: &str) -> DatabaseTarget {
-        let mut other = self.clone();
-        other.config.dbname(dbname);
-        other
-    }
 }
 
 fn complete_like_libpq(config: &mut postgres::Config, defaults: &TlsDefaults) {
