@@ -94,6 +94,15 @@ struct CheckJson<'a, R: Serialize> {
     report: &'a R,
 }
 
+/// One section of a report as a table.
+pub fn section_table(section: &Section) -> Table {
+    let mut rendered = table(section.columns.iter().copied());
+    for row in &section.rows {
+        rendered.add_row(row.clone());
+    }
+    rendered
+}
+
 fn check_table(report: &impl CheckReport) -> String {
     let mut text = format!("{}: {}\n", report.status(), report.summary());
     for section in report.sections() {
@@ -102,11 +111,7 @@ fn check_table(report: &impl CheckReport) -> String {
             text.push_str("  (none)\n");
             continue;
         }
-        let mut rendered = table(section.columns.iter().copied());
-        for row in &section.rows {
-            rendered.add_row(row.clone());
-        }
-        let _ = writeln!(text, "{rendered}");
+        let _ = writeln!(text, "{}", section_table(&section));
     }
     text.trim_end().to_string()
 }

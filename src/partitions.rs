@@ -107,6 +107,19 @@ impl Month {
         self.next().start_literal()
     }
 
+    /// The lower bound as a value: midnight UTC on the first day.
+    pub fn start(self) -> chrono::DateTime<chrono::Utc> {
+        self.0.and_time(chrono::NaiveTime::MIN).and_utc()
+    }
+
+    /// The `CREATE TABLE ... PARTITION OF metrics` statement for this month.
+    pub fn create_partition_sql(self) -> String {
+        queries::PARTITION_CREATE.ddl(
+            &[("partition", &self.partition_name())],
+            &[("from", &self.start_literal()), ("to", &self.end_literal())],
+        )
+    }
+
     /// The lower bound in RFC 3339: `2026-01-01T00:00:00Z`.
     pub fn start_rfc3339(self) -> String {
         format!("{}T00:00:00Z", self.0.format("%Y-%m-%d"))
@@ -194,12 +207,7 @@ fn parse_bound(text: &str) -> Bound {
                 && to.ends_with("+00")
                 && start.time() == chrono::NaiveTime::MIN
                 && start.day() == 1
-                && end
-                    == start
-                        .date()
-                        .checked_add_months(Months::new(1))
-                        .map(|d| d.and_time(chrono::NaiveTime::MIN))
-                        .unwrap_or_default() =>
+                && end.and_utc() == Month(start.date()).next().start() =>
         {
             Bound::Month {
                 month: Month(start.date()),
@@ -331,17 +339,10 @@ pub fn create(
             }
             let move_out = queries::DEFAULT_ROWS_MOVE_OUT
                 .with_identifiers(&[("default_partition", default_partition)]);
-            let (start, end) = (month.start_literal(), month.end_literal());
-            moved = tx.execute(move_out.as_str(), &[&parse_utc(&start), &parse_utc(&end)])?;
+            moved = tx.execute(move_out.as_str(), &[&month.start(), &month.next().start()])?;
         }
-        tx.batch_execute(&queries::PARTITION_CREATE.ddl(
-            &[("partition", &partition)],
-            &[
-                ("from", &month.start_literal()),
-                ("to", &month.end_literal()),
-            ],
-        ))
-        .with_context(|| format!("creating partition {partition}"))?;
+        tx.batch_execute(&month.create_partition_sql())
+            .with_context(|| format!("creating partition {partition}"))?;
         if moved > 0 {
             tx.execute(queries::DEFAULT_ROWS_MOVE_BACK.sql(), &[])?;
         }
@@ -358,12 +359,6 @@ pub fn create(
     }
     tx.commit()?;
     Ok(report)
-}
-
-fn parse_utc(literal: &str) -> chrono::DateTime<chrono::Utc> {
-    let naive = NaiveDateTime::parse_from_str(literal.trim_end_matches("+00"), "%Y-%m-%d %H:%M:%S")
-        .expect("a literal we wrote");
-    naive.and_utc()
 }
 
 /// Months missing between the first and the last existing monthly partition.
@@ -434,13 +429,7 @@ pub fn enable_statements(plan: &EnablePlan) -> Vec<String> {
         queries::PARTITIONED_METRICS.sql().to_string(),
     ];
     for month in &plan.months {
-        statements.push(queries::PARTITION_CREATE.ddl(
-            &[("partition", &month.partition)],
-            &[
-                ("from", &month.month.start_literal()),
-                ("to", &month.month.end_literal()),
-            ],
-        ));
+        statements.push(month.month.create_partition_sql());
         statements.push(queries::COPY_MONTH_INTO_PARTITIONED.ddl(
             &[],
             &[
@@ -486,20 +475,11 @@ pub fn enable(
         .context("creating the partitioned metrics table")?;
     let mut copied = 0;
     for month in &plan.months {
-        tx.batch_execute(&queries::PARTITION_CREATE.ddl(
-            &[("partition", &month.partition)],
-            &[
-                ("from", &month.month.start_literal()),
-                ("to", &month.month.end_literal()),
-            ],
-        ))
-        .with_context(|| format!("creating partition {}", month.partition))?;
+        tx.batch_execute(&month.month.create_partition_sql())
+            .with_context(|| format!("creating partition {}", month.partition))?;
         copied += tx.execute(
             queries::COPY_MONTH_INTO_PARTITIONED.sql(),
-            &[
-                &parse_utc(&month.month.start_literal()),
-                &parse_utc(&month.month.end_literal()),
-            ],
+            &[&month.month.start(), &month.month.next().start()],
         )?;
         on_progress(copied);
     }

@@ -195,7 +195,7 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     };
     outcome(
         ctx,
-        check_on(ctx, &all)?,
+        check::exec_resolved(ctx, &all)?,
         &format!(
             "CRITICAL is expected: {}'s late event is out of delivery order",
             facts.out_of_order_sensor
@@ -223,7 +223,7 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     };
     outcome(
         ctx,
-        check_on(ctx, &ordering)?,
+        check::exec_resolved(ctx, &ordering)?,
         "the late event and the one it followed",
     );
 
@@ -266,11 +266,6 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
 
     ctx.say("\nDemo finished.");
     Ok(Status::Ok)
-}
-
-/// Runs a `check` command on the demo's database (its connection settings are already resolved).
-fn check_on(ctx: &Context, command: &CheckCommand) -> CommandResult {
-    check::exec_resolved(ctx, command)
 }
 
 fn outcome(ctx: &Context, status: Status, meaning: &str) {

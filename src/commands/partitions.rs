@@ -103,7 +103,6 @@ fn print_months(plan: &partitions::EnablePlan) {
 
 fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
     let mut client = ctx.connect()?;
-    partitions::ensure_partitioned(&mut client)?;
     let from = match args.from {
         Some(month) => month,
         None => partitions::current_month(&mut client)?,
@@ -143,12 +142,9 @@ pub fn list(ctx: &Context, args: &PartitionsListArgs) -> CommandResult {
     match args.format {
         ReportFormat::Json => output::print_json(&report)?,
         ReportFormat::Table => {
-            let section = partition_section(&report.partitions);
-            let mut table = output::table(section.columns.iter().copied());
-            for row in section.rows {
-                table.add_row(row);
-            }
-            output::print(table);
+            output::print(output::section_table(&partition_section(
+                &report.partitions,
+            )));
             output::print(report.summary());
         }
     }
