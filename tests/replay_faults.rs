@@ -70,7 +70,24 @@ fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes(layo
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(random_millis(300, 900)));
+    // Restart only once the replay is writing (under load it can take a while to get going;
+    // restarting before it connects would test the connect error instead), then at a random moment.
+    let mut watcher = db.client();
+    let started = std::time::Instant::now();
+    while watcher
+        .query_one("SELECT count(*) FROM processed_events", &[])
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the replay never wrote"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(watcher);
+    std::thread::sleep(Duration::from_millis(random_millis(50, 600)));
     server.restart().expect("restarting PostgreSQL");
     let output = replay.wait_with_output().unwrap();
     let stderr = stderr_of(&output);
