@@ -337,9 +337,6 @@ impl CheckReport for OrderingReport {
                 })
                 .collect(),
         });
-        if self.sensor.is_some() {
-            sections.reverse();
-        }
         sections
     }
 }
