@@ -2,7 +2,9 @@
 -- event ids; metrics event ids stored more than once — possible once metrics is partitioned, where
 -- uniqueness is per (event_id, timestamp), or if a constraint was dropped) plus consistency
 -- between the tables: guard rows without their metric (a lost metric) and metrics without their
--- guard row (the guard was bypassed). Counts, and up to :limit sample ids of each.
+-- guard row (the guard was bypassed). A guard row whose metric retention retired (noted in
+-- metricsctl's metricsctl_retired_events; when that table does not exist metricsctl reads it as
+-- empty) is not lost, only counted. Counts, and up to :limit sample ids of each.
 -- psql "$DATABASE_URL" -v limit=10 -f queries/duplicates.sql
 WITH duplicated AS (
     SELECT event_id, count(*) AS copies
@@ -10,10 +12,14 @@ WITH duplicated AS (
     GROUP BY event_id
     HAVING count(*) > 1
 ),
-lost AS (
-    SELECT p.event_id
+missing AS (
+    SELECT p.event_id,
+           EXISTS (SELECT 1 FROM metricsctl_retired_events r WHERE r.event_id = p.event_id) AS retired
     FROM processed_events p
     WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = p.event_id)
+),
+lost AS (
+    SELECT event_id FROM missing WHERE NOT retired
 ),
 unguarded AS (
     SELECT m.event_id
@@ -26,6 +32,7 @@ SELECT
     (SELECT count(*) FROM duplicated) AS duplicated_metric_ids,
     (SELECT CAST(COALESCE(sum(copies - 1), 0) AS bigint) FROM duplicated) AS surplus_metric_rows,
     (SELECT count(*) FROM lost) AS lost_metrics,
+    (SELECT count(*) FROM missing WHERE retired) AS retired_events,
     (SELECT count(*) FROM unguarded) AS unguarded_metrics,
     ARRAY(SELECT event_id FROM duplicated ORDER BY copies DESC, event_id
           LIMIT CAST(:'limit' AS integer)) AS duplicated_samples,

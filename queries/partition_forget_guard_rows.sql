@@ -1,5 +1,5 @@
--- Retention: the guard rows of the events a partition holds, deleted with it so that
--- `check duplicates` does not count them as lost metrics.
+-- Retention with --forget-guard-rows: the guard rows of the events a partition holds, deleted with
+-- it. A redelivered or replayed event of that month is then stored again (into DEFAULT).
 DELETE FROM processed_events p
 USING :"partition" m
 WHERE p.event_id = m.event_id;

@@ -353,8 +353,14 @@ pub struct PartitionsDropArgs {
     #[arg(long)]
     pub detach: bool,
 
-    /// Leave their events' guard rows in processed_events (check duplicates will count them lost)
+    /// Delete the retired events' guard rows (and those of events retired earlier from months
+    /// before the cutoff): reclaims processed_events, but a redelivered or replayed event of those
+    /// months is then stored again. By default guard rows are kept and the events stay retired
     #[arg(long)]
+    pub forget_guard_rows: bool,
+
+    /// The default since guard rows are kept; accepted for older scripts
+    #[arg(long, hide = true, conflicts_with = "forget_guard_rows")]
     pub keep_guard_rows: bool,
 
     /// List what would be retired; change nothing

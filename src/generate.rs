@@ -252,7 +252,8 @@ pub fn write_demo_sample(out: impl Write) -> anyhow::Result<SampleFacts> {
     let bad_lines = [
         r#"{"event_id":"bad-1","sensor_id":"sensor_001","timestamp":"2026-01-01T00:00:00Z","value":"NaN"}"#,
         r#"{"event_id":"bad-2","sensor_id":"sensor_003","value":21.5}"#,
-        r#"{"event_id":"bad-3","sensor_id":"sensor_004","timestamp":"yesterday","value":20.1"#,
+        // Epoch seconds where milliseconds belong: refused, not stored in 1970.
+        r#"{"event_id":"bad-3","sensor_id":"sensor_004","timestamp":1767225600,"value":20.1}"#,
     ];
     let mut writer = EventWriter::new(Format::Jsonl, out);
     let mut rng = SplitMix64::new(7);
@@ -338,7 +339,8 @@ mod tests {
                 writer.write(event).unwrap();
             }
             let bytes = writer.finish().unwrap();
-            let mut reader = EventReader::new(Box::new(std::io::Cursor::new(bytes)), None).unwrap();
+            let mut reader =
+                EventReader::new(Box::new(std::io::Cursor::new(bytes)), None, None).unwrap();
             assert_eq!(reader.format(), format);
             let mut read = Vec::new();
             while let Some(record) = reader.next_record().unwrap() {

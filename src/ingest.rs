@@ -84,16 +84,6 @@ impl EventBatch {
         permute(&mut self.kafka_offsets, &order);
         repeats
     }
-
-    pub fn clear(&mut self) {
-        self.delivery_order.clear();
-        self.event_ids.clear();
-        self.sensor_ids.clear();
-        self.timestamps.clear();
-        self.values.clear();
-        self.kafka_partitions.clear();
-        self.kafka_offsets.clear();
-    }
 }
 
 /// Rebuilds a column as `order` lists its rows (rows not listed are dropped).
@@ -109,65 +99,186 @@ fn permute<T>(column: &mut Vec<T>, order: &[usize]) {
 /// What the database did with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOutcome {
-    /// Metrics rows written.
+    /// Metrics rows written (with `--dry-run`: that would be written).
     pub stored: u64,
+}
+
+/// Where metrics_id_seq stands against the ids metrics holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequencePosition {
+    pub sequence: String,
+    /// What nextval would return.
+    pub next_id: i64,
+    pub max_id: Option<i64>,
+}
+
+impl SequencePosition {
+    /// Inserts would take ids metrics already holds.
+    pub fn is_behind(&self) -> bool {
+        self.max_id.is_some_and(|max| self.next_id <= max)
+    }
+
+    /// The statement that moves the sequence past every stored id.
+    pub fn fix_sql(&self) -> String {
+        format!(
+            "SELECT setval('{}', (SELECT max(id) FROM metrics));",
+            self.sequence.replace('\'', "''")
+        )
+    }
+}
+
+/// Why a batch was not written.
+#[derive(Debug)]
+pub enum IngestError {
+    /// PostgreSQL refused the batch, or the connection failed.
+    Database(postgres::Error),
+    /// Every insert collides with a stored id: the sequence is behind.
+    SequenceBehind(SequencePosition),
+}
+
+impl From<postgres::Error> for IngestError {
+    fn from(error: postgres::Error) -> IngestError {
+        IngestError::Database(error)
+    }
+}
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IngestError::Database(error) => match error.as_db_error() {
+                Some(db) => write!(
+                    f,
+                    "{} {}: {}",
+                    db.severity(),
+                    db.code().code(),
+                    db.message()
+                ),
+                None if error.is_closed() => f.write_str("the connection to PostgreSQL was lost"),
+                None => write!(f, "{error}"),
+            },
+            IngestError::SequenceBehind(position) => write!(
+                f,
+                "{} would hand out id {} but metrics already holds ids up to {}: new metrics \
+                 would reuse stored ids and collide on metrics_pkey (this happens after a \
+                 data-only restore); nothing of the batch was kept. Move the sequence past them \
+                 with: {}",
+                position.sequence,
+                position.next_id,
+                position.max_id.unwrap_or_default(),
+                position.fix_sql()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IngestError {}
+
+impl IngestError {
+    /// Whether running the same batch again can succeed without anyone changing anything: the
+    /// connection or the server went away, or the batch lost a race.
+    pub fn is_transient(&self) -> bool {
+        let IngestError::Database(error) = self else {
+            return false;
+        };
+        let Some(code) = error.code() else {
+            return true; // no SQLSTATE: the connection failed
+        };
+        let class = &code.code()[..2];
+        // 08 connection, 40 rollback (deadlock, serialization), 53 resources, 57 operator
+        // intervention (shutdown, cancel), 55P03 lock not available, 58 system errors.
+        matches!(class, "08" | "40" | "53" | "57" | "58") || code == &SqlState::LOCK_NOT_AVAILABLE
+    }
+
+    /// The SQLSTATE, when PostgreSQL gave one.
+    pub fn code(&self) -> Option<&SqlState> {
+        match self {
+            IngestError::Database(error) => error.code(),
+            IngestError::SequenceBehind(_) => None,
+        }
+    }
 }
 
 /// A connection ready to ingest batches.
 pub struct Ingestor {
     client: Client,
     fast: Statement,
-    tolerant: Option<Statement>,
-    /// Set once a batch met a metric without its guard row: such databases get the tolerant
-    /// form from then on instead of failing the fast form batch after batch.
-    use_tolerant: bool,
+    checked: Option<Statement>,
+    /// Use the checked form: always on partitioned metrics (unique only per timestamp there),
+    /// and on plain metrics once a batch met a metric stored without its guard row.
+    use_checked: bool,
     in_transaction: bool,
+    dry_run_ready: bool,
 }
 
 impl Ingestor {
     pub fn new(mut client: Client) -> Result<Ingestor, postgres::Error> {
+        client.batch_execute(queries::INGEST_SESSION.sql())?;
         let fast = client.prepare(queries::INGEST_BATCH.sql())?;
+        let partitioned = client
+            .query_opt(queries::METRICS_LAYOUT.sql(), &[])?
+            .is_some_and(|row| row.get::<_, String>("relkind") == "p");
         Ok(Ingestor {
             client,
             fast,
-            tolerant: None,
-            use_tolerant: false,
+            checked: None,
+            use_checked: partitioned,
             in_transaction: false,
+            dry_run_ready: false,
         })
+    }
+
+    /// The connection, for reads that belong with ingesting (partition bounds, the sequence).
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     /// Writes a batch through the guard. Outside `begin`/`commit` the batch commits on its own;
     /// inside, it is kept until `commit`. A lost deadlock or serialization race is retried.
-    pub fn ingest(&mut self, batch: &EventBatch) -> Result<BatchOutcome, postgres::Error> {
+    /// A failed batch leaves nothing behind: it is one statement.
+    pub fn ingest(&mut self, batch: &EventBatch) -> Result<BatchOutcome, IngestError> {
         let mut attempt = 1;
         loop {
-            let statement = if self.use_tolerant {
-                self.tolerant_statement()?
+            let statement = if self.use_checked {
+                self.checked_statement()?
             } else {
                 self.fast.clone()
             };
-            match self.execute_once(&statement, batch) {
+            let error = match self.execute_once(&statement, batch) {
                 Ok(outcome) => return Ok(outcome),
-                // A metric stored without its guard row: nothing of the batch was kept.
-                Err(error)
-                    if !self.use_tolerant && error.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
-                {
-                    self.use_tolerant = true;
+                Err(error) => error,
+            };
+            if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                if !self.use_checked {
+                    // A metric stored without its guard row, most likely: the checked form
+                    // keeps it and adds the guard row. Anything else fails there too.
+                    self.use_checked = true;
+                    continue;
                 }
-                Err(error) if is_retryable(&error) && attempt < MAX_ATTEMPTS => {
+                // The checked form skips stored event ids, so another key collided.
+                let position = self.sequence_position()?;
+                if let Some(position) = position.filter(SequencePosition::is_behind) {
+                    return Err(IngestError::SequenceBehind(position));
+                }
+                // Or a writer that bypasses the guard stored one of these event ids just now.
+                if attempt < MAX_ATTEMPTS {
                     thread::sleep(backoff(attempt));
                     attempt += 1;
+                    continue;
                 }
-                Err(error) => return Err(error),
+            } else if is_retryable(&error) && attempt < MAX_ATTEMPTS {
+                thread::sleep(backoff(attempt));
+                attempt += 1;
+                continue;
             }
+            return Err(error.into());
         }
     }
 
-    fn tolerant_statement(&mut self) -> Result<Statement, postgres::Error> {
-        if self.tolerant.is_none() {
-            self.tolerant = Some(self.client.prepare(queries::INGEST_BATCH_TOLERANT.sql())?);
+    fn checked_statement(&mut self) -> Result<Statement, postgres::Error> {
+        if self.checked.is_none() {
+            self.checked = Some(self.client.prepare(queries::INGEST_BATCH_CHECKED.sql())?);
         }
-        Ok(self.tolerant.clone().expect("prepared above"))
+        Ok(self.checked.clone().expect("prepared above"))
     }
 
     /// One attempt; inside a transaction it is fenced by a savepoint so a failure can be undone.
@@ -212,13 +323,32 @@ impl Ingestor {
         }
     }
 
-    /// How many of the batch's events the guard already holds; writes nothing.
-    pub fn count_present(&mut self, batch: &EventBatch) -> Result<u64, postgres::Error> {
-        let row = self.client.query_one(
-            queries::PROCESSED_EVENT_IDS_PRESENT.sql(),
-            &[&batch.event_ids],
-        )?;
-        Ok(row.get::<_, i64>("present") as u64)
+    /// What `ingest` would store of this batch, counting an event id once per session however
+    /// often it comes (a temporary table remembers); writes nothing to the guide's tables.
+    pub fn ingest_dry_run(&mut self, batch: &EventBatch) -> Result<BatchOutcome, postgres::Error> {
+        if !self.dry_run_ready {
+            self.client
+                .batch_execute(queries::INGEST_DRY_RUN_SETUP.sql())?;
+            self.dry_run_ready = true;
+        }
+        let row = self
+            .client
+            .query_one(queries::INGEST_BATCH_DRY_RUN.sql(), &[&batch.event_ids])?;
+        Ok(BatchOutcome {
+            stored: row.get::<_, i64>("would_insert") as u64,
+        })
+    }
+
+    /// Where metrics_id_seq stands (`None` when metrics.id owns no sequence).
+    pub fn sequence_position(&mut self) -> Result<Option<SequencePosition>, postgres::Error> {
+        let row = self
+            .client
+            .query_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?;
+        Ok(row.map(|row| SequencePosition {
+            sequence: row.get("sequence_name"),
+            next_id: row.get("next_id"),
+            max_id: row.get("max_id"),
+        }))
     }
 
     /// Holds the following batches in one transaction (`replay --strict`: a file commits whole).

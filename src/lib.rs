@@ -14,6 +14,7 @@ pub mod migrations;
 pub mod output;
 pub mod partitions;
 pub mod queries;
+pub mod rejects;
 pub mod replay;
 pub mod sandbox;
 pub mod status;

@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use chrono::{Datelike, Months, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
 use postgres::{Client, Transaction};
 use serde::Serialize;
 
@@ -219,6 +219,10 @@ fn parse_bound(text: &str) -> Bound {
 
 /// The partitions of metrics, in name order (months sort chronologically by name).
 pub fn list(client: &mut Client, exact: bool) -> Result<Vec<Partition>, Failure> {
+    Ok(read_partitions(client, exact)?)
+}
+
+fn read_partitions(client: &mut Client, exact: bool) -> Result<Vec<Partition>, postgres::Error> {
     let mut tx = client.transaction()?;
     tx.query_one(queries::UTC_SESSION.sql(), &[])?;
     let rows = tx.query(queries::METRICS_PARTITIONS.sql(), &[])?;
@@ -242,6 +246,60 @@ pub fn list(client: &mut Client, exact: bool) -> Result<Vec<Partition>, Failure>
     }
     tx.commit()?;
     Ok(partitions)
+}
+
+/// The stretches of time metrics can store an event in, when that is not all of time: on the
+/// partitioned layout without a DEFAULT partition (the guide's own SQL makes none), an event
+/// outside every partition is refused by PostgreSQL and would fail its whole batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    ranges: Vec<(RangeEnd, RangeEnd)>,
+}
+
+/// One end of a partition's `[from, to)`; `None` is MINVALUE / MAXVALUE.
+type RangeEnd = Option<DateTime<Utc>>;
+
+impl Coverage {
+    pub fn covers(&self, at: DateTime<Utc>) -> bool {
+        self.ranges
+            .iter()
+            .any(|(from, to)| from.is_none_or(|from| from <= at) && to.is_none_or(|to| at < to))
+    }
+}
+
+/// `None` when every timestamp has a partition to go to (plain layout, or a DEFAULT partition).
+pub fn coverage(client: &mut Client) -> Result<Option<Coverage>, postgres::Error> {
+    let partitioned = client
+        .query_opt(queries::METRICS_LAYOUT.sql(), &[])?
+        .is_some_and(|row| row.get::<_, String>("relkind") == "p");
+    if !partitioned {
+        return Ok(None);
+    }
+    let partitions = read_partitions(client, false)?;
+    if partitions.iter().any(|p| p.bound == Bound::Default) {
+        return Ok(None);
+    }
+    let ranges = partitions
+        .iter()
+        .map(|p| match &p.bound {
+            Bound::Month { month } => (Some(month.start()), Some(month.next().start())),
+            Bound::Range { from, to } => (parse_bound_value(from), parse_bound_value(to)),
+            Bound::Default => (None, None),
+        })
+        .collect();
+    Ok(Some(Coverage { ranges }))
+}
+
+/// A range bound as printed in a UTC session (`2026-01-01 05:30:00+00`); MINVALUE/MAXVALUE as None.
+fn parse_bound_value(text: &str) -> RangeEnd {
+    NaiveDateTime::parse_from_str(text.trim_end_matches("+00"), "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .map(|at| at.and_utc())
+}
+
+/// The month an event falls in, for messages and partition names.
+pub fn month_of(at: DateTime<Utc>) -> Month {
+    Month(at.date_naive().with_day(1).expect("day 1 exists"))
 }
 
 /// Holds the maintenance transaction's locks in the one order all of it uses: the parent first.
@@ -511,6 +569,9 @@ pub struct RetentionReport {
     pub action: &'static str,
     pub dry_run: bool,
     pub partitions: Vec<RetiredPartition>,
+    /// With `--forget-guard-rows`: guard rows of events retired earlier, from months before the
+    /// cutoff, deleted too.
+    pub earlier_guard_rows_deleted: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -518,6 +579,9 @@ pub struct RetiredPartition {
     pub partition: String,
     pub month: Month,
     pub estimated_rows: Option<i64>,
+    /// Guard rows kept, their events noted as retired (the default).
+    pub events_retired: Option<u64>,
+    /// Guard rows deleted (`--forget-guard-rows`).
     pub guard_rows_deleted: Option<u64>,
 }
 
@@ -526,13 +590,21 @@ pub struct RetentionOptions {
     pub older_than_months: u32,
     /// Keep the retired partitions as standalone tables instead of dropping them.
     pub detach: bool,
-    /// Leave the retired events' guard rows in processed_events.
-    pub keep_guard_rows: bool,
+    /// Delete the retired events' guard rows (and those of events retired earlier from months
+    /// before the cutoff), so that a redelivery would store them again.
+    pub forget_guard_rows: bool,
     pub dry_run: bool,
 }
 
+/// The bookkeeping table of events retired with their guard rows kept.
+pub const RETIRED_EVENTS_TABLE: &str = "metricsctl_retired_events";
+
 /// Retires monthly partitions that end before the start of (current month - N months); never
 /// DEFAULT, never the current month. One transaction.
+///
+/// By default an event stays retired: its guard row stays (so neither the consumer nor a replay
+/// stores it again) and it is noted in metricsctl_retired_events (so `check duplicates` does not
+/// call it lost). `forget_guard_rows` deletes the guard rows instead.
 pub fn retire(
     client: &mut Client,
     options: RetentionOptions,
@@ -562,7 +634,11 @@ pub fn retire(
         },
         dry_run: options.dry_run,
         partitions: Vec::new(),
+        earlier_guard_rows_deleted: None,
     };
+    if !options.dry_run && !options.forget_guard_rows {
+        tx.batch_execute(queries::RETIRED_EVENTS_TABLE.sql())?;
+    }
     for row in rows {
         let name: String = row.get("name");
         let Bound::Month { month } = parse_bound(&row.get::<_, String>("bound")) else {
@@ -576,26 +652,46 @@ pub fn retire(
             partition: name.clone(),
             month,
             estimated_rows: (estimated >= 0).then_some(estimated),
+            events_retired: None,
             guard_rows_deleted: None,
         };
         if !options.dry_run {
-            if !options.keep_guard_rows {
-                let forget =
-                    queries::PARTITION_FORGET_GUARD_ROWS.with_identifiers(&[("partition", &name)]);
+            let partition = [("partition", name.as_str())];
+            if options.forget_guard_rows {
+                let forget = queries::PARTITION_FORGET_GUARD_ROWS.with_identifiers(&partition);
                 retired.guard_rows_deleted = Some(tx.execute(forget.as_str(), &[])?);
+            } else {
+                let note = queries::PARTITION_RETIRE_EVENTS.with_identifiers(&partition);
+                retired.events_retired = Some(tx.execute(note.as_str(), &[&month.0])?);
             }
             let statement = if options.detach {
                 &queries::PARTITION_DETACH
             } else {
                 &queries::PARTITION_DROP
             };
-            tx.batch_execute(&statement.ddl(&[("partition", &name)], &[]))
+            tx.batch_execute(&statement.ddl(&partition, &[]))
                 .with_context(|| format!("retiring partition {name}"))?;
         }
         report.partitions.push(retired);
     }
+    if !options.dry_run
+        && options.forget_guard_rows
+        && relation_exists(&mut tx, RETIRED_EVENTS_TABLE)?
+    {
+        report.earlier_guard_rows_deleted =
+            Some(tx.execute(queries::RETIRED_EVENTS_FORGET.sql(), &[&cutoff.0])?);
+    }
     tx.commit()?;
     Ok(report)
+}
+
+fn relation_exists(
+    client: &mut impl postgres::GenericClient,
+    name: &str,
+) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one(queries::RELATION_EXISTS.sql(), &[&name])?
+        .get(0))
 }
 
 /// Ensures the partitioned layout on a freshly migrated database (`migrate --partitioned`):

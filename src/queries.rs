@@ -148,13 +148,20 @@ query!(
     params = INGEST_PARAMS
 );
 query!(
-    /// The same, skipping metrics that exist without their guard row.
-    INGEST_BATCH_TOLERANT = "ingest_batch_tolerant.sql",
+    /// The same, inserting a metric only where none with its event id exists.
+    INGEST_BATCH_CHECKED = "ingest_batch_checked.sql",
     params = INGEST_PARAMS
 );
 query!(
-    PROCESSED_EVENT_IDS_PRESENT = "processed_event_ids_present.sql",
+    /// `replay --dry-run`: what a batch would insert, noted in a temporary table.
+    INGEST_BATCH_DRY_RUN = "ingest_batch_dry_run.sql",
     "event_ids"
+);
+query!(INGEST_DRY_RUN_SETUP = "ingest_dry_run_setup.sql");
+query!(INGEST_SESSION = "ingest_session.sql");
+query!(
+    /// metrics_id_seq's next id against max(metrics.id).
+    METRICS_ID_SEQUENCE = "metrics_id_sequence.sql"
 );
 query!(
     /// The ordering check over every sensor.
@@ -207,6 +214,16 @@ query!(DEFAULT_ROWS_MOVE_BACK = "default_rows_move_back.sql");
 query!(
     /// Names a partition: render with `Query::with_identifiers`.
     PARTITION_FORGET_GUARD_ROWS = "partition_forget_guard_rows.sql");
+query!(RETIRED_EVENTS_TABLE = "retired_events_table.sql");
+query!(
+    /// Names a partition: render with `Query::with_identifiers`.
+    PARTITION_RETIRE_EVENTS = "partition_retire_events.sql",
+    "month"
+);
+query!(
+    RETIRED_EVENTS_FORGET = "retired_events_forget.sql",
+    "before"
+);
 query!(
     /// DDL: render with `Query::ddl`.
     PARTITION_DETACH = "partition_detach.sql");
@@ -236,8 +253,11 @@ pub fn all() -> Vec<&'static Query> {
         &ADVISORY_LOCK_HOLDER,
         &SET_LOCK_TIMEOUT,
         &INGEST_BATCH,
-        &INGEST_BATCH_TOLERANT,
-        &PROCESSED_EVENT_IDS_PRESENT,
+        &INGEST_BATCH_CHECKED,
+        &INGEST_DRY_RUN_SETUP,
+        &INGEST_SESSION,
+        &INGEST_BATCH_DRY_RUN,
+        &METRICS_ID_SEQUENCE,
         &ORDERING_BY_SENSOR,
         &ORDERING_FOR_SENSOR,
         &DUPLICATES,
@@ -267,6 +287,9 @@ pub fn maintenance() -> Vec<&'static Query> {
         &DEFAULT_ROWS_MOVE_OUT,
         &DEFAULT_ROWS_MOVE_BACK,
         &PARTITION_FORGET_GUARD_ROWS,
+        &RETIRED_EVENTS_TABLE,
+        &PARTITION_RETIRE_EVENTS,
+        &RETIRED_EVENTS_FORGET,
         &PARTITION_DETACH,
         &PARTITION_DROP,
         &PARTITION_COUNT_ROWS,

@@ -5,23 +5,31 @@
 //! its own connection, send them through the guard. Events are routed to writers by sensor, so a
 //! sensor's events are always written by one writer in input order: `metrics.id` keeps delivery
 //! order within a sensor. Bounded channels keep memory flat (a few batches in flight per writer).
+//!
+//! What is said about the database is kept true:
+//! - a ledger knows every batch read but not confirmed committed, wherever it is (being filled,
+//!   queued, in flight), so a stop names a line before which *every* event is committed;
+//! - an event id repeated under another sensor goes to another writer; that batch waits until the
+//!   batch with the first occurrence has committed, so the first occurrence wins under any `--jobs`.
 
-use std::collections::BTreeMap;
-use std::fs::File;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::io::{BufWriter, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::events::{Event, EventReader, Format, InputFile, Parsed, Record};
-use crate::ingest::{EventBatch, Ingestor};
+use crate::ingest::{EventBatch, IngestError, Ingestor};
+use crate::partitions::{self, Coverage};
+use crate::rejects::RejectsFile;
 
 /// Rejections kept in the summary; all are counted and all go to `--rejects`.
 const REJECTIONS_IN_SUMMARY: usize = 100;
@@ -35,7 +43,7 @@ pub struct ReplayOptions {
     pub batch_size: usize,
     /// Stop at the first bad record and commit nothing from its file (one writer).
     pub strict: bool,
-    /// Parse, validate and count what is already present; write nothing.
+    /// Parse, validate and count what would be inserted; write nothing.
     pub dry_run: bool,
     /// Where rejected records go, verbatim.
     pub rejects: Option<PathBuf>,
@@ -49,8 +57,8 @@ pub struct Rejection {
     pub reason: String,
 }
 
-impl std::fmt::Display for Rejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: {}", self.file, self.line, self.reason)
     }
 }
@@ -59,6 +67,8 @@ impl std::fmt::Display for Rejection {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReplaySummary {
     pub dry_run: bool,
+    /// The replay read every file to its end (or to where `--strict` stopped).
+    pub complete: bool,
     pub files: u64,
     pub lines: u64,
     /// Valid events read.
@@ -69,31 +79,153 @@ pub struct ReplaySummary {
     pub already_present: u64,
     /// Repeats of an event id within one batch, dropped before the database saw them.
     pub repeated_in_input: u64,
+    /// Events read but not confirmed committed: never sent, rolled back (`--strict`), or in a
+    /// batch whose connection was lost. A rerun finishes them.
+    pub unconfirmed: u64,
     pub rejected: u64,
     pub tombstones: u64,
     pub elapsed_seconds: f64,
     pub events_per_second: f64,
+    /// Set only once the rejects file is complete and in place.
     pub rejects_file: Option<String>,
     /// The first rejections, with file, line and reason.
     pub rejections: Vec<Rejection>,
     /// `--strict` stopped here (`file:line`); nothing from that file was committed.
     pub stopped_at: Option<String>,
+    /// When the replay stopped early: every event before this `file:line` is committed.
+    pub committed_before: Option<String>,
 }
 
 /// Why a replay could not finish, with what it had done by then.
 #[derive(Debug)]
 pub struct ReplayError {
     pub summary: Box<ReplaySummary>,
-    pub cause: ReplayErrorCause,
+    pub cause: StopCause,
     pub error: anyhow::Error,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayErrorCause {
-    /// A file could not be read (unreadable, truncated gzip, unusable CSV header).
+pub enum StopCause {
+    /// An input (or the rejects file) could not be read or written.
     Input,
     /// The database refused the work or went away.
     Database,
+    /// The operator interrupted it (Ctrl-C, SIGTERM).
+    Interrupted,
+}
+
+/// A place in the input: files in command-line order, then lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Position {
+    file: usize,
+    line: u64,
+}
+
+/// Every batch read but not confirmed committed, by ticket, with where it starts.
+#[derive(Default)]
+struct Ledger {
+    state: Mutex<LedgerState>,
+    closed: Condvar,
+}
+
+#[derive(Default)]
+struct LedgerState {
+    next_ticket: u64,
+    open: BTreeMap<u64, Position>,
+}
+
+impl Ledger {
+    fn open(&self, at: Position) -> u64 {
+        let mut state = self.state.lock().expect("not poisoned");
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.open.insert(ticket, at);
+        ticket
+    }
+
+    fn close(&self, ticket: u64) {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .open
+            .remove(&ticket);
+        self.closed.notify_all();
+    }
+
+    /// `--strict`: a file's batches commit (or roll back) together.
+    fn close_file(&self, file: usize) {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .open
+            .retain(|_, at| at.file != file);
+        self.closed.notify_all();
+    }
+
+    fn is_open(&self, ticket: u64) -> bool {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .open
+            .contains_key(&ticket)
+    }
+
+    fn start_of(&self, ticket: u64) -> Option<Position> {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .open
+            .get(&ticket)
+            .copied()
+    }
+
+    /// The earliest event that may not be committed.
+    fn earliest_open(&self) -> Option<Position> {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .open
+            .values()
+            .min()
+            .copied()
+    }
+
+    /// Waits until every ticket is closed; `false` when `stop` says to give up.
+    fn wait_closed(&self, tickets: &[u64], stop: impl Fn() -> bool) -> bool {
+        let mut state = self.state.lock().expect("not poisoned");
+        loop {
+            if tickets.iter().all(|t| !state.open.contains_key(t)) {
+                return true;
+            }
+            if stop() {
+                return false;
+            }
+            state = self
+                .closed
+                .wait_timeout(state, Duration::from_millis(100))
+                .expect("not poisoned")
+                .0;
+        }
+    }
+}
+
+/// State the reader and the writers share.
+struct Shared<'a> {
+    options: &'a ReplayOptions,
+    progress: &'a ProgressBar,
+    interrupted: &'a AtomicBool,
+    started: Instant,
+    bytes_read: Arc<AtomicU64>,
+    events_written: AtomicU64,
+    ledger: Ledger,
+    /// Set by the first writer that fails: everyone stops.
+    failed: AtomicBool,
+}
+
+impl Shared<'_> {
+    fn should_stop(&self) -> bool {
+        self.failed.load(Ordering::Relaxed) || self.interrupted.load(Ordering::Relaxed)
+    }
 }
 
 /// What the reading thread hands to a writer, in input order.
@@ -102,93 +234,85 @@ enum Work {
     Batch {
         batch: EventBatch,
         ticket: u64,
+        /// Batches of other writers that hold an earlier occurrence of one of these event ids.
+        after: Vec<u64>,
     },
     /// The file was read to its end, or `--strict` stopped in it (`kept == false`).
     FileFinished {
+        file: usize,
         kept: bool,
     },
 }
 
-/// Where each batch that is read but not yet committed starts, so a failure can say up to where
-/// everything is committed.
-#[derive(Default)]
-struct InFlight {
-    next_ticket: u64,
-    started_at: BTreeMap<u64, (Arc<str>, u64)>,
-}
-
-impl InFlight {
-    fn issue(&mut self, file: &Arc<str>, first_line: u64) -> u64 {
-        let ticket = self.next_ticket;
-        self.next_ticket += 1;
-        self.started_at.insert(ticket, (file.clone(), first_line));
-        ticket
-    }
-
-    fn done(&mut self, ticket: u64) {
-        self.started_at.remove(&ticket);
-    }
-
-    /// The earliest event that may not be committed.
-    fn oldest(&self) -> Option<&(Arc<str>, u64)> {
-        self.started_at.values().next()
-    }
-}
-
-/// State the reader and the writers share.
-struct Shared<'a> {
-    options: &'a ReplayOptions,
-    progress: &'a ProgressBar,
-    started: Instant,
-    bytes_read: Arc<AtomicU64>,
-    events_written: AtomicU64,
-    in_flight: Mutex<InFlight>,
-    /// Set by the first writer that fails: everyone stops.
-    failed: AtomicBool,
-}
-
 /// Replays `inputs` in order, with one writer per ingestor (`--strict` needs exactly one).
-/// `on_reject` hears about every rejected record as it happens.
+/// `on_reject` hears about every rejected record as it happens; raising `interrupted` stops the
+/// replay after the batches being written.
 pub fn replay(
-    ingestors: Vec<Ingestor>,
+    mut ingestors: Vec<Ingestor>,
     inputs: Vec<InputFile>,
     options: &ReplayOptions,
     progress: &ProgressBar,
     on_reject: &mut (dyn FnMut(&Rejection) + Send),
+    interrupted: &AtomicBool,
 ) -> Result<ReplaySummary, ReplayError> {
     assert!(!ingestors.is_empty(), "at least one writer");
     assert!(
         !options.strict || ingestors.len() == 1,
         "--strict keeps a file in one transaction, so one writer"
     );
+    let before_start = |cause, error: anyhow::Error| ReplayError {
+        summary: Box::new(ReplaySummary {
+            dry_run: options.dry_run,
+            ..ReplaySummary::default()
+        }),
+        cause,
+        error: error.context("nothing was written"),
+    };
     let rejects = match &options.rejects {
-        Some(path) => Some(BufWriter::new(File::create(path).map_err(|e| {
-            ReplayError {
-                summary: Box::default(),
-                cause: ReplayErrorCause::Input,
-                error: anyhow!(e)
-                    .context(format!("cannot create the rejects file {}", path.display())),
-            }
-        })?)),
+        Some(path) => {
+            let identities: Vec<_> = inputs
+                .iter()
+                .map(|i| (i.name.clone(), i.identity))
+                .collect();
+            Some(
+                RejectsFile::create(path, &identities)
+                    .map_err(|e| before_start(StopCause::Input, e))?,
+            )
+        }
         None => None,
     };
+    let first = &mut ingestors[0];
+    let database = |e: IngestError| before_start(StopCause::Database, anyhow!(e));
+    if let Some(position) = first
+        .sequence_position()
+        .map_err(|e| database(e.into()))?
+        .filter(|p| p.is_behind())
+    {
+        return Err(database(IngestError::SequenceBehind(position)));
+    }
+    let coverage = partitions::coverage(first.client()).map_err(|e| database(e.into()))?;
+
     let shared = Shared {
         options,
         progress,
+        interrupted,
         started: Instant::now(),
         bytes_read: Arc::new(AtomicU64::new(0)),
         events_written: AtomicU64::new(0),
-        in_flight: Mutex::new(InFlight::default()),
+        ledger: Ledger::default(),
         failed: AtomicBool::new(false),
     };
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..ingestors.len())
         .map(|_| sync_channel::<Work>(BATCHES_IN_FLIGHT))
         .unzip();
+    let names: Vec<Arc<str>> = inputs.iter().map(|i| Arc::from(i.name.as_str())).collect();
     let mut reading = Reading {
         shared: &shared,
         on_reject,
         rejects,
+        coverage,
         summary: ReplaySummary::default(),
+        stopped_at: Position { file: 0, line: 1 },
     };
     let mut writers: Vec<Writer> = ingestors
         .into_iter()
@@ -197,6 +321,8 @@ pub fn replay(
             shared: &shared,
             inserted: 0,
             already_present: 0,
+            pending: (0, 0),
+            in_transaction: false,
         })
         .collect();
 
@@ -207,18 +333,25 @@ pub fn replay(
             .map(|(writer, work)| scope.spawn(move || writer.write_all(work)))
             .collect();
         let read_outcome = reading.read_all(inputs, senders);
-        let write_outcomes: Vec<anyhow::Result<()>> = handles
+        let write_outcomes: Vec<Result<(), WriteFailure>> = handles
             .into_iter()
             .map(|h| h.join().expect("writer threads do not panic"))
             .collect();
         (read_outcome, write_outcomes)
     });
 
-    let mut summary = reading.summary;
+    let Reading {
+        mut summary,
+        rejects,
+        stopped_at: reader_position,
+        ..
+    } = reading;
     summary.dry_run = options.dry_run;
-    summary.rejects_file = options.rejects.as_ref().map(|p| p.display().to_string());
     summary.inserted = writers.iter().map(|w| w.inserted).sum();
     summary.already_present = writers.iter().map(|w| w.already_present).sum();
+    summary.unconfirmed = summary
+        .events
+        .saturating_sub(summary.inserted + summary.already_present + summary.repeated_in_input);
     let elapsed = shared.started.elapsed().as_secs_f64();
     summary.elapsed_seconds = (elapsed * 1000.0).round() / 1000.0;
     summary.events_per_second = if elapsed > 0.0 {
@@ -227,89 +360,227 @@ pub fn replay(
         0.0
     };
 
-    let committed = match shared.in_flight.lock().expect("not poisoned").oldest() {
-        Some((file, line)) => format!("everything before {file}:{line} is committed"),
-        None if summary.inserted + summary.already_present > 0 => {
-            "everything read so far is committed".to_string()
-        }
-        None => "nothing was committed".to_string(),
-    };
-    let rerun =
-        "Rerun the same command to finish: events already stored are skipped, never duplicated";
     // A writer's failure comes first: it also ends the reading, which then sees closed channels.
-    if let Some(error) = write_outcomes.into_iter().find_map(Result::err) {
-        return Err(ReplayError {
-            summary: Box::new(summary),
-            cause: ReplayErrorCause::Database,
-            error: error.context(format!("the replay stopped; {committed}. {rerun}")),
-        });
+    // An interruption counts only if it left something undone.
+    let halted = matches!(read_outcome, Ok(ReadEnd::Halted));
+    let stop = if let Some(failure) = write_outcomes.into_iter().find_map(Result::err) {
+        Some(Stop::Write(failure))
+    } else if interrupted.load(Ordering::Relaxed) && (halted || summary.unconfirmed > 0) {
+        Some(Stop::Interrupted)
+    } else {
+        read_outcome.err().map(Stop::Read)
+    };
+    let Some(stop) = stop else {
+        summary.complete = true;
+        if let Some(rejects) = rejects {
+            let path = rejects.path().display().to_string();
+            if let Err(error) = rejects.finish() {
+                summary.complete = false;
+                return Err(ReplayError {
+                    error: anyhow!(
+                        "cannot write the rejects file {path}: {error}. Every event read is \
+                         committed, but the {} rejected line(s) are not saved there. Free space \
+                         or name another --rejects file, then rerun the same command: stored \
+                         events are skipped and the rejected lines are written again",
+                        summary.rejected
+                    ),
+                    summary: Box::new(summary),
+                    cause: StopCause::Input,
+                });
+            }
+            summary.rejects_file = Some(path);
+        }
+        return Ok(summary);
+    };
+
+    let resume = shared.ledger.earliest_open().unwrap_or(reader_position);
+    let resume_text = format!(
+        "{}:{}",
+        names[resume.file.min(names.len() - 1)],
+        resume.line
+    );
+    summary.committed_before = Some(resume_text.clone());
+    let claim = if resume == (Position { file: 0, line: 1 }) && summary.inserted == 0 {
+        "nothing was committed".to_string()
+    } else if summary.unconfirmed == 0 {
+        format!("every event read is committed (everything before {resume_text})")
+    } else {
+        format!(
+            "every event before {resume_text} is committed; {} event(s) read from there on are \
+             not, or not confirmed",
+            summary.unconfirmed
+        )
+    };
+    let rejects_note = match &options.rejects {
+        Some(path) if summary.rejected > 0 => format!(
+            " The rejects file {} was left as it was (the replay did not finish); the rerun \
+             writes it.",
+            path.display()
+        ),
+        _ => String::new(),
+    };
+    let rerun = "rerun the same command: events already stored are skipped, never duplicated";
+    let (cause, message) = match stop {
+        Stop::Write(WriteFailure { error, batch_start }) => {
+            let whence = match batch_start {
+                Some(at) => format!(
+                    "the database refused a batch starting at {}:{}",
+                    names[at.file], at.line
+                ),
+                None => "the database refused the work".to_string(),
+            };
+            let advice = if error.is_transient() {
+                format!("To finish, {rerun}.")
+            } else {
+                format!("Fix the cause, then {rerun}.")
+            };
+            (
+                StopCause::Database,
+                format!("{whence}: {error}. {claim}. {advice}"),
+            )
+        }
+        Stop::Interrupted => (
+            StopCause::Interrupted,
+            format!("interrupted: {claim}. To finish, {rerun}."),
+        ),
+        Stop::Read(failure) => {
+            let name = &names[failure.file];
+            let message = match failure.kind {
+                ReadFailureKind::CutOff { after_line, error } => format!(
+                    "{name} ends early or is corrupt after line {after_line} ({error}): {claim}. \
+                     A rerun would stop at the same place: replay a complete copy of {name} \
+                     (events already stored are skipped)."
+                ),
+                ReadFailureKind::Unreadable { after_line, error } => format!(
+                    "reading {name} failed after line {after_line} ({error}): {claim}. Fix the \
+                     cause, then {rerun}."
+                ),
+                ReadFailureKind::Unusable(error) => format!(
+                    "{name} is not a usable event file: {error:#}. Nothing from it was read; \
+                     {claim}. Fix the file (or name its format with --input-format), then {rerun}."
+                ),
+                ReadFailureKind::RejectsUnwritable(error) => format!(
+                    "cannot write the rejects file: {error}. {claim}. Free space or name \
+                     another --rejects file, then {rerun}."
+                ),
+            };
+            (StopCause::Input, message)
+        }
+    };
+    Err(ReplayError {
+        summary: Box::new(summary),
+        cause,
+        error: anyhow!("{message}{rejects_note}"),
+    })
+}
+
+enum Stop {
+    Write(WriteFailure),
+    Read(ReadFailure),
+    Interrupted,
+}
+
+/// Why reading stopped.
+struct ReadFailure {
+    file: usize,
+    kind: ReadFailureKind,
+}
+
+enum ReadFailureKind {
+    /// A gzip stream that ends early or is corrupt: rereading it fails the same way.
+    CutOff {
+        after_line: u64,
+        error: io::Error,
+    },
+    Unreadable {
+        after_line: u64,
+        error: io::Error,
+    },
+    /// Not an event file we can read (no usable CSV header).
+    Unusable(anyhow::Error),
+    RejectsUnwritable(io::Error),
+}
+
+/// A read error of a gzip stream that is not the operating system's is the stream's own: cut
+/// off or corrupt, so rereading fails the same way.
+fn read_error(gzip: bool, after_line: u64, error: io::Error) -> ReadFailureKind {
+    if gzip && error.raw_os_error().is_none() {
+        ReadFailureKind::CutOff { after_line, error }
+    } else {
+        ReadFailureKind::Unreadable { after_line, error }
     }
-    if let Err(error) = read_outcome {
-        return Err(ReplayError {
-            summary: Box::new(summary),
-            cause: ReplayErrorCause::Input,
-            error: error.context(format!("the replay stopped; {committed}. {rerun}")),
-        });
-    }
-    Ok(summary)
+}
+
+/// A writer hung up (it failed), or the operator interrupted: reading just stops.
+struct Halt;
+
+/// How reading ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadEnd {
+    /// Every file read to its end, or to where `--strict` stopped.
+    Finished,
+    /// A writer failed or the operator interrupted.
+    Halted,
 }
 
 /// The reading side: files to validated batches, rejects to the rejects file.
 struct Reading<'a> {
     shared: &'a Shared<'a>,
     on_reject: &'a mut (dyn FnMut(&Rejection) + Send),
-    rejects: Option<BufWriter<File>>,
+    rejects: Option<RejectsFile>,
+    coverage: Option<Coverage>,
     summary: ReplaySummary,
+    /// The first line not yet handed to a writer or rejected, where reading stopped.
+    stopped_at: Position,
 }
 
-/// A writer hung up (it failed); reading just stops.
-struct WriterGone;
-
-/// One batch being filled per writer.
+/// The batch being filled for each writer.
 struct Shards {
     batches: Vec<EventBatch>,
-    first_lines: Vec<u64>,
+    /// The ledger ticket of each batch being filled (opened with its first event).
+    tickets: Vec<Option<u64>>,
+    after: Vec<Vec<u64>>,
     batch_size: usize,
+    /// Dry runs write nothing, so they share by event id: every repeat reaches the same writer.
+    by_event_id: bool,
+    /// Recent event ids (hashed) and the batch holding them, to order repeats across writers.
+    recent: HashMap<u64, (usize, u64)>,
+    prune_at: usize,
 }
 
 impl Shards {
-    fn new(writers: usize, batch_size: usize) -> Shards {
+    fn new(writers: usize, batch_size: usize, by_event_id: bool) -> Shards {
         Shards {
             batches: (0..writers)
                 .map(|_| EventBatch::with_capacity(batch_size))
                 .collect(),
-            first_lines: vec![0; writers],
+            tickets: vec![None; writers],
+            after: vec![Vec::new(); writers],
             batch_size,
+            by_event_id,
+            recent: HashMap::new(),
+            prune_at: 4 * writers * batch_size,
         }
     }
 
-    /// The writer for a sensor: always the same one, so its events stay in order.
+    /// The writer for an event: always the same one per sensor, so its events stay in order.
     fn shard_of(&self, event: &Event) -> usize {
         if self.batches.len() == 1 {
             return 0;
         }
-        let mut hasher = std::hash::DefaultHasher::new();
-        event.sensor_id.hash(&mut hasher);
-        (hasher.finish() % self.batches.len() as u64) as usize
+        let key = if self.by_event_id {
+            &event.event_id
+        } else {
+            &event.sensor_id
+        };
+        (hash(key) % self.batches.len() as u64) as usize
     }
+}
 
-    /// Adds an event; returns the shard whose batch is now full.
-    fn push(&mut self, event: Event, line: u64) -> Option<usize> {
-        let shard = self.shard_of(&event);
-        if self.batches[shard].is_empty() {
-            self.first_lines[shard] = line;
-        }
-        self.batches[shard].push(event);
-        (self.batches[shard].len() >= self.batch_size).then_some(shard)
-    }
-
-    fn take(&mut self, shard: usize) -> (EventBatch, u64) {
-        let batch = std::mem::replace(
-            &mut self.batches[shard],
-            EventBatch::with_capacity(self.batch_size),
-        );
-        (batch, self.first_lines[shard])
-    }
+fn hash(text: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Reading<'_> {
@@ -317,152 +588,268 @@ impl Reading<'_> {
         &mut self,
         inputs: Vec<InputFile>,
         work: Vec<SyncSender<Work>>,
-    ) -> anyhow::Result<()> {
-        for input in inputs {
-            match self.read_file(input, &work) {
-                Ok(true) => {}
-                Ok(false) => break, // --strict stopped, or a writer failed
-                Err(error) => return Err(error),
+    ) -> Result<ReadEnd, ReadFailure> {
+        for (file, input) in inputs.into_iter().enumerate() {
+            self.stopped_at = Position { file, line: 1 };
+            match self.read_file(file, input, &work)? {
+                FileEnd::Read => {}
+                FileEnd::StrictStop => break,
+                FileEnd::Halted => return Ok(ReadEnd::Halted),
             }
         }
-        drop(work);
-        if let Some(writer) = self.rejects.as_mut() {
-            writer.flush().context("writing the rejects file")?;
-        }
-        Ok(())
+        Ok(ReadEnd::Finished)
     }
 
-    /// Reads one file; `Ok(false)` means stop the whole replay.
-    fn read_file(&mut self, input: InputFile, work: &[SyncSender<Work>]) -> anyhow::Result<bool> {
+    /// Reads one file.
+    fn read_file(
+        &mut self,
+        file: usize,
+        input: InputFile,
+        work: &[SyncSender<Work>],
+    ) -> Result<FileEnd, ReadFailure> {
         let options = self.shared.options;
         let name: Arc<str> = Arc::from(input.name.as_str());
         self.summary.files += 1;
-        let reader = input
-            .into_reader(self.shared.bytes_read.clone())
-            .with_context(|| format!("cannot read {name}"))?;
-        let described = options
-            .format
-            .map(|f| f.to_string())
-            .unwrap_or_else(|| "event".to_string());
-        let mut reader = EventReader::new(reader, options.format)
-            .with_context(|| format!("{name} is not a usable {described} file"))?;
+        let fail = |kind| ReadFailure { file, kind };
+        let (reader, gzip) =
+            input
+                .into_reader(self.shared.bytes_read.clone())
+                .map_err(|error| {
+                    fail(ReadFailureKind::Unreadable {
+                        after_line: 0,
+                        error,
+                    })
+                })?;
+        let mut reader = match EventReader::new(reader, options.format, Some(&name)) {
+            Ok(reader) => reader,
+            Err(error) => {
+                return Err(fail(match error.downcast::<io::Error>() {
+                    Ok(error) => read_error(gzip, 0, error),
+                    Err(error) => ReadFailureKind::Unusable(error),
+                }));
+            }
+        };
         if broadcast(work, || Work::FileStarted).is_err() {
-            return Ok(false);
+            return Ok(FileEnd::Halted);
         }
-        let mut shards = Shards::new(work.len(), options.batch_size);
-        let mut header_written = false;
+        let mut shards = Shards::new(work.len(), options.batch_size, options.dry_run);
         let mut kept = true;
-        let outcome: anyhow::Result<()> = loop {
-            if self.shared.failed.load(Ordering::Relaxed) {
-                return Ok(false);
+        let outcome: Result<(), ReadFailure> = loop {
+            if self.shared.should_stop() {
+                self.summary.lines += reader.lines_read();
+                self.stopped_at = Position {
+                    file,
+                    line: reader.next_line(),
+                };
+                return Ok(FileEnd::Halted);
             }
             let record = match reader.next_record() {
                 Ok(Some(record)) => record,
                 Ok(None) => break Ok(()),
-                Err(error) => {
-                    break Err(anyhow!(error).context(format!(
-                        "reading {name} failed after line {}",
-                        reader.lines_read()
-                    )));
-                }
+                Err(error) => break Err(fail(read_error(gzip, reader.lines_read(), error))),
             };
-            let line = record.line;
-            match record.parsed {
-                Ok(Parsed::Event(event)) => {
-                    self.summary.events += 1;
-                    if let Some(full) = shards.push(event, line)
-                        && self
-                            .send_batch(&work[full], &mut shards, full, &name)
-                            .is_err()
-                    {
-                        return Ok(false);
-                    }
+            match self.take_record(file, &name, &reader, record, &mut shards, work) {
+                Ok(true) => {}
+                Ok(false) => {
+                    kept = false;
+                    break Ok(());
                 }
-                Ok(Parsed::Tombstone) => self.summary.tombstones += 1,
-                Err(_) => {
-                    self.reject(&name, &reader, record, &mut header_written)?;
-                    if options.strict {
-                        self.summary.stopped_at = Some(format!("{name}:{line}"));
-                        kept = false;
-                        break Ok(());
-                    }
+                Err(TakeError::Halt) => {
+                    self.summary.lines += reader.lines_read();
+                    self.stopped_at = Position {
+                        file,
+                        line: reader.next_line(),
+                    };
+                    return Ok(FileEnd::Halted);
+                }
+                Err(TakeError::Rejects(error)) => {
+                    break Err(fail(ReadFailureKind::RejectsUnwritable(error)));
                 }
             }
         };
         self.summary.lines += reader.lines_read();
-        outcome?;
-        if kept {
-            // Batches never span files, so "committed through a line" stays per file.
-            for (shard, sender) in work.iter().enumerate() {
+        self.stopped_at = Position {
+            file,
+            line: reader.next_line(),
+        };
+        // Every complete event read goes to the database, even when reading then failed: what
+        // is said to be committed must be (with --strict the file commits whole or not at all).
+        let flush = kept && !(options.strict && outcome.is_err());
+        if flush {
+            for shard in 0..work.len() {
                 if !shards.batches[shard].is_empty()
-                    && self.send_batch(sender, &mut shards, shard, &name).is_err()
+                    && self.send_batch(work, &mut shards, shard).is_err()
                 {
-                    return Ok(false);
+                    return outcome.map(|()| FileEnd::Halted);
                 }
             }
         }
-        Ok(broadcast(work, || Work::FileFinished { kept }).is_ok() && kept)
+        let finished = broadcast(work, || Work::FileFinished { file, kept: flush }).is_ok();
+        outcome?;
+        Ok(match (finished, kept) {
+            (false, _) => FileEnd::Halted,
+            (true, false) => FileEnd::StrictStop,
+            (true, true) => FileEnd::Read,
+        })
+    }
+
+    /// Takes one record; `Ok(false)` when `--strict` stops at it.
+    fn take_record(
+        &mut self,
+        file: usize,
+        name: &Arc<str>,
+        reader: &EventReader,
+        record: Record,
+        shards: &mut Shards,
+        work: &[SyncSender<Work>],
+    ) -> Result<bool, TakeError> {
+        let line = record.line;
+        let reason = match record.parsed {
+            Ok(Parsed::Event(event)) => match &self.coverage {
+                Some(coverage) if !coverage.covers(event.timestamp) => {
+                    let month = partitions::month_of(event.timestamp);
+                    format!(
+                        "no partition of metrics holds {month} and there is no DEFAULT partition; \
+                         create it with `metricsctl partitions create --from {month} --months 0`, \
+                         then replay this line"
+                    )
+                }
+                _ => {
+                    self.summary.events += 1;
+                    self.push(file, line, event, shards, work)
+                        .map_err(|Halt| TakeError::Halt)?;
+                    return Ok(true);
+                }
+            },
+            Ok(Parsed::Tombstone) => {
+                self.summary.tombstones += 1;
+                return Ok(true);
+            }
+            Err(reason) => reason.to_string(),
+        };
+        self.reject(name, reader, line, &record.raw, reason)
+            .map_err(TakeError::Rejects)?;
+        if self.shared.options.strict {
+            self.summary.stopped_at = Some(format!("{name}:{line}"));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Adds an event to its writer's batch, sending the batch when it is full. An event id met
+    /// earlier in another writer's unconfirmed batch makes this batch wait for that one.
+    fn push(
+        &mut self,
+        file: usize,
+        line: u64,
+        event: Event,
+        shards: &mut Shards,
+        work: &[SyncSender<Work>],
+    ) -> Result<(), Halt> {
+        let ledger = &self.shared.ledger;
+        let shard = shards.shard_of(&event);
+        let ticket =
+            *shards.tickets[shard].get_or_insert_with(|| ledger.open(Position { file, line }));
+        if work.len() > 1 && !shards.by_event_id {
+            let id = hash(&event.event_id);
+            if let Some(&(other, earlier)) = shards.recent.get(&id)
+                && other != shard
+                && ledger.is_open(earlier)
+            {
+                if shards.tickets[other] == Some(earlier) {
+                    // The first occurrence is still being gathered: send it ahead.
+                    self.send_batch(work, shards, other)?;
+                }
+                if !shards.after[shard].contains(&earlier) {
+                    shards.after[shard].push(earlier);
+                }
+            }
+            shards.recent.insert(id, (shard, ticket));
+        }
+        shards.batches[shard].push(event);
+        if shards.batches[shard].len() >= shards.batch_size {
+            self.send_batch(work, shards, shard)?;
+        }
+        Ok(())
     }
 
     fn send_batch(
         &mut self,
-        work: &SyncSender<Work>,
+        work: &[SyncSender<Work>],
         shards: &mut Shards,
         shard: usize,
-        file: &Arc<str>,
-    ) -> Result<(), WriterGone> {
-        let (mut batch, first_line) = shards.take(shard);
+    ) -> Result<(), Halt> {
+        let mut batch = std::mem::replace(
+            &mut shards.batches[shard],
+            EventBatch::with_capacity(shards.batch_size),
+        );
+        let ticket = shards.tickets[shard]
+            .take()
+            .expect("a filled batch has a ticket");
+        let after = std::mem::take(&mut shards.after[shard]);
         self.summary.repeated_in_input += batch.prepare() as u64;
-        let ticket = self
-            .shared
-            .in_flight
-            .lock()
-            .expect("not poisoned")
-            .issue(file, first_line);
-        work.send(Work::Batch { batch, ticket })
-            .map_err(|_| WriterGone)
+        if shards.recent.len() > shards.prune_at {
+            let ledger = &self.shared.ledger;
+            shards.recent.retain(|_, (_, t)| ledger.is_open(*t));
+            shards.prune_at = shards.prune_at.max(2 * shards.recent.len());
+        }
+        work[shard]
+            .send(Work::Batch {
+                batch,
+                ticket,
+                after,
+            })
+            .map_err(|_| Halt)
     }
 
     fn reject(
         &mut self,
         name: &str,
         reader: &EventReader,
-        record: Record,
-        header_written: &mut bool,
-    ) -> anyhow::Result<()> {
-        let reason = record.parsed.expect_err("a rejected record");
+        line: u64,
+        raw: &[u8],
+        reason: String,
+    ) -> io::Result<()> {
         self.summary.rejected += 1;
         let rejection = Rejection {
             file: name.to_string(),
-            line: record.line,
-            reason: reason.to_string(),
+            line,
+            reason,
         };
         (self.on_reject)(&rejection);
         if self.summary.rejections.len() < REJECTIONS_IN_SUMMARY {
             self.summary.rejections.push(rejection);
         }
-        if let Some(writer) = self.rejects.as_mut() {
-            let mut write = || -> std::io::Result<()> {
-                // A CSV rejects file gets the header row, so it can be fixed and replayed.
-                if !*header_written && let Some(header) = reader.csv_header_line() {
-                    writer.write_all(header)?;
-                    writer.write_all(b"\n")?;
-                }
-                *header_written = true;
-                writer.write_all(&record.raw)?;
-                writer.write_all(b"\n")
-            };
-            write().context("writing the rejects file")?;
+        match self.rejects.as_mut() {
+            // A CSV rejects file gets the header row, so it can be fixed and replayed.
+            Some(rejects) => rejects.write(reader.csv_header_line(), raw),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
-fn broadcast(work: &[SyncSender<Work>], item: impl Fn() -> Work) -> Result<(), WriterGone> {
+enum FileEnd {
+    Read,
+    StrictStop,
+    Halted,
+}
+
+enum TakeError {
+    Halt,
+    Rejects(io::Error),
+}
+
+fn broadcast(work: &[SyncSender<Work>], item: impl Fn() -> Work) -> Result<(), Halt> {
     for writer in work {
-        writer.send(item()).map_err(|_| WriterGone)?;
+        writer.send(item()).map_err(|_| Halt)?;
     }
     Ok(())
+}
+
+/// Why a writer stopped, and where its batch started.
+struct WriteFailure {
+    error: IngestError,
+    batch_start: Option<Position>,
 }
 
 /// A writing thread: batches through the guard; with `--strict`, a file in one transaction.
@@ -471,37 +858,54 @@ struct Writer<'a> {
     shared: &'a Shared<'a>,
     inserted: u64,
     already_present: u64,
+    /// (inserted, already present) inside the open `--strict` transaction, counted at commit.
+    pending: (u64, u64),
+    in_transaction: bool,
 }
 
 impl Writer<'_> {
     /// Consumes work until the reader is done. The first database error ends it; dropping the
     /// receiver and raising `failed` stops the reader and the other writers.
-    fn write_all(&mut self, work: Receiver<Work>) -> anyhow::Result<()> {
+    fn write_all(&mut self, work: Receiver<Work>) -> Result<(), WriteFailure> {
         let options = self.shared.options;
         let in_one_transaction = options.strict && !options.dry_run;
-        let outcome = (|| -> anyhow::Result<()> {
+        let plain = |error: postgres::Error| WriteFailure {
+            error: error.into(),
+            batch_start: None,
+        };
+        let outcome = (|| -> Result<(), WriteFailure> {
             for item in work.iter() {
-                if self.shared.failed.load(Ordering::Relaxed) {
+                if self.shared.should_stop() {
                     break;
                 }
                 match item {
                     Work::FileStarted if in_one_transaction => {
-                        self.ingestor.begin().map_err(database_error)?
+                        self.ingestor.begin().map_err(plain)?;
+                        self.in_transaction = true;
                     }
-                    Work::Batch { batch, ticket } => self.write_batch(&batch, ticket)?,
-                    Work::FileFinished { kept } if in_one_transaction => {
-                        if kept {
-                            self.ingestor.commit().map_err(database_error)?;
-                        } else {
-                            self.ingestor.rollback().map_err(database_error)?;
+                    Work::Batch {
+                        batch,
+                        ticket,
+                        after,
+                    } => {
+                        let ledger = &self.shared.ledger;
+                        if !ledger.wait_closed(&after, || self.shared.should_stop()) {
+                            break;
                         }
-                        // Only now are the file's batches committed.
-                        self.shared
-                            .in_flight
-                            .lock()
-                            .expect("not poisoned")
-                            .started_at
-                            .clear();
+                        self.write_batch(&batch, ticket)?
+                    }
+                    Work::FileFinished { file, kept } if in_one_transaction => {
+                        self.in_transaction = false;
+                        if kept {
+                            self.ingestor.commit().map_err(plain)?;
+                            self.inserted += self.pending.0;
+                            self.already_present += self.pending.1;
+                            // Only now are the file's batches committed.
+                            self.shared.ledger.close_file(file);
+                        } else {
+                            self.ingestor.rollback().map_err(plain)?;
+                        }
+                        self.pending = (0, 0);
                     }
                     Work::FileStarted | Work::FileFinished { .. } => {}
                 }
@@ -510,43 +914,34 @@ impl Writer<'_> {
         })();
         if outcome.is_err() {
             self.shared.failed.store(true, Ordering::Relaxed);
-            if in_one_transaction {
-                let _ = self.ingestor.rollback();
-            }
+        }
+        if self.in_transaction {
+            let _ = self.ingestor.rollback();
         }
         outcome
     }
 
-    fn write_batch(&mut self, batch: &EventBatch, ticket: u64) -> anyhow::Result<()> {
+    fn write_batch(&mut self, batch: &EventBatch, ticket: u64) -> Result<(), WriteFailure> {
+        let options = self.shared.options;
         let unique = batch.len() as u64;
-        if self.shared.options.dry_run {
-            let present = self.ingestor.count_present(batch).map_err(database_error)?;
-            self.already_present += present;
-            self.inserted += unique - present;
+        let outcome = if options.dry_run {
+            self.ingestor
+                .ingest_dry_run(batch)
+                .map_err(IngestError::from)
         } else {
-            let outcome = self.ingestor.ingest(batch).map_err(|e| {
-                let (file, line) = self
-                    .shared
-                    .in_flight
-                    .lock()
-                    .expect("not poisoned")
-                    .started_at
-                    .get(&ticket)
-                    .cloned()
-                    .unwrap_or_else(|| (Arc::from("?"), 0));
-                database_error(e).context(format!(
-                    "the database refused a batch starting at {file}:{line}"
-                ))
-            })?;
+            self.ingestor.ingest(batch)
+        };
+        let outcome = outcome.map_err(|error| WriteFailure {
+            error,
+            batch_start: self.shared.ledger.start_of(ticket),
+        })?;
+        if options.strict && !options.dry_run {
+            self.pending.0 += outcome.stored;
+            self.pending.1 += unique - outcome.stored;
+        } else {
             self.inserted += outcome.stored;
             self.already_present += unique - outcome.stored;
-        }
-        if !self.shared.options.strict || self.shared.options.dry_run {
-            self.shared
-                .in_flight
-                .lock()
-                .expect("not poisoned")
-                .done(ticket);
+            self.shared.ledger.close(ticket);
         }
         let written = self
             .shared
@@ -566,13 +961,5 @@ impl Writer<'_> {
             "{written} events written, {:.0} events/s",
             written as f64 / elapsed,
         ));
-    }
-}
-
-fn database_error(error: postgres::Error) -> anyhow::Error {
-    match error.as_db_error() {
-        Some(db) => anyhow!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-        None if error.is_closed() => anyhow!("the connection to PostgreSQL was lost"),
-        None => anyhow!(error),
     }
 }

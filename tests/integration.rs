@@ -10,4 +10,6 @@ mod migrate;
 mod partitions;
 mod queries;
 mod replay;
+mod replay_corpus;
 mod replay_faults;
+mod replay_trust;

@@ -598,7 +598,7 @@ fn partitions_create_gives_up_after_its_lock_timeout() {
 
 #[test]
 fn retention_drops_or_detaches_old_months_and_never_default_or_current() {
-    for detach in [false, true] {
+    for (detach, forget) in [(false, false), (true, false), (false, true)] {
         let db = TestDatabase::new();
         migrate_partitioned(&db);
         let current = current_month(&db);
@@ -648,9 +648,29 @@ fn retention_drops_or_detaches_old_months_and_never_default_or_current() {
         if detach {
             args.push("--detach");
         }
+        if forget {
+            args.push("--forget-guard-rows");
+        }
         let report = json(&db, &args, 0);
         assert_eq!(report["partitions"].as_array().unwrap().len(), 2);
-        assert_eq!(report["partitions"][0]["guard_rows_deleted"], 1);
+        let (kept, deleted) = if forget {
+            (None, Some(1))
+        } else {
+            (Some(1), None)
+        };
+        for partition in report["partitions"].as_array().unwrap() {
+            assert_eq!(partition["events_retired"].as_u64(), kept, "{report}");
+            assert_eq!(
+                partition["guard_rows_deleted"].as_u64(),
+                deleted,
+                "{report}"
+            );
+        }
+        assert_eq!(
+            db.count("SELECT count(*) FROM processed_events"),
+            if forget { 8 } else { 10 },
+            "guard rows are kept unless --forget-guard-rows"
+        );
         let names_after = partition_names(&db);
         for gone in &expected {
             assert!(!names_after.contains(gone), "{gone} still attached");
@@ -667,8 +687,14 @@ fn retention_drops_or_detaches_old_months_and_never_default_or_current() {
             8,
             "7 retained months + DEFAULT's"
         );
-        // The retired events' guard rows went with them, so nothing looks lost.
-        db.metricsctl(&["check", "duplicates"]).assert().code(0);
+        // Kept guard rows belong to retired events, forgotten ones are gone: nothing looks lost.
+        let duplicates = json(&db, &["check", "duplicates"], 0);
+        assert_eq!(duplicates["lost_metrics"], 0, "{duplicates}");
+        assert_eq!(
+            duplicates["retired_events"],
+            if forget { 0 } else { 2 },
+            "{duplicates}"
+        );
         // --older-than 0 would include the current month: refused.
         db.metricsctl(&["partitions", "drop", "--older-than", "0"])
             .assert()

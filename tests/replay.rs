@@ -5,7 +5,8 @@ use std::io::Write;
 use predicates::str::contains;
 
 use crate::support::{
-    Layout, TestDatabase, assert_exactly_once, generate_events, stderr_of, summary_of,
+    Layout, TestDatabase, assert_claim_holds, assert_exactly_once, event_ids_by_line,
+    generate_events, stderr_of, summary_of,
 };
 
 fn good(id: &str, sensor: &str, second: u32, value: f64) -> String {
@@ -438,37 +439,42 @@ fn a_truncated_gzip_file_keeps_what_came_before_and_says_how_far_it_got(layout: 
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("events.jsonl.gz");
     crate::support::metricsctl()
-        .args(["generate", "20000", "--sensors", "3", "--gzip", "-o"])
+        .args(["generate", "20000", "--sensors", "1", "--gzip", "-o"])
         .arg(&whole)
         .assert()
         .code(0);
     let bytes = std::fs::read(&whole).unwrap();
     let truncated = dir.path().join("truncated.gz");
-    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let complete_lines = event_ids_by_line(&truncated).len() as i64;
+    assert!((1000..20000).contains(&complete_lines));
     let db = TestDatabase::new();
     db.migrate_as(layout);
+    // The default writers and batch size: the partly filled batches must be sent too.
     let output = db
-        .metricsctl(&[
-            "replay",
-            "--batch-size",
-            "1000",
-            "--jobs",
-            "1",
-            "--format",
-            "json",
-        ])
+        .metricsctl(&["replay", "--format", "json"])
         .arg(&truncated)
         .output()
         .unwrap();
     let summary = summary_of(&output);
     assert_eq!(output.status.code(), Some(3), "{summary}");
     let stderr = stderr_of(&output);
-    assert!(stderr.contains("truncated.gz"), "{stderr}");
-    assert!(stderr.contains("committed"), "{stderr}");
-    assert!(stderr.contains("Rerun"), "{stderr}");
-    let inserted = summary["inserted"].as_i64().unwrap();
-    assert!((1000..20000).contains(&inserted), "{summary}");
-    assert_exactly_once(&db, inserted);
+    assert!(
+        stderr.contains("truncated.gz ends early or is corrupt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("replay a complete copy"), "{stderr}");
+    assert!(
+        !stderr.contains("To finish"),
+        "a rerun cannot finish a cut-off file: {stderr}"
+    );
+    // Every complete line read before the cut is committed, and the claim says so.
+    assert_eq!(summary["inserted"], complete_lines, "{summary}");
+    assert_eq!(summary["unconfirmed"], 0, "{summary}");
+    let claim = summary["committed_before"].as_str().unwrap();
+    assert!(stderr.contains(claim), "{stderr}");
+    assert_claim_holds(&db, &[&truncated], claim);
+    assert_exactly_once(&db, complete_lines);
 }
 
 #[test]
@@ -501,7 +507,7 @@ fn replay_exit_codes_follow_the_convention(layout: Layout) {
         .assert()
         .code(2)
         .stderr(contains("reading_cap"))
-        .stderr(contains("Rerun"));
+        .stderr(contains("Fix the cause, then rerun the same command"));
     assert_exactly_once(&db, 1);
 }
 

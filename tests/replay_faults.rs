@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use metricsctl::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::{
-    Layout, TestDatabase, assert_consistent, assert_exactly_once, generate_events,
-    metricsctl_process, slice_lines, stderr_of, summary_of,
+    Layout, TestDatabase, assert_claim_holds, assert_consistent, assert_exactly_once,
+    generate_events, metricsctl_process, slice_lines, stderr_of, summary_of,
 };
 
 /// A different moment every run; printed so a failure can be replayed by hand.
@@ -64,7 +64,8 @@ fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes(layo
     generate_events(&input, 300_000, 40, 22, "jsonl");
 
     let replay = metricsctl_process()
-        .args(["replay", "--batch-size", "2000", "--database-url", &db.url])
+        .args(["replay", "--batch-size", "2000", "--format", "json"])
+        .args(["--database-url", &db.url])
         .arg(&input)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -92,12 +93,21 @@ fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes(layo
     let output = replay.wait_with_output().unwrap();
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("Rerun the same command"), "{stderr}");
+    assert!(
+        stderr.contains("To finish, rerun the same command"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("connection") || stderr.contains("terminating"),
         "{stderr}"
     );
     assert_consistent(&db);
+    let claim = summary_of(&output)["committed_before"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(stderr.contains(&claim), "{stderr}");
+    assert_claim_holds(&db, &[&input], &claim);
 
     let rerun = metricsctl_process()
         .args(["replay", "--database-url", &db.url])

@@ -5,8 +5,8 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::{CheckReport, Measure, Section};
-use crate::queries;
 use crate::status::Status;
+use crate::{partitions, queries};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DuplicatesReport {
@@ -21,6 +21,8 @@ pub struct DuplicatesReport {
     pub lost_metrics: i64,
     /// Metrics without a guard row: something wrote around the guard.
     pub unguarded_metrics: i64,
+    /// Guard rows whose metric retention retired on purpose (not lost).
+    pub retired_events: i64,
     pub samples: DuplicateSamples,
 }
 
@@ -32,7 +34,20 @@ pub struct DuplicateSamples {
 }
 
 pub fn run(client: &mut Client, limit: u32) -> Result<DuplicatesReport, postgres::Error> {
-    let row = client.query_one(queries::DUPLICATES.sql(), &[&(limit as i32)])?;
+    let retired_table = partitions::RETIRED_EVENTS_TABLE;
+    let exists: bool = client
+        .query_one(queries::RELATION_EXISTS.sql(), &[&retired_table])?
+        .get(0);
+    // Without retention's bookkeeping table no event was retired: read it as an empty set.
+    let sql = if exists {
+        queries::DUPLICATES.sql().to_string()
+    } else {
+        queries::DUPLICATES.sql().replace(
+            retired_table,
+            "(SELECT CAST(NULL AS varchar) AS event_id WHERE false)",
+        )
+    };
+    let row = client.query_one(sql.as_str(), &[&(limit as i32)])?;
     Ok(DuplicatesReport {
         guard_rows: row.get("total_rows"),
         distinct_guard_ids: row.get("unique_event_ids"),
@@ -40,6 +55,7 @@ pub fn run(client: &mut Client, limit: u32) -> Result<DuplicatesReport, postgres
         surplus_metric_rows: row.get("surplus_metric_rows"),
         lost_metrics: row.get("lost_metrics"),
         unguarded_metrics: row.get("unguarded_metrics"),
+        retired_events: row.get("retired_events"),
         samples: DuplicateSamples {
             duplicated_metric_ids: row.get("duplicated_samples"),
             lost_metrics: row.get("lost_samples"),
@@ -141,6 +157,12 @@ impl CheckReport for DuplicatesReport {
             )
             .with_thresholds(Some(0.0), None),
             Measure::count(
+                "retired_events",
+                "duplicates_retired_events",
+                "processed_events rows whose metric retention retired (not lost).",
+                self.retired_events,
+            ),
+            Measure::count(
                 "guard_rows",
                 "duplicates_guard_rows_total",
                 "processed_events rows.",
@@ -171,6 +193,11 @@ impl CheckReport for DuplicatesReport {
                 "metrics without a processed_events row",
                 self.unguarded_metrics,
                 self.samples.unguarded_metrics.join(", "),
+            ),
+            (
+                "processed events whose metric retention retired (not lost)",
+                self.retired_events,
+                "-".to_string(),
             ),
         ];
         vec![Section {

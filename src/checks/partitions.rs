@@ -79,10 +79,16 @@ impl CheckReport for PartitionsReport {
 
     fn summary(&self) -> String {
         let mut parts = Vec::new();
-        match &self.current_month_partition {
-            Some(name) => parts.push(format!("current month {} in {name}", self.current_month)),
-            None => parts.push(format!(
+        match (&self.current_month_partition, &self.default_partition) {
+            (Some(name), _) => {
+                parts.push(format!("current month {} in {name}", self.current_month))
+            }
+            (None, Some(_)) => parts.push(format!(
                 "no partition for the current month {}: its rows go to DEFAULT",
+                self.current_month
+            )),
+            (None, None) => parts.push(format!(
+                "no partition for the current month {} and no DEFAULT partition: its inserts fail",
                 self.current_month
             )),
         }
@@ -100,6 +106,14 @@ impl CheckReport for PartitionsReport {
         if !self.gaps.is_empty() {
             let gaps: Vec<String> = self.gaps.iter().map(Month::to_string).collect();
             parts.push(format!("missing months: {}", gaps.join(", ")));
+        }
+        if self.default_partition.is_none() {
+            parts.push(
+                "no DEFAULT partition: an event outside every partition is refused (the \
+                 consumer's insert fails, replay rejects it); add one with CREATE TABLE \
+                 metrics_default PARTITION OF metrics DEFAULT"
+                    .to_string(),
+            );
         }
         parts.join("; ")
     }
@@ -124,6 +138,12 @@ impl CheckReport for PartitionsReport {
                 "partitions_current_month_present",
                 "1 when the current month has its partition.",
                 i64::from(self.current_month_partition.is_some()),
+            ),
+            Measure::count(
+                "default_partition",
+                "partitions_default_present",
+                "1 when a DEFAULT partition catches events outside every month.",
+                i64::from(self.default_partition.is_some()),
             ),
             Measure::count(
                 "gaps",

@@ -114,8 +114,8 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     steps.next(
         ctx,
         &format!(
-            "replay {}: {} lines, {} distinct events over 6 sensors, {} delivered twice, \
-             one late event ({}) and {} bad lines",
+            "replay --dry-run {}: {} lines, {} distinct events over 6 sensors, {} delivered \
+             twice, one late event ({}) and {} bad lines",
             sample.display(),
             facts.lines,
             facts.distinct_events,
@@ -131,9 +131,22 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         jobs: DEFAULT_REPLAY_JOBS,
         rejects: Some(files.join("sample-rejects.jsonl")),
         strict: false,
-        dry_run: false,
+        dry_run: true,
         format: ReportFormat::Table,
         connect: Default::default(),
+    };
+    outcome(
+        ctx,
+        replay::exec(ctx, &replay_args)?,
+        "a dry run first: \"would insert\" is exactly what the real run inserts; nothing written",
+    );
+    steps.next(
+        ctx,
+        "replay: the same file for real, the bad lines kept verbatim in a rejects file",
+    );
+    let replay_args = ReplayArgs {
+        dry_run: false,
+        ..replay_args
     };
     outcome(
         ctx,

@@ -156,10 +156,11 @@ fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
     let options = RetentionOptions {
         older_than_months: args.older_than,
         detach: args.detach,
-        keep_guard_rows: args.keep_guard_rows,
+        forget_guard_rows: args.forget_guard_rows,
         dry_run: args.dry_run,
     };
     let report = partitions::retire(&mut client, options, args.lock_timeout)?;
+    let count = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".to_string());
     match args.format {
         ReportFormat::Json => output::print_json(&report)?,
         ReportFormat::Table => {
@@ -167,18 +168,16 @@ fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
                 "partition",
                 "month",
                 "rows (estimate)",
+                "events retired (guard rows kept)",
                 "guard rows deleted",
             ]);
             for p in &report.partitions {
                 table.add_row(vec![
                     p.partition.clone(),
                     p.month.to_string(),
-                    p.estimated_rows
-                        .map(|n| n.to_string())
-                        .unwrap_or_else(|| "-".to_string()),
-                    p.guard_rows_deleted
-                        .map(|n| n.to_string())
-                        .unwrap_or_else(|| "-".to_string()),
+                    count(p.estimated_rows.map(|n| n as u64)),
+                    count(p.events_retired),
+                    count(p.guard_rows_deleted),
                 ]);
             }
             if !report.partitions.is_empty() {
@@ -196,5 +195,17 @@ fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
         report.partitions.len(),
         report.cutoff
     ));
+    if let Some(deleted) = report.earlier_guard_rows_deleted {
+        ctx.say(format!(
+            "{deleted} guard row(s) of events retired earlier (months before {}) deleted.",
+            report.cutoff
+        ));
+    }
+    if !args.forget_guard_rows && !report.partitions.is_empty() {
+        ctx.say(
+            "Their events stay retired: their guard rows are kept, so neither the consumer nor a \
+             replay stores them again. To reclaim that space instead, add --forget-guard-rows.",
+        );
+    }
     Ok(Status::Ok)
 }

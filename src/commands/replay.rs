@@ -1,9 +1,11 @@
 //! `metricsctl replay FILE...`: exit 0 all good, 1 some lines rejected, 2 the database refused
 //! work, 3 could not run (bad arguments, unreachable database, missing schema, unreadable file).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use crate::cli::{ReplayArgs, ReportFormat};
 use crate::config::Context;
@@ -11,11 +13,31 @@ use crate::db;
 use crate::events::open_inputs;
 use crate::ingest::Ingestor;
 use crate::output;
-use crate::replay::{self, ReplayErrorCause, ReplayOptions, ReplaySummary};
+use crate::replay::{self, ReplayOptions, ReplaySummary, StopCause};
 use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 /// Rejections printed one by one on stderr; the rest are counted (all go to --rejects).
 const REJECTIONS_SHOWN: u64 = 20;
+
+/// Raised by the first Ctrl-C (or SIGTERM): the replay stops after the batches being written and
+/// says how far it got. The handler is one-shot, so a second Ctrl-C ends the process at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_signal: nix::libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn stop_gently_on_interrupt() {
+    let action = SigAction::new(
+        SigHandler::Handler(on_interrupt),
+        SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // Safety: the handler only stores to an atomic, which is async-signal-safe.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
 
 pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
     let inputs = open_inputs(&args.files).could_not_run()?;
@@ -51,7 +73,15 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
             }
         });
     };
-    let outcome = replay::replay(ingestors, inputs, &options, &progress, &mut on_reject);
+    stop_gently_on_interrupt();
+    let outcome = replay::replay(
+        ingestors,
+        inputs,
+        &options,
+        &progress,
+        &mut on_reject,
+        &INTERRUPTED,
+    );
     progress.finish_and_clear();
     match outcome {
         Ok(summary) => {
@@ -66,8 +96,8 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
             print_summary(ctx, &failure.summary, args.format)?;
             Err(Failure {
                 status: match failure.cause {
-                    ReplayErrorCause::Input => Status::Unknown,
-                    ReplayErrorCause::Database => Status::Critical,
+                    StopCause::Input | StopCause::Interrupted => Status::Unknown,
+                    StopCause::Database => Status::Critical,
                 },
                 error: failure.error,
             })
@@ -116,6 +146,7 @@ fn print_summary(
                 (inserted_label, summary.inserted.to_string()),
                 ("already present", summary.already_present.to_string()),
                 ("repeated in input", summary.repeated_in_input.to_string()),
+                ("not committed", summary.unconfirmed.to_string()),
                 ("rejected", summary.rejected.to_string()),
                 ("tombstones", summary.tombstones.to_string()),
                 ("elapsed", format!("{:.3} s", summary.elapsed_seconds)),
@@ -132,7 +163,7 @@ fn print_summary(
                     "Stopped at {stopped}; nothing from that file was committed."
                 ));
             }
-            if summary.rejected > 0 {
+            if summary.rejected > 0 && summary.complete {
                 match &summary.rejects_file {
                     Some(file) => ctx.say(format!(
                         "{} rejected line(s) written verbatim to {file}: fix them and replay that file.",

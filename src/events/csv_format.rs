@@ -8,6 +8,8 @@ use super::{Event, RejectReason, fields};
 /// Where each column is.
 #[derive(Debug, Clone)]
 pub struct CsvHeader {
+    /// Every row must have exactly this many fields: one more or one fewer shifts the columns.
+    columns: usize,
     event_id: usize,
     sensor_id: usize,
     timestamp: usize,
@@ -47,6 +49,7 @@ impl CsvHeader {
             );
         }
         Ok(CsvHeader {
+            columns: names.len(),
             event_id: find("event_id").expect("checked"),
             sensor_id: find("sensor_id").expect("checked"),
             timestamp: find("timestamp").expect("checked"),
@@ -58,6 +61,12 @@ impl CsvHeader {
 
     pub fn parse_event(&self, raw: &[u8]) -> Result<Event, RejectReason> {
         let record = split_record(raw)?;
+        if record.len() != self.columns {
+            return Err(RejectReason::FieldCount {
+                found: record.len(),
+                expected: self.columns,
+            });
+        }
         let field = |index: usize, name: &'static str| -> Result<&str, RejectReason> {
             let bytes = record.get(index).ok_or(RejectReason::MissingField(name))?;
             std::str::from_utf8(bytes).map_err(|_| RejectReason::InvalidUtf8)
@@ -139,7 +148,18 @@ mod tests {
         let header = CsvHeader::parse(b"event_id,sensor_id,timestamp,value").unwrap();
         assert_eq!(
             header.parse_event(b"e1,s1,2026-01-01T00:00:00Z"),
-            Err(RejectReason::MissingField("value"))
+            Err(RejectReason::FieldCount {
+                found: 3,
+                expected: 4
+            })
+        );
+        // One field too many would shift the columns: refused, never stored shifted.
+        assert_eq!(
+            header.parse_event(b"sh-1,sensor,7,1767225600000,21.5"),
+            Err(RejectReason::FieldCount {
+                found: 5,
+                expected: 4
+            })
         );
         assert!(matches!(
             header.parse_event(b"e1,s1,2026-01-01T00:00:00Z,NaN"),

@@ -50,12 +50,50 @@ pub fn timestamp_from_text(text: &str) -> Result<DateTime<Utc>, RejectReason> {
     }
 }
 
+/// Below this many milliseconds (1973-03-03) a number is far more likely epoch *seconds* than a
+/// reading from the early 1970s, so it is refused rather than stored 50 years off.
+const SMALLEST_PLAUSIBLE_MILLIS: i64 = 100_000_000_000;
+
+/// Epoch milliseconds, the only epoch unit accepted. Numbers that only make sense in another unit
+/// (seconds, microseconds, nanoseconds) are rejected with the date they would mean in that unit.
 pub fn timestamp_from_millis(millis: i64) -> Result<DateTime<Utc>, RejectReason> {
+    // Seconds are plausible from 1973 on, like milliseconds.
+    let in_unit = |per_second: i64| -> Option<String> {
+        if per_second == 1 && millis.unsigned_abs() < SMALLEST_PLAUSIBLE_MILLIS as u64 / 1000 {
+            return None;
+        }
+        let at = if per_second == 1 {
+            DateTime::from_timestamp(millis, 0)
+        } else {
+            DateTime::from_timestamp_millis(millis / (per_second / 1000))
+        }?;
+        (2..=9999)
+            .contains(&at.year())
+            .then(|| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    };
+    let wrong_unit = |unit: &str, per_second: i64| -> Option<RejectReason> {
+        in_unit(per_second).map(|meant| {
+            RejectReason::BadTimestamp(format!(
+                "{millis} looks like epoch {unit} ({meant}), but epoch numbers must be \
+                 milliseconds: convert it, or write RFC 3339 (2026-01-31T12:00:00Z)"
+            ))
+        })
+    };
+    if millis.unsigned_abs() < SMALLEST_PLAUSIBLE_MILLIS as u64 {
+        return Err(wrong_unit("seconds", 1).unwrap_or_else(|| {
+            RejectReason::BadTimestamp(format!(
+                "epoch milliseconds {millis} would be before 1973-03-03, which no sensor reading \
+                 here is; write RFC 3339 (2026-01-31T12:00:00Z) if it really is that old"
+            ))
+        }));
+    }
     match DateTime::from_timestamp_millis(millis) {
-        Some(at) => in_range(at),
-        None => Err(RejectReason::BadTimestamp(format!(
-            "epoch milliseconds {millis} are out of range"
-        ))),
+        Some(at) if (1..=9999).contains(&at.year()) => Ok(at),
+        _ => Err(wrong_unit("microseconds", 1_000_000)
+            .or_else(|| wrong_unit("nanoseconds", 1_000_000_000))
+            .unwrap_or_else(|| {
+                RejectReason::BadTimestamp(format!("epoch milliseconds {millis} are out of range"))
+            })),
     }
 }
 
@@ -167,6 +205,43 @@ mod tests {
             timestamp_from_text("99999999999999999"),
             Err(RejectReason::BadTimestamp(_))
         ));
+    }
+
+    fn reason(result: Result<DateTime<Utc>, RejectReason>) -> String {
+        result.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn epoch_numbers_in_another_unit_are_refused_with_the_date_they_would_mean() {
+        // 2026-01-01T00:00:00Z in seconds, microseconds and nanoseconds.
+        let seconds = reason(timestamp_from_text("1767225600"));
+        assert!(
+            seconds.contains("epoch seconds (2026-01-01T00:00:00Z)"),
+            "{seconds}"
+        );
+        let micros = reason(timestamp_from_millis(1_767_225_600_000_000));
+        assert!(
+            micros.contains("epoch microseconds (2026-01-01T00:00:00Z)"),
+            "{micros}"
+        );
+        let nanos = reason(timestamp_from_millis(1_767_225_600_000_000_000));
+        assert!(
+            nanos.contains("epoch nanoseconds (2026-01-01T00:00:00Z)"),
+            "{nanos}"
+        );
+        let tiny = reason(timestamp_from_millis(1));
+        assert!(tiny.contains("before 1973-03-03"), "{tiny}");
+        assert!(reason(timestamp_from_millis(-5)).contains("1973"));
+        // The smallest plausible milliseconds and today's are fine.
+        assert!(timestamp_from_millis(SMALLEST_PLAUSIBLE_MILLIS).is_ok());
+        assert_eq!(
+            timestamp_from_millis(1_767_225_600_000)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-01-01T00:00:00+00:00"
+        );
+        // Far past in milliseconds is still fine when it is plausible as milliseconds.
+        assert!(timestamp_from_millis(-SMALLEST_PLAUSIBLE_MILLIS * 10).is_ok());
     }
 
     #[test]

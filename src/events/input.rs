@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,8 @@ pub struct InputFile {
     pub name: String,
     /// Its size in bytes, when known (not for stdin or pipes).
     pub size: Option<u64>,
+    /// Device and inode, so an output can be refused when it is this input.
+    pub identity: Option<(u64, u64)>,
     source: Option<Box<dyn Read + Send>>,
 }
 
@@ -38,9 +41,14 @@ pub fn open_inputs(specs: &[String]) -> anyhow::Result<Vec<InputFile>> {
         .iter()
         .map(|spec| {
             if spec == "-" {
+                // stdin may be a redirected file (`- < t.jsonl`): it has an identity too.
+                let identity = nix::sys::stat::fstat(std::io::stdin())
+                    .ok()
+                    .map(|stat| (stat.st_dev, stat.st_ino));
                 return Ok(InputFile {
                     name: "<stdin>".to_string(),
                     size: None,
+                    identity,
                     source: Some(Box::new(io::stdin())),
                 });
             }
@@ -55,6 +63,7 @@ pub fn open_inputs(specs: &[String]) -> anyhow::Result<Vec<InputFile>> {
             Ok(InputFile {
                 name: spec.clone(),
                 size: metadata.is_file().then_some(metadata.len()),
+                identity: Some((metadata.dev(), metadata.ino())),
                 source: Some(Box::new(file)),
             })
         })
@@ -62,8 +71,12 @@ pub fn open_inputs(specs: &[String]) -> anyhow::Result<Vec<InputFile>> {
 }
 
 impl InputFile {
-    /// The decoded byte stream, counting raw bytes read into `bytes_read`.
-    pub fn into_reader(mut self, bytes_read: Arc<AtomicU64>) -> io::Result<Box<dyn BufRead>> {
+    /// The decoded byte stream, counting raw bytes read into `bytes_read`, and whether it is
+    /// gzip (whose read errors mean a cut-off or corrupt file).
+    pub fn into_reader(
+        mut self,
+        bytes_read: Arc<AtomicU64>,
+    ) -> io::Result<(Box<dyn BufRead + Send>, bool)> {
         let source = self.source.take().expect("an input is read once");
         let mut raw = BufReader::with_capacity(
             READ_BUFFER,
@@ -74,12 +87,15 @@ impl InputFile {
         );
         let is_gzip = raw.fill_buf()?.starts_with(&GZIP_MAGIC);
         if is_gzip {
-            Ok(Box::new(BufReader::with_capacity(
-                READ_BUFFER,
-                MultiGzDecoder::new(raw),
-            )))
+            Ok((
+                Box::new(BufReader::with_capacity(
+                    READ_BUFFER,
+                    MultiGzDecoder::new(raw),
+                )),
+                true,
+            ))
         } else {
-            Ok(Box::new(raw))
+            Ok((Box::new(raw), false))
         }
     }
 }
@@ -116,6 +132,7 @@ mod tests {
         let mut text = String::new();
         input
             .into_reader(Arc::new(AtomicU64::new(0)))?
+            .0
             .read_to_string(&mut text)?;
         Ok(text)
     }

@@ -143,19 +143,19 @@ mod tests {
     fn each_problem_has_its_reason() {
         let cases = [
             (
-                r#"{"sensor_id":"s","timestamp":1,"value":1}"#,
+                r#"{"sensor_id":"s","timestamp":1767225600000,"value":1}"#,
                 "missing field \"event_id\"",
             ),
             (
-                r#"{"event_id":"","sensor_id":"s","timestamp":1,"value":1}"#,
+                r#"{"event_id":"","sensor_id":"s","timestamp":1767225600000,"value":1}"#,
                 "\"event_id\" is empty",
             ),
             (
-                r#"{"event_id":7,"sensor_id":"s","timestamp":1,"value":1}"#,
+                r#"{"event_id":7,"sensor_id":"s","timestamp":1767225600000,"value":1}"#,
                 "\"event_id\" must be a string",
             ),
             (
-                r#"{"event_id":"e","sensor_id":"s","timestamp":1,"value":"7"}"#,
+                r#"{"event_id":"e","sensor_id":"s","timestamp":1767225600000,"value":"7"}"#,
                 "\"value\" must be a number",
             ),
             (
@@ -167,19 +167,19 @@ mod tests {
                 "RFC 3339",
             ),
             (
-                r#"{"event_id":"e","sensor_id":"s","timestamp":1,"value":null}"#,
+                r#"{"event_id":"e","sensor_id":"s","timestamp":1767225600000,"value":null}"#,
                 "missing field \"value\"",
             ),
             (
-                r#"{"event_id":"e","sensor_id":"s","timestamp":1,"value":1,"kafka_offset":-1}"#,
+                r#"{"event_id":"e","sensor_id":"s","timestamp":1767225600000,"value":1,"kafka_offset":-1}"#,
                 "negative",
             ),
             (
-                r#"{"event_id":"e","sensor_id":"s","timestamp":1,"value":1e999}"#,
+                r#"{"event_id":"e","sensor_id":"s","timestamp":1767225600000,"value":1e999}"#,
                 "malformed JSON",
             ),
             (
-                r#"{"event_id":"e","sensor_id":"s","timestamp":1,"value":NaN}"#,
+                r#"{"event_id":"e","sensor_id":"s","timestamp":1767225600000,"value":NaN}"#,
                 "malformed JSON",
             ),
             (r#"["e","s"]"#, "expected a JSON object"),

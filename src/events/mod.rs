@@ -86,6 +86,15 @@ pub enum RejectReason {
     },
     NotAnEvent(String),
     LineTooLong,
+    /// A CSV row whose field count differs from the header's.
+    FieldCount {
+        found: usize,
+        expected: usize,
+    },
+    /// A CSV quote that is never closed; the record is its first line only.
+    UnterminatedQuote {
+        opened_on: u64,
+    },
 }
 
 impl fmt::Display for RejectReason {
@@ -120,20 +129,79 @@ impl fmt::Display for RejectReason {
                 "line longer than {} bytes (only its start is kept)",
                 records::MAX_RECORD_BYTES
             ),
+            RejectReason::FieldCount { found, expected } => write!(
+                f,
+                "malformed CSV: the row has {found} fields but the header names {expected} \
+                 (a stray or missing comma would shift the columns)"
+            ),
+            RejectReason::UnterminatedQuote { opened_on } => write!(
+                f,
+                "malformed CSV: the quote opened on line {opened_on} is never closed \
+                 (only this line is rejected; the lines after it were read on their own)"
+            ),
         }
     }
 }
 
-/// Guesses a file's format from its first non-blank line.
-pub fn detect_format(first_line: &[u8]) -> Format {
-    let text = String::from_utf8_lossy(first_line);
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    if !trimmed.starts_with('{') {
+/// Guesses a file's format from its first non-blank lines and, when they do not tell, its name.
+///
+/// Any line that is a JSON object makes the file JSON (kcat when most such lines are kcat
+/// envelopes), so one garbled first line cannot turn a JSON Lines file into a failed CSV file.
+/// Otherwise a first line that is a usable CSV header makes it CSV; then the name decides
+/// (`.csv`, `.jsonl`, `.ndjson`, `.json`, each maybe `.gz`); then the shape of the lines.
+pub fn detect_format(lines: &[&[u8]], name: Option<&str>) -> Format {
+    let texts: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            String::from_utf8_lossy(line)
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let (mut objects, mut envelopes) = (0, 0);
+    for text in &texts {
+        if let Ok(object) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+        {
+            objects += 1;
+            envelopes += usize::from(kcat_format::looks_like_envelope(&object));
+        }
+    }
+    if objects > 0 {
+        return if envelopes * 2 > objects {
+            Format::Kcat
+        } else {
+            Format::Jsonl
+        };
+    }
+    if let Some(first) = lines.first()
+        && CsvHeader::parse(first).is_ok()
+    {
         return Format::Csv;
     }
-    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(trimmed) {
-        Ok(object) if kcat_format::looks_like_envelope(&object) => Format::Kcat,
-        _ => Format::Jsonl,
+    if let Some(format) = name.and_then(format_from_name) {
+        return format;
+    }
+    let json_like = texts.iter().filter(|t| t.starts_with('{')).count();
+    if json_like * 2 > texts.len() {
+        Format::Jsonl
+    } else {
+        Format::Csv
+    }
+}
+
+fn format_from_name(name: &str) -> Option<Format> {
+    let lower = name.to_ascii_lowercase();
+    let stem = lower.strip_suffix(".gz").unwrap_or(&lower);
+    if stem.ends_with(".csv") {
+        Some(Format::Csv)
+    } else if [".jsonl", ".ndjson", ".json"]
+        .iter()
+        .any(|ext| stem.ends_with(ext))
+    {
+        Some(Format::Jsonl)
+    } else {
+        None
     }
 }
 
@@ -144,7 +212,8 @@ mod tests {
 
     /// Reads everything; only I/O could fail, and an in-memory input has none.
     fn read_all(bytes: Vec<u8>, format: Option<Format>) -> Result<usize, String> {
-        let mut reader = match EventReader::new(Box::new(std::io::Cursor::new(bytes)), format) {
+        let mut reader = match EventReader::new(Box::new(std::io::Cursor::new(bytes)), format, None)
+        {
             Ok(reader) => reader,
             // An unusable CSV header is a file-level error, not a panic.
             Err(error) => return Err(error.to_string()),
@@ -194,25 +263,44 @@ mod tests {
     }
 
     #[test]
-    fn formats_are_told_apart_by_their_first_line() {
+    fn formats_are_told_apart_by_their_lines() {
+        let event = br#"{"event_id":"e","sensor_id":"s","timestamp":1767225600000,"value":1}"#;
+        let envelope = br#"{"topic":"metrics","partition":0,"offset":5,"tstype":"create","ts":1,"broker":1,"key":null,"payload":"{}"}"#;
+        assert_eq!(detect_format(&[event], None), Format::Jsonl);
+        assert_eq!(detect_format(&[envelope], None), Format::Kcat);
         assert_eq!(
-            detect_format(br#"{"event_id":"e","sensor_id":"s","timestamp":1,"value":1}"#),
-            Format::Jsonl
+            detect_format(&[b"event_id,sensor_id,timestamp,value"], None),
+            Format::Csv
         );
         assert_eq!(
             detect_format(
-                br#"{"topic":"metrics","partition":0,"offset":5,"tstype":"create","ts":1,"broker":1,"key":null,"payload":"{}"}"#
+                &["\u{feff}event_id,sensor_id,timestamp,value".as_bytes()],
+                None
             ),
-            Format::Kcat
+            Format::Csv
+        );
+        assert_eq!(detect_format(&[b"{not json"], None), Format::Jsonl);
+    }
+
+    #[test]
+    fn one_garbled_first_line_does_not_decide_the_format() {
+        let event = br#"{"event_id":"e","sensor_id":"s","timestamp":1767225600000,"value":1}"#;
+        assert_eq!(
+            detect_format(&[b"%%% garbage, not an event", event, event], None),
+            Format::Jsonl
         );
         assert_eq!(
-            detect_format(b"event_id,sensor_id,timestamp,value"),
+            detect_format(&[b"garbage", b"more garbage"], Some("day.jsonl.gz")),
+            Format::Jsonl
+        );
+        assert_eq!(
+            detect_format(&[b"garbage", b"more garbage"], Some("day.CSV")),
             Format::Csv
         );
         assert_eq!(
-            detect_format("\u{feff}event_id,value".as_bytes()),
-            Format::Csv
+            detect_format(&[b"{garbage", b"{more garbage"], None),
+            Format::Jsonl
         );
-        assert_eq!(detect_format(b"{not json"), Format::Jsonl);
+        assert_eq!(detect_format(&[b"a,b,c"], None), Format::Csv);
     }
 }

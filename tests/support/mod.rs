@@ -356,3 +356,106 @@ macro_rules! on_both_layouts {
         )+
     };
 }
+
+/// The event ids of a JSON Lines input, by line number (gzip read as far as it is intact).
+pub fn event_ids_by_line(path: &std::path::Path) -> Vec<(u64, String)> {
+    use std::io::Read;
+    let raw = std::fs::read(path).unwrap();
+    let mut text = Vec::new();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut decoder = flate2::read::MultiGzDecoder::new(&raw[..]);
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = decoder.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&chunk[..n]);
+        }
+        // A cut-off stream ends in the middle of a line: that line was never complete.
+        if let Some(end) = text.iter().rposition(|&b| b == b'\n') {
+            text.truncate(end + 1);
+        } else {
+            text.clear();
+        }
+    } else {
+        text = raw;
+    }
+    String::from_utf8_lossy(&text)
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let value: serde_json::Value = serde_json::from_str(line).ok()?;
+            Some((i as u64 + 1, value["event_id"].as_str()?.to_string()))
+        })
+        .collect()
+}
+
+/// Checks a replay's claim "every event before FILE:LINE is committed" against the database:
+/// every event of the inputs before that place (earlier inputs whole) has its guard row and its
+/// metric. `inputs` are given as on the command line. Returns how many events the claim covers.
+pub fn assert_claim_holds(db: &TestDatabase, inputs: &[&std::path::Path], claim: &str) -> usize {
+    let (file, line) = claim.rsplit_once(':').expect("a FILE:LINE claim");
+    let line: u64 = line.parse().expect("a line number");
+    let position = inputs
+        .iter()
+        .position(|p| p.display().to_string() == file)
+        .unwrap_or_else(|| panic!("the claim names {file}, not one of the inputs"));
+    let mut covered: Vec<String> = Vec::new();
+    for (index, input) in inputs.iter().enumerate().take(position + 1) {
+        covered.extend(
+            event_ids_by_line(input)
+                .into_iter()
+                .filter(|(n, _)| index < position || *n < line)
+                .map(|(_, id)| id),
+        );
+    }
+    let missing: Vec<String> = db
+        .client()
+        .query(
+            "SELECT e.id FROM unnest(CAST($1 AS text[])) AS e(id)
+             WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = e.id)
+                OR NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = e.id)
+             LIMIT 5",
+            &[&covered],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the claim \"every event before {claim} is committed\" is false: {missing:?} are missing"
+    );
+    covered.len()
+}
+
+/// One JSON Lines event.
+pub fn event_line(id: &str, sensor: &str, timestamp: &str, value: f64) -> String {
+    serde_json::json!({"event_id": id, "sensor_id": sensor, "timestamp": timestamp, "value": value})
+        .to_string()
+}
+
+/// Writes lines, each ended by a newline.
+pub fn write_lines(path: &std::path::Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).unwrap();
+}
+
+/// Waits until the replay has committed something (under load it can take a while to start).
+pub fn wait_until_writing(db: &TestDatabase) {
+    let mut watcher = db.client();
+    let started = std::time::Instant::now();
+    while watcher
+        .query_one("SELECT count(*) FROM processed_events", &[])
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the replay never wrote"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

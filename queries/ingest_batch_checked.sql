@@ -1,10 +1,15 @@
--- The idempotent insert path for one batch, tolerant form: like ingest_batch.sql, but a metric
--- that already exists without its guard row (something bypassed the guard) is skipped instead
--- of failing the batch. metricsctl runs it when the fast form meets such a metric.
+-- The idempotent insert path for one batch, checked form: like ingest_batch.sql, but a metric is
+-- inserted only where no metric with its event_id exists yet. metricsctl runs it
+--   - on the partitioned layout always: metrics is unique only on (event_id, timestamp) there, so
+--     a metric stored without its guard row under another timestamp would not stop a second copy;
+--   - on the plain layout once the fast form met a metric stored without its guard row.
+-- Such an event gets its guard row and keeps the metric it has. There is no ON CONFLICT: any other
+-- collision (say metrics_id_seq behind max(id) after a data-only restore) fails the whole
+-- statement, so a guard row is never committed without its metric.
 --
 -- psql "$DATABASE_URL" -v event_ids='{e1}' -v sensor_ids='{s1}' \
 --   -v timestamps='{2026-01-01T00:00:00Z}' -v values='{21.5}' \
---   -v kafka_partitions='{0}' -v kafka_offsets='{42}' -v delivery_order='{1}' -f queries/ingest_batch_tolerant.sql
+--   -v kafka_partitions='{0}' -v kafka_offsets='{42}' -v delivery_order='{1}' -f queries/ingest_batch_checked.sql
 WITH batch AS (
     SELECT *
     FROM unnest(
@@ -31,11 +36,9 @@ stored AS (
     SELECT b.sensor_id, b.event_id, b.timestamp, b.value
     FROM batch b
     JOIN guarded g ON g.event_id = b.event_id
+    WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = b.event_id)
     -- metrics.id follows delivery order.
     ORDER BY b.delivery_order
-    -- No conflict target: plain metrics is unique on event_id, partitioned metrics on
-    -- (event_id, timestamp); DO NOTHING works on both.
-    ON CONFLICT DO NOTHING
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM guarded) AS guarded,

@@ -1,0 +1,22 @@
+-- `replay --dry-run`: how many of a batch's events the real run would insert, writing nothing to
+-- the guide's tables. An event is counted when it has no guard row, no metric (the real run keeps
+-- a metric stored without its guard) and was not counted earlier in this dry run: those are noted
+-- in the session's temporary table metricsctl_dry_run_seen (ingest_dry_run_setup.sql).
+-- psql "$DATABASE_URL" -f queries/ingest_dry_run_setup.sql -v event_ids='{e1,e2}' -f queries/ingest_batch_dry_run.sql
+WITH batch AS (
+    SELECT DISTINCT event_id
+    FROM unnest(CAST(:'event_ids' AS varchar[])) AS b(event_id)
+),
+fresh AS (
+    SELECT b.event_id
+    FROM batch b
+    WHERE NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = b.event_id)
+      AND NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = b.event_id)
+      AND NOT EXISTS (SELECT 1 FROM metricsctl_dry_run_seen s WHERE s.event_id = b.event_id)
+),
+noted AS (
+    INSERT INTO metricsctl_dry_run_seen (event_id)
+    SELECT event_id FROM fresh
+    RETURNING 1
+)
+SELECT count(*) AS would_insert FROM noted;
