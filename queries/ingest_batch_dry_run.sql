@@ -2,21 +2,28 @@
 -- the guide's tables. An event is counted when it has no guard row, no metric (the real run keeps
 -- a metric stored without its guard) and was not counted earlier in this dry run: those are noted
 -- in the session's temporary table metricsctl_dry_run_seen (ingest_dry_run_setup.sql).
--- psql "$DATABASE_URL" -f queries/ingest_dry_run_setup.sql -v event_ids='{e1,e2}' -f queries/ingest_batch_dry_run.sql
+-- would_restore counts what `replay --repair` would restore: a guard row without its metric (not
+-- retired by retention), likewise once.
+-- psql "$DATABASE_URL" -f queries/ingest_dry_run_setup.sql -f queries/retired_events_table.sql \
+--   -v event_ids='{e1,e2}' -f queries/ingest_batch_dry_run.sql
 WITH batch AS (
     SELECT DISTINCT event_id
     FROM unnest(CAST(:'event_ids' AS varchar[])) AS b(event_id)
 ),
-fresh AS (
-    SELECT b.event_id
+unseen AS (
+    SELECT b.event_id,
+           EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = b.event_id) AS guarded
     FROM batch b
-    WHERE NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = b.event_id)
-      AND NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = b.event_id)
+    WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = b.event_id)
       AND NOT EXISTS (SELECT 1 FROM metricsctl_dry_run_seen s WHERE s.event_id = b.event_id)
 ),
 noted AS (
     INSERT INTO metricsctl_dry_run_seen (event_id)
-    SELECT event_id FROM fresh
-    RETURNING 1
+    SELECT event_id
+    FROM unseen u
+    WHERE NOT u.guarded
+       OR NOT EXISTS (SELECT 1 FROM metricsctl_retired_events r WHERE r.event_id = u.event_id)
+    RETURNING event_id
 )
-SELECT count(*) AS would_insert FROM noted;
+SELECT (SELECT count(*) FROM unseen u WHERE NOT u.guarded) AS would_insert,
+       (SELECT count(*) FROM noted n JOIN unseen u USING (event_id) WHERE u.guarded) AS would_restore;

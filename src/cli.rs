@@ -57,6 +57,9 @@ pub enum Command {
     Lag(LagArgs),
     /// Events ingested per minute (or hour), every bucket shown
     Rate(RateArgs),
+    /// Fix what the checks find: the id sequence, duplicated guard rows and metrics, metrics
+    /// without a guard row, and (with --release-lost) lost metrics
+    Repair(RepairArgs),
     /// Show metricsctl end to end on a throwaway local PostgreSQL (or on the configured database)
     Demo(DemoArgs),
     /// Print a shell completion script: metricsctl completions bash > /etc/bash_completion.d/metricsctl
@@ -166,6 +169,11 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Also restore lost metrics: events whose guard row exists but whose metric is missing get
+    /// their metric from the file (never events retired by retention)
+    #[arg(long)]
+    pub repair: bool,
+
     /// How to print the summary
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
@@ -259,6 +267,17 @@ pub enum CheckAction {
     Duplicates(DuplicatesArgs),
     /// Partitioned metrics: current month covered, enough months ahead, DEFAULT empty, no gaps
     Partitions(CheckPartitionsArgs),
+    /// metrics_id_seq past every stored id (else every insert fails)
+    Sequence(SequenceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SequenceArgs {
+    #[command(flatten)]
+    pub output: CheckOutputArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -464,6 +483,32 @@ pub struct RateArgs {
 
     #[command(flatten)]
     pub output: CheckOutputArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// List exactly what would change (the same statements, rolled back); change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Delete the guard rows of lost metrics (a guard row whose metric is missing and was not
+    /// retired), so the consumer or a replay delivers those events again. The operator's decision
+    #[arg(long)]
+    pub release_lost: bool,
+
+    /// How long to wait for a table lock a repair needs (each repair holds it only while it runs)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// Rows listed per repair (all are counted)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: u32,
+
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
 
     #[command(flatten)]
     pub connect: ConnectArgs,

@@ -253,13 +253,40 @@ impl AdvisoryLock {
 
 fn lock_holder(session: &mut Client, key: i64) -> Result<Option<LockHolder>, postgres::Error> {
     let row = session.query_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[&key])?;
-    Ok(row.map(|row| LockHolder {
-        pid: row.get("pid"),
-        application_name: row.get("application_name"),
-        user_name: row.get("user_name"),
-        client: row.get("client"),
-        connected_seconds: row.get("connected_seconds"),
-    }))
+    Ok(row.as_ref().map(LockHolder::from_row))
+}
+
+impl LockHolder {
+    fn from_row(row: &postgres::Row) -> LockHolder {
+        LockHolder {
+            pid: row.get("pid"),
+            application_name: row.get("application_name"),
+            user_name: row.get("user_name"),
+            client: row.get("client"),
+            connected_seconds: row.get("connected_seconds"),
+        }
+    }
+}
+
+/// The sessions holding a lock on a table, for a message after a lock timeout.
+pub fn table_lock_holders(
+    client: &mut impl postgres::GenericClient,
+    table: &str,
+) -> Result<Vec<LockHolder>, postgres::Error> {
+    Ok(client
+        .query(queries::TABLE_LOCK_HOLDERS.sql(), &[&table])?
+        .iter()
+        .map(LockHolder::from_row)
+        .collect())
+}
+
+/// "held by pid 123 (application ...), pid 456 (...)", or a note that they are gone.
+pub fn describe_holders(holders: &[LockHolder]) -> String {
+    if holders.is_empty() {
+        return "held by a session that has ended since".to_string();
+    }
+    let list: Vec<String> = holders.iter().map(ToString::to_string).collect();
+    format!("held by {}", list.join(", "))
 }
 
 /// Refuses to go on (exit 3) when the tables are not there yet.

@@ -214,6 +214,9 @@ pub struct SampleFacts {
     pub repeated_lines: u64,
     pub bad_lines: u64,
     pub out_of_order_sensor: String,
+    /// The sample's first and last event ids (the demo damages these two, and only these).
+    pub first_event_id: String,
+    pub last_event_id: String,
 }
 
 /// The demo's sample: a few thousand events over several sensors, some delivered twice, one
@@ -230,6 +233,14 @@ pub fn write_demo_sample(out: impl Write) -> anyhow::Result<SampleFacts> {
     let mut events: Vec<GeneratedEvent> = EventGenerator::new(settings).collect();
     let mut facts = SampleFacts {
         distinct_events: events.len() as u64,
+        first_event_id: events
+            .first()
+            .map(|e| e.event_id.clone())
+            .unwrap_or_default(),
+        last_event_id: events
+            .last()
+            .map(|e| e.event_id.clone())
+            .unwrap_or_default(),
         ..SampleFacts::default()
     };
     // One late arrival: sensor_002's 101st reading is delivered after its 102nd.

@@ -14,7 +14,7 @@ use postgres::error::SqlState;
 use postgres::{Client, Statement};
 
 use crate::events::Event;
-use crate::queries;
+use crate::{partitions, queries};
 
 /// How often a batch that lost a deadlock or serialization race is tried again.
 const MAX_ATTEMPTS: u32 = 8;
@@ -101,6 +101,8 @@ fn permute<T>(column: &mut Vec<T>, order: &[usize]) {
 pub struct BatchOutcome {
     /// Metrics rows written (with `--dry-run`: that would be written).
     pub stored: u64,
+    /// Of those, metrics restored for guard rows that had lost theirs (`replay --repair`).
+    pub restored: u64,
 }
 
 /// Where metrics_id_seq stands against the ids metrics holds.
@@ -206,8 +208,11 @@ pub struct Ingestor {
     /// Use the checked form: always on partitioned metrics (unique only per timestamp there),
     /// and on plain metrics once a batch met a metric stored without its guard row.
     use_checked: bool,
+    /// `replay --repair`: the statement that also restores lost metrics.
+    repair: Option<Statement>,
     in_transaction: bool,
-    dry_run_ready: bool,
+    /// The dry-run query, once its temporary table exists.
+    dry_run: Option<String>,
 }
 
 impl Ingestor {
@@ -222,9 +227,19 @@ impl Ingestor {
             fast,
             checked: None,
             use_checked: partitioned,
+            repair: None,
             in_transaction: false,
-            dry_run_ready: false,
+            dry_run: None,
         })
+    }
+
+    /// From now on, events whose guard row exists but whose metric is missing (and was not
+    /// retired by retention) get their metric restored (`replay --repair`).
+    pub fn restore_lost_metrics(&mut self) -> Result<(), postgres::Error> {
+        let sql =
+            partitions::with_retired_events(&mut self.client, queries::INGEST_BATCH_REPAIR.sql())?;
+        self.repair = Some(self.client.prepare(&sql)?);
+        Ok(())
     }
 
     /// The connection, for reads that belong with ingesting (partition bounds, the sequence).
@@ -238,17 +253,17 @@ impl Ingestor {
     pub fn ingest(&mut self, batch: &EventBatch) -> Result<BatchOutcome, IngestError> {
         let mut attempt = 1;
         loop {
-            let statement = if self.use_checked {
-                self.checked_statement()?
-            } else {
-                self.fast.clone()
+            let statement = match &self.repair {
+                Some(repair) => repair.clone(),
+                None if self.use_checked => self.checked_statement()?,
+                None => self.fast.clone(),
             };
             let error = match self.execute_once(&statement, batch) {
                 Ok(outcome) => return Ok(outcome),
                 Err(error) => error,
             };
             if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-                if !self.use_checked {
+                if !self.use_checked && self.repair.is_none() {
                     // A metric stored without its guard row, most likely: the checked form
                     // keeps it and adds the guard row. Anything else fails there too.
                     self.use_checked = true;
@@ -309,8 +324,10 @@ impl Ingestor {
                         .batch_execute("RELEASE SAVEPOINT metricsctl_batch")?;
                 }
                 let stored: i64 = row.get("stored");
+                let restored: i64 = row.try_get("restored").unwrap_or(0);
                 Ok(BatchOutcome {
                     stored: stored as u64,
+                    restored: restored as u64,
                 })
             }
             Err(error) => {
@@ -326,16 +343,25 @@ impl Ingestor {
     /// What `ingest` would store of this batch, counting an event id once per session however
     /// often it comes (a temporary table remembers); writes nothing to the guide's tables.
     pub fn ingest_dry_run(&mut self, batch: &EventBatch) -> Result<BatchOutcome, postgres::Error> {
-        if !self.dry_run_ready {
+        if self.dry_run.is_none() {
             self.client
                 .batch_execute(queries::INGEST_DRY_RUN_SETUP.sql())?;
-            self.dry_run_ready = true;
+            self.dry_run = Some(partitions::with_retired_events(
+                &mut self.client,
+                queries::INGEST_BATCH_DRY_RUN.sql(),
+            )?);
         }
-        let row = self
-            .client
-            .query_one(queries::INGEST_BATCH_DRY_RUN.sql(), &[&batch.event_ids])?;
+        let sql = self.dry_run.as_deref().expect("prepared above");
+        let row = self.client.query_one(sql, &[&batch.event_ids])?;
+        let would_insert = row.get::<_, i64>("would_insert") as u64;
+        let restored = if self.repair.is_some() {
+            row.get::<_, i64>("would_restore") as u64
+        } else {
+            0
+        };
         Ok(BatchOutcome {
-            stored: row.get::<_, i64>("would_insert") as u64,
+            stored: would_insert + restored,
+            restored,
         })
     }
 

@@ -15,6 +15,7 @@ pub mod output;
 pub mod partitions;
 pub mod queries;
 pub mod rejects;
+pub mod repair;
 pub mod replay;
 pub mod sandbox;
 pub mod status;
@@ -74,6 +75,7 @@ fn execute(cli: &Cli, env: &Environment) -> CommandResult {
         Command::Partitions(cmd) => commands::partitions::exec(cmd, &cli.global, env),
         Command::Lag(args) => commands::lag::exec(&resolve(&args.connect)?, args),
         Command::Rate(args) => commands::rate::exec(&resolve(&args.connect)?, args),
+        Command::Repair(args) => commands::repair::exec(&resolve(&args.connect)?, args),
         Command::Demo(args) => commands::demo::exec(&resolve(&args.connect)?, args),
         Command::Completions(args) => commands::completions::exec(args),
     }

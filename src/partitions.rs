@@ -597,7 +597,20 @@ pub struct RetentionOptions {
 }
 
 /// The bookkeeping table of events retired with their guard rows kept.
-pub const RETIRED_EVENTS_TABLE: &str = "metricsctl_retired_events";
+pub const RETIRED_EVENTS_TABLE: &str = queries::RETIRED_EVENTS_TABLE_NAME;
+
+/// A query that reads the retired events, ready for this database: where retention never ran the
+/// table does not exist, and it reads as empty.
+pub fn with_retired_events(
+    client: &mut impl postgres::GenericClient,
+    sql: &str,
+) -> Result<String, postgres::Error> {
+    Ok(if relation_exists(client, RETIRED_EVENTS_TABLE)? {
+        sql.to_string()
+    } else {
+        queries::without_retired_events(sql)
+    })
+}
 
 /// Retires monthly partitions that end before the start of (current month - N months); never
 /// DEFAULT, never the current month. One transaction.

@@ -47,6 +47,18 @@ impl Query {
     }
 }
 
+/// metricsctl's bookkeeping table of events retired by retention (see retired_events_table.sql).
+pub const RETIRED_EVENTS_TABLE_NAME: &str = "metricsctl_retired_events";
+
+/// A query that reads metricsctl_retired_events, for a database where retention never ran and the
+/// table does not exist: it reads as an empty set instead.
+pub fn without_retired_events(sql: &str) -> String {
+    sql.replace(
+        RETIRED_EVENTS_TABLE_NAME,
+        "(SELECT CAST(NULL AS varchar) AS event_id WHERE false)",
+    )
+}
+
 /// `"name"`, with embedded quotes doubled: safe for any name.
 pub fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -142,6 +154,13 @@ query!(
     "lock_key"
 );
 query!(SET_LOCK_TIMEOUT = "set_lock_timeout.sql", "milliseconds");
+query!(TABLE_LOCK_HOLDERS = "table_lock_holders.sql", "relation");
+query!(
+    /// The demo's planted incidents.
+    DEMO_DAMAGE = "demo_damage.sql",
+    "lost",
+    "bypassed"
+);
 query!(
     /// The idempotent insert path for one batch.
     INGEST_BATCH = "ingest_batch.sql",
@@ -216,6 +235,28 @@ query!(
     PARTITION_FORGET_GUARD_ROWS = "partition_forget_guard_rows.sql");
 query!(RETIRED_EVENTS_TABLE = "retired_events_table.sql");
 query!(
+    /// `replay --repair`: the checked path, restoring lost metrics too.
+    INGEST_BATCH_REPAIR = "ingest_batch_repair.sql",
+    params = INGEST_PARAMS
+);
+query!(LOCK_METRICS_AGAINST_WRITES = "lock_metrics_against_writes.sql");
+query!(LOCK_PROCESSED_EVENTS_AGAINST_WRITES = "lock_processed_events_against_writes.sql");
+query!(REPAIR_SEQUENCE = "repair_sequence.sql");
+query!(REPAIR_DUPLICATED_GUARD_ROWS = "repair_duplicated_guard_rows.sql");
+query!(REPAIR_DUPLICATED_METRICS = "repair_duplicated_metrics.sql");
+query!(REPAIR_UNGUARDED_METRICS = "repair_unguarded_metrics.sql");
+query!(LOST_METRICS = "lost_metrics.sql");
+query!(REPAIR_RELEASE_LOST = "repair_release_lost.sql");
+query!(
+    TABLE_CONSTRAINT_EXISTS = "table_constraint_exists.sql",
+    "table_name",
+    "constraint_name"
+);
+query!(RESTORE_PROCESSED_EVENTS_PKEY = "restore_processed_events_pkey.sql");
+query!(RESTORE_METRICS_UNIQUE_PLAIN = "restore_metrics_unique_plain.sql");
+query!(RESTORE_METRICS_UNIQUE_PARTITIONED = "restore_metrics_unique_partitioned.sql");
+
+query!(
     /// Names a partition: render with `Query::with_identifiers`.
     PARTITION_RETIRE_EVENTS = "partition_retire_events.sql",
     "month"
@@ -252,12 +293,22 @@ pub fn all() -> Vec<&'static Query> {
         &ADVISORY_LOCK_TRY,
         &ADVISORY_LOCK_HOLDER,
         &SET_LOCK_TIMEOUT,
+        &TABLE_LOCK_HOLDERS,
+        &DEMO_DAMAGE,
         &INGEST_BATCH,
         &INGEST_BATCH_CHECKED,
         &INGEST_DRY_RUN_SETUP,
         &INGEST_SESSION,
         &INGEST_BATCH_DRY_RUN,
         &METRICS_ID_SEQUENCE,
+        &INGEST_BATCH_REPAIR,
+        &REPAIR_SEQUENCE,
+        &REPAIR_DUPLICATED_GUARD_ROWS,
+        &REPAIR_DUPLICATED_METRICS,
+        &REPAIR_UNGUARDED_METRICS,
+        &LOST_METRICS,
+        &REPAIR_RELEASE_LOST,
+        &TABLE_CONSTRAINT_EXISTS,
         &ORDERING_BY_SENSOR,
         &ORDERING_FOR_SENSOR,
         &DUPLICATES,
@@ -277,6 +328,8 @@ pub fn maintenance() -> Vec<&'static Query> {
         &SET_LOCAL_LOCK_TIMEOUT,
         &METRICS_PARTITIONS,
         &LOCK_METRICS,
+        &LOCK_METRICS_AGAINST_WRITES,
+        &LOCK_PROCESSED_EVENTS_AGAINST_WRITES,
         &PARTITIONED_METRICS,
         &PARTITIONED_METRICS_KEYS,
         &SET_ASIDE_PLAIN_METRICS,
@@ -290,6 +343,9 @@ pub fn maintenance() -> Vec<&'static Query> {
         &RETIRED_EVENTS_TABLE,
         &PARTITION_RETIRE_EVENTS,
         &RETIRED_EVENTS_FORGET,
+        &RESTORE_PROCESSED_EVENTS_PKEY,
+        &RESTORE_METRICS_UNIQUE_PLAIN,
+        &RESTORE_METRICS_UNIQUE_PARTITIONED,
         &PARTITION_DETACH,
         &PARTITION_DROP,
         &PARTITION_COUNT_ROWS,

@@ -45,6 +45,8 @@ pub struct ReplayOptions {
     pub strict: bool,
     /// Parse, validate and count what would be inserted; write nothing.
     pub dry_run: bool,
+    /// Restore the metrics of events whose guard row exists but whose metric is missing.
+    pub repair: bool,
     /// Where rejected records go, verbatim.
     pub rejects: Option<PathBuf>,
 }
@@ -74,6 +76,8 @@ pub struct ReplaySummary {
     /// Valid events read.
     pub events: u64,
     pub inserted: u64,
+    /// `--repair`: metrics restored for guard rows that had lost theirs.
+    pub restored: u64,
     /// Events whose id the database already held (including ones an earlier batch of this
     /// replay inserted).
     pub already_present: u64,
@@ -281,6 +285,13 @@ pub fn replay(
         }
         None => None,
     };
+    if options.repair {
+        for ingestor in &mut ingestors {
+            ingestor
+                .restore_lost_metrics()
+                .map_err(|e| before_start(StopCause::Database, anyhow!(IngestError::from(e))))?;
+        }
+    }
     let first = &mut ingestors[0];
     let database = |e: IngestError| before_start(StopCause::Database, anyhow!(e));
     if let Some(position) = first
@@ -320,8 +331,9 @@ pub fn replay(
             ingestor,
             shared: &shared,
             inserted: 0,
+            restored: 0,
             already_present: 0,
-            pending: (0, 0),
+            pending: (0, 0, 0),
             in_transaction: false,
         })
         .collect();
@@ -348,10 +360,11 @@ pub fn replay(
     } = reading;
     summary.dry_run = options.dry_run;
     summary.inserted = writers.iter().map(|w| w.inserted).sum();
+    summary.restored = writers.iter().map(|w| w.restored).sum();
     summary.already_present = writers.iter().map(|w| w.already_present).sum();
-    summary.unconfirmed = summary
-        .events
-        .saturating_sub(summary.inserted + summary.already_present + summary.repeated_in_input);
+    summary.unconfirmed = summary.events.saturating_sub(
+        summary.inserted + summary.restored + summary.already_present + summary.repeated_in_input,
+    );
     let elapsed = shared.started.elapsed().as_secs_f64();
     summary.elapsed_seconds = (elapsed * 1000.0).round() / 1000.0;
     summary.events_per_second = if elapsed > 0.0 {
@@ -857,9 +870,11 @@ struct Writer<'a> {
     ingestor: Ingestor,
     shared: &'a Shared<'a>,
     inserted: u64,
+    restored: u64,
     already_present: u64,
-    /// (inserted, already present) inside the open `--strict` transaction, counted at commit.
-    pending: (u64, u64),
+    /// (inserted, restored, already present) inside the open `--strict` transaction, counted at
+    /// commit.
+    pending: (u64, u64, u64),
     in_transaction: bool,
 }
 
@@ -899,13 +914,14 @@ impl Writer<'_> {
                         if kept {
                             self.ingestor.commit().map_err(plain)?;
                             self.inserted += self.pending.0;
-                            self.already_present += self.pending.1;
+                            self.restored += self.pending.1;
+                            self.already_present += self.pending.2;
                             // Only now are the file's batches committed.
                             self.shared.ledger.close_file(file);
                         } else {
                             self.ingestor.rollback().map_err(plain)?;
                         }
-                        self.pending = (0, 0);
+                        self.pending = (0, 0, 0);
                     }
                     Work::FileStarted | Work::FileFinished { .. } => {}
                 }
@@ -935,12 +951,19 @@ impl Writer<'_> {
             error,
             batch_start: self.shared.ledger.start_of(ticket),
         })?;
+        let counts = (
+            outcome.stored - outcome.restored,
+            outcome.restored,
+            unique - outcome.stored,
+        );
         if options.strict && !options.dry_run {
-            self.pending.0 += outcome.stored;
-            self.pending.1 += unique - outcome.stored;
+            self.pending.0 += counts.0;
+            self.pending.1 += counts.1;
+            self.pending.2 += counts.2;
         } else {
-            self.inserted += outcome.stored;
-            self.already_present += unique - outcome.stored;
+            self.inserted += counts.0;
+            self.restored += counts.1;
+            self.already_present += counts.2;
             self.shared.ledger.close(ticket);
         }
         let written = self

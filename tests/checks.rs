@@ -440,7 +440,11 @@ fn check_all_runs_every_check_and_exits_with_the_worst(layout: Layout) {
         .iter()
         .map(|c| (c["check"].as_str().unwrap(), c["status"].as_str().unwrap()))
         .collect();
-    let mut expected = vec![("ordering", "CRITICAL"), ("duplicates", "OK")];
+    let mut expected = vec![
+        ("ordering", "CRITICAL"),
+        ("duplicates", "OK"),
+        ("sequence", "OK"),
+    ];
     if layout == Layout::Partitioned {
         expected.push(("partitions", "OK"));
     }
@@ -462,7 +466,7 @@ fn check_all_runs_every_check_and_exits_with_the_worst(layout: Layout) {
         .assert()
         .code(2)
         .stdout(contains(
-            "METRICSCTL CHECKS CRITICAL - ordering CRITICAL, duplicates OK",
+            "METRICSCTL CHECKS CRITICAL - ordering CRITICAL, duplicates OK, sequence OK",
         ));
 
     let clean = TestDatabase::new();

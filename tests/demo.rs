@@ -34,6 +34,15 @@ fn demo_runs_on_a_throwaway_postgres_and_removes_it() {
             "CRITICAL: 1 out-of-order event for sensor sensor_002",
         ))
         .stdout(contains("│ duplicates ┆ OK"))
+        // find → repair → check OK
+        .stdout(contains(
+            "CRITICAL: 1 processed events without their metric (lost)",
+        ))
+        .stderr(contains("Repair changed 1 row(s)."))
+        .stdout(contains("│ restored          ┆ 1"))
+        .stdout(contains(
+            "OK: 3000 events, each once in processed_events and once in metrics",
+        ))
         .stdout(contains("latency p95"))
         .stdout(contains("events per minute"))
         .stderr(contains("Stopped and removed"));

@@ -9,6 +9,7 @@ mod demo;
 mod migrate;
 mod partitions;
 mod queries;
+mod repair;
 mod replay;
 mod replay_corpus;
 mod replay_faults;

@@ -34,19 +34,7 @@ pub struct DuplicateSamples {
 }
 
 pub fn run(client: &mut Client, limit: u32) -> Result<DuplicatesReport, postgres::Error> {
-    let retired_table = partitions::RETIRED_EVENTS_TABLE;
-    let exists: bool = client
-        .query_one(queries::RELATION_EXISTS.sql(), &[&retired_table])?
-        .get(0);
-    // Without retention's bookkeeping table no event was retired: read it as an empty set.
-    let sql = if exists {
-        queries::DUPLICATES.sql().to_string()
-    } else {
-        queries::DUPLICATES.sql().replace(
-            retired_table,
-            "(SELECT CAST(NULL AS varchar) AS event_id WHERE false)",
-        )
-    };
+    let sql = partitions::with_retired_events(client, queries::DUPLICATES.sql())?;
     let row = client.query_one(sql.as_str(), &[&(limit as i32)])?;
     Ok(DuplicatesReport {
         guard_rows: row.get("total_rows"),

@@ -6,6 +6,7 @@ pub mod lag;
 pub mod ordering;
 pub mod partitions;
 pub mod rate;
+pub mod sequence;
 
 use serde::Serialize;
 

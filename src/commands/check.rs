@@ -3,7 +3,7 @@
 use postgres::Client;
 
 use crate::checks::ordering::OrderingOptions;
-use crate::checks::{AllChecks, CheckReport, duplicates, ordering, partitions};
+use crate::checks::{AllChecks, CheckReport, duplicates, ordering, partitions, sequence};
 use crate::cli::{CheckAction, CheckCommand, CheckOutputArgs, GlobalArgs};
 use crate::config::{Context, Environment};
 use crate::db;
@@ -18,6 +18,7 @@ pub fn exec(cmd: &CheckCommand, global: &GlobalArgs, env: &Environment) -> Comma
         Some(CheckAction::Ordering(args)) => &args.connect,
         Some(CheckAction::Duplicates(args)) => &args.connect,
         Some(CheckAction::Partitions(args)) => &args.connect,
+        Some(CheckAction::Sequence(args)) => &args.connect,
     };
     exec_resolved(&Context::resolve(connect, global, env)?, cmd)
 }
@@ -47,6 +48,9 @@ pub fn exec_resolved(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
                 partitions::run(client, args.ahead, false)
             })
         }
+        Some(CheckAction::Sequence(args)) => run_check(ctx, "sequence", &args.output, |client| {
+            Ok(sequence::run(client)?)
+        }),
     }
 }
 
@@ -60,6 +64,7 @@ fn all(ctx: &Context, output: &CheckOutputArgs) -> CommandResult {
         };
         all.add(&ordering::run(client, &options)?)?;
         all.add(&duplicates::run(client, output.limit)?)?;
+        all.add(&sequence::run(client)?)?;
         if crate::partitions::layout(client)? == Layout::Partitioned {
             all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?)?;
         }

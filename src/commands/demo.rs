@@ -8,10 +8,10 @@ use anyhow::Context as _;
 use crate::checks::rate::Bucket;
 use crate::cli::{
     CheckAction, CheckAllArgs, CheckCommand, CheckFormat, CheckOutputArgs, DEFAULT_BATCH_SIZE,
-    DEFAULT_REPLAY_JOBS, DemoArgs, LagArgs, MigrateArgs, MigrateStatusArgs, OrderingArgs,
-    PartitionsListArgs, RateArgs, ReplayArgs, ReportFormat,
+    DEFAULT_REPLAY_JOBS, DemoArgs, DuplicatesArgs, LagArgs, MigrateArgs, MigrateStatusArgs,
+    OrderingArgs, PartitionsListArgs, RateArgs, RepairArgs, ReplayArgs, ReportFormat,
 };
-use crate::commands::{check, lag, migrate, partitions, rate, replay};
+use crate::commands::{check, lag, migrate, partitions, rate, repair, replay};
 use crate::config::Context;
 use crate::generate;
 use crate::output;
@@ -132,6 +132,7 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         rejects: Some(files.join("sample-rejects.jsonl")),
         strict: false,
         dry_run: true,
+        repair: false,
         format: ReportFormat::Table,
         connect: Default::default(),
     };
@@ -238,6 +239,70 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         ctx,
         check::exec_resolved(ctx, &ordering)?,
         "the late event and the one it followed",
+    );
+
+    steps.next(
+        ctx,
+        "two incidents: a metric lost (its guard row stays) and one written around the guard",
+    );
+    let (lost, bypassed) = (&facts.first_event_id, &facts.last_event_id);
+    ctx.connect()?
+        .query_one(crate::queries::DEMO_DAMAGE.sql(), &[lost, bypassed])?;
+    ctx.say(format!(
+        "Deleted the metric of {lost} and the guard row of {bypassed} (two of the sample's events)."
+    ));
+    let duplicates_check = CheckCommand {
+        action: Some(CheckAction::Duplicates(DuplicatesArgs {
+            output: output.clone(),
+            connect: Default::default(),
+        })),
+        all: CheckAllArgs {
+            output: output.clone(),
+            connect: Default::default(),
+        },
+    };
+    steps.next(ctx, "check duplicates: find them");
+    outcome(
+        ctx,
+        check::exec_resolved(ctx, &duplicates_check)?,
+        "CRITICAL is expected: one lost metric, one metric without its guard row",
+    );
+    steps.next(
+        ctx,
+        "repair: fix what can be fixed without the operator (here: the missing guard row)",
+    );
+    let repair_args = RepairArgs {
+        dry_run: false,
+        release_lost: false,
+        lock_timeout: std::time::Duration::from_secs(10),
+        limit: 5,
+        format: ReportFormat::Table,
+        connect: Default::default(),
+    };
+    outcome(
+        ctx,
+        repair::exec(ctx, &repair_args)?,
+        "WARNING is expected: the lost metric needs the operator's decision",
+    );
+    steps.next(
+        ctx,
+        "replay --repair: restore the lost metric from the sample, exactly once",
+    );
+    let restore = ReplayArgs {
+        rejects: None,
+        repair: true,
+        ..again
+    };
+    outcome(
+        ctx,
+        replay::exec(ctx, &restore)?,
+        "1 restored; the bad lines are rejected again (WARNING)",
+    );
+    steps.next(ctx, "check duplicates: repaired");
+    outcome(
+        ctx,
+        check::exec_resolved(ctx, &duplicates_check)?,
+        "every event once in each table again",
     );
 
     steps.next(

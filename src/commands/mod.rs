@@ -8,4 +8,5 @@ pub mod lag;
 pub mod migrate;
 pub mod partitions;
 pub mod rate;
+pub mod repair;
 pub mod replay;

@@ -53,6 +53,7 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
         batch_size: args.batch_size as usize,
         strict: args.strict,
         dry_run: args.dry_run,
+        repair: args.repair,
         rejects: args.rejects.clone(),
     };
     let total_bytes: Option<u64> = inputs.iter().map(|i| i.size).sum();
@@ -144,6 +145,14 @@ fn print_summary(
                 ("lines", summary.lines.to_string()),
                 ("events", summary.events.to_string()),
                 (inserted_label, summary.inserted.to_string()),
+                (
+                    if summary.dry_run {
+                        "would restore"
+                    } else {
+                        "restored"
+                    },
+                    summary.restored.to_string(),
+                ),
                 ("already present", summary.already_present.to_string()),
                 ("repeated in input", summary.repeated_in_input.to_string()),
                 ("not committed", summary.unconfirmed.to_string()),

@@ -444,13 +444,18 @@ pub fn write_lines(path: &std::path::Path, lines: &[String]) {
 
 /// Waits until the replay has committed something (under load it can take a while to start).
 pub fn wait_until_writing(db: &TestDatabase) {
+    wait_until_writing_more_than(db, 0);
+}
+
+/// Waits until more than `rows` guard rows are committed (a replay started on a non-empty table).
+pub fn wait_until_writing_more_than(db: &TestDatabase, rows: i64) {
     let mut watcher = db.client();
     let started = std::time::Instant::now();
     while watcher
         .query_one("SELECT count(*) FROM processed_events", &[])
         .unwrap()
         .get::<_, i64>(0)
-        == 0
+        <= rows
     {
         assert!(
             started.elapsed() < Duration::from_secs(60),

@@ -1,0 +1,19 @@
+-- `metricsctl repair`: processed_events rows beyond the first per event id (possible only once its
+-- primary key was dropped or bypassed). The first by processed_at (then Kafka partition and
+-- offset) stays; the others are deleted and returned.
+-- psql "$DATABASE_URL" -f queries/repair_duplicated_guard_rows.sql
+WITH ranked AS (
+    SELECT p.ctid AS row_address, p.event_id,
+           row_number() OVER (
+               PARTITION BY p.event_id
+               ORDER BY p.processed_at, p.kafka_partition NULLS LAST, p.kafka_offset NULLS LAST, p.ctid
+           ) AS copy
+    FROM processed_events p
+    WHERE p.event_id IN (
+        SELECT event_id FROM processed_events GROUP BY event_id HAVING count(*) > 1
+    )
+)
+DELETE FROM processed_events p
+USING ranked r
+WHERE r.copy > 1 AND p.ctid = r.row_address
+RETURNING p.event_id, p.sensor_id, p.processed_at, p.kafka_partition, p.kafka_offset;

@@ -1,0 +1,8 @@
+-- Whether a table has a constraint of this name (the guide's names: processed_events_pkey,
+-- metrics_event_id_key, metrics_event_id_timestamp_key).
+-- psql "$DATABASE_URL" -v table_name=metrics -v constraint_name=metrics_event_id_key -f queries/table_constraint_exists.sql
+SELECT EXISTS (
+    SELECT 1
+    FROM pg_constraint
+    WHERE conrelid = to_regclass(:'table_name') AND conname = :'constraint_name'
+) AS constraint_exists;

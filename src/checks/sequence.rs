@@ -1,0 +1,92 @@
+//! Is metrics_id_seq past every stored id? After a data-only restore it can be behind max(id):
+//! every insert then fails on metrics_pkey (or, partitioned, reuses ids) until it is moved on.
+
+use postgres::Client;
+use serde::Serialize;
+
+use super::{CheckReport, Measure, Section};
+use crate::queries;
+use crate::status::Status;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceReport {
+    /// The sequence metrics.id draws from; `None` when it owns none.
+    pub sequence: Option<String>,
+    /// What nextval would return.
+    pub next_id: Option<i64>,
+    pub max_id: Option<i64>,
+    pub behind: bool,
+}
+
+pub fn run(client: &mut Client) -> Result<SequenceReport, postgres::Error> {
+    let row = client.query_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?;
+    let (sequence, next_id, max_id) = match row {
+        Some(row) => (
+            Some(row.get::<_, String>("sequence_name")),
+            Some(row.get::<_, i64>("next_id")),
+            row.get::<_, Option<i64>>("max_id"),
+        ),
+        None => (None, None, None),
+    };
+    let behind = matches!((next_id, max_id), (Some(next), Some(max)) if next <= max);
+    Ok(SequenceReport {
+        sequence,
+        next_id,
+        max_id,
+        behind,
+    })
+}
+
+impl CheckReport for SequenceReport {
+    fn check(&self) -> &'static str {
+        "sequence"
+    }
+
+    fn status(&self) -> Status {
+        if self.behind {
+            Status::Critical
+        } else {
+            Status::Ok
+        }
+    }
+
+    fn summary(&self) -> String {
+        match (&self.sequence, self.next_id, self.max_id) {
+            (Some(sequence), Some(next), Some(max)) if self.behind => format!(
+                "{sequence} would hand out id {next} but metrics holds ids up to {max}: inserts \
+                 will fail on metrics_pkey; run `metricsctl repair`"
+            ),
+            (Some(sequence), Some(next), max) => format!(
+                "{sequence} hands out id {next} next, past every stored id ({})",
+                max.map(|m| format!("max {m}"))
+                    .unwrap_or_else(|| "none yet".to_string())
+            ),
+            _ => "metrics.id owns no sequence".to_string(),
+        }
+    }
+
+    fn measures(&self) -> Vec<Measure> {
+        vec![
+            Measure::count(
+                "sequence_behind",
+                "sequence_behind",
+                "1 when metrics_id_seq would hand out an id metrics already holds.",
+                i64::from(self.behind),
+            )
+            .with_thresholds(None, Some(0.0)),
+        ]
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        let show = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".to_string());
+        vec![Section {
+            title: "metrics id sequence".to_string(),
+            columns: vec!["sequence", "next id", "max stored id"],
+            rows: vec![vec![
+                self.sequence.clone().unwrap_or_else(|| "-".to_string()),
+                show(self.next_id),
+                show(self.max_id),
+            ]],
+        }]
+    }
+}

@@ -1,0 +1,103 @@
+//! `metricsctl repair`: fix what the checks find, then check again. Exit 0 when nothing is left to
+//! repair, 1 when something needs the operator (lost metrics without --release-lost), 2 when the
+//! database refused a repair, 3 when it could not run (a lock not granted in time, no schema).
+
+use crate::checks::{CheckReport, duplicates, sequence};
+use crate::cli::{RepairArgs, ReportFormat};
+use crate::config::Context;
+use crate::db;
+use crate::output;
+use crate::repair::{self, RepairError, RepairOptions, RepairReport};
+use crate::status::{CommandResult, Failure, Status};
+
+pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
+    let mut client = ctx.connect()?;
+    db::ensure_schema(&mut client)?;
+    let options = RepairOptions {
+        dry_run: args.dry_run,
+        release_lost: args.release_lost,
+        lock_timeout: args.lock_timeout,
+        limit: args.limit as usize,
+    };
+    let report = repair::repair(&mut client, &options).map_err(|error| match error {
+        RepairError::LockTimeout { .. } => Failure::could_not_run(error),
+        RepairError::Database(_) => Failure::critical(error),
+    })?;
+    // The check afterwards: what the database holds now.
+    let duplicates = duplicates::run(&mut client, args.limit)?;
+    let sequence = sequence::run(&mut client)?;
+    let healthy = duplicates.status() == Status::Ok && sequence.status() == Status::Ok;
+    match args.format {
+        ReportFormat::Json => output::print_json(&serde_json::json!({
+            "dry_run": report.dry_run,
+            "layout": report.layout,
+            "repairs": &report.steps,
+            "changed": report.changed(),
+            "check_after": {
+                "duplicates": { "status": duplicates.status(), "summary": duplicates.summary() },
+                "sequence": { "status": sequence.status(), "summary": sequence.summary() },
+            },
+        }))?,
+        ReportFormat::Table => print_table(&report),
+    }
+    let verb = if report.dry_run {
+        "would change"
+    } else {
+        "changed"
+    };
+    ctx.say(format!("Repair {verb} {} row(s).", report.changed()));
+    if report.dry_run {
+        ctx.say("Dry run: the repairs ran and were rolled back; nothing was changed.");
+    }
+    ctx.say(format!(
+        "{}: duplicates {} ({}); sequence {} ({}).",
+        if report.dry_run {
+            "Check now (nothing was changed)"
+        } else {
+            "Check afterwards"
+        },
+        duplicates.status(),
+        duplicates.summary(),
+        sequence.status(),
+        sequence.summary()
+    ));
+    Ok(
+        if report.needs_operator() || (!report.dry_run && !healthy) {
+            Status::Warning
+        } else {
+            Status::Ok
+        },
+    )
+}
+
+fn print_table(report: &RepairReport) {
+    let mut table = output::table(["repair", "rows", "what", "constraint restored"]);
+    for step in &report.steps {
+        let constraint = step.constraint_restored.unwrap_or("-");
+        let action = if step.changed == 0 && step.constraint_restored.is_none() {
+            "nothing to repair".to_string()
+        } else {
+            step.action.clone()
+        };
+        table.add_row(vec![
+            step.kind.to_string(),
+            step.changed.to_string(),
+            action,
+            constraint.to_string(),
+        ]);
+    }
+    output::print(table);
+    for step in report.steps.iter().filter(|s| !s.rows.is_empty()) {
+        let mut rows = output::table([step.kind]);
+        for row in &step.rows {
+            rows.add_row(vec![row.clone()]);
+        }
+        if step.changed > step.rows.len() as u64 {
+            rows.add_row(vec![format!(
+                "… and {} more (--limit)",
+                step.changed - step.rows.len() as u64
+            )]);
+        }
+        output::print(rows);
+    }
+}

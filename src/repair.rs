@@ -1,0 +1,419 @@
+//! `metricsctl repair`: fixes what `check duplicates` and the sequence check find, one kind at a
+//! time, each in its own transaction, beside a running consumer.
+//!
+//! Order matters: the sequence first (inserts fail until it is fixed), then duplicated guard rows
+//! (the guard's primary key must be back before guard rows can be added with ON CONFLICT), then
+//! duplicated metrics, then metrics without a guard row, and last, only when asked, the guard rows
+//! of lost metrics. A dry run runs the same statements and rolls them back, so what it lists is
+//! exactly what the real run would change.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::{Client, GenericClient, Transaction};
+use serde::Serialize;
+
+use crate::db;
+use crate::partitions::{self, Layout};
+use crate::queries;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RepairOptions {
+    pub dry_run: bool,
+    /// Delete the guard rows of lost metrics so they can be delivered again.
+    pub release_lost: bool,
+    /// How long to wait for a table lock a repair needs.
+    pub lock_timeout: Duration,
+    /// Rows listed per repair (all are counted).
+    pub limit: usize,
+}
+
+/// What one kind of repair found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairStep {
+    /// `sequence`, `duplicated_guard_rows`, `duplicated_metrics`, `unguarded_metrics`, `lost_metrics`.
+    pub kind: &'static str,
+    /// What was (or would be) done.
+    pub action: String,
+    /// Rows changed (would change, in a dry run).
+    pub changed: u64,
+    /// A constraint of the guide's put back (or that would be).
+    pub constraint_restored: Option<&'static str>,
+    /// The first rows changed, each described in a line.
+    pub rows: Vec<String>,
+    /// Left for the operator (lost metrics without `release_lost`).
+    pub needs_operator: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub dry_run: bool,
+    pub layout: Layout,
+    pub steps: Vec<RepairStep>,
+}
+
+impl RepairReport {
+    /// Something remains that only the operator can decide.
+    pub fn needs_operator(&self) -> bool {
+        self.steps.iter().any(|s| s.needs_operator)
+    }
+
+    pub fn changed(&self) -> u64 {
+        self.steps
+            .iter()
+            .filter(|s| !s.needs_operator)
+            .map(|s| s.changed)
+            .sum()
+    }
+}
+
+/// Why a repair stopped.
+#[derive(Debug)]
+pub enum RepairError {
+    /// A table lock was not granted within the lock timeout: nothing of that step changed.
+    LockTimeout {
+        table: &'static str,
+        /// Who held a lock on it when the wait ended.
+        holders: String,
+    },
+    Database(postgres::Error),
+}
+
+impl From<postgres::Error> for RepairError {
+    fn from(error: postgres::Error) -> RepairError {
+        RepairError::Database(error)
+    }
+}
+
+impl std::fmt::Display for RepairError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RepairError::LockTimeout { table, holders } => write!(
+                f,
+                "could not lock {table} within the lock timeout ({holders}); that repair changed \
+                 nothing. Wait for that session or end it with SELECT pg_terminate_backend(pid), \
+                 or raise --lock-timeout"
+            ),
+            RepairError::Database(error) => match error.as_db_error() {
+                Some(db) => write!(
+                    f,
+                    "{} {}: {}",
+                    db.severity(),
+                    db.code().code(),
+                    db.message()
+                ),
+                None => write!(f, "{error}"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for RepairError {}
+
+/// Runs every repair in order. Each kind commits on its own; a dry run runs them all in one
+/// transaction (each seeing what the ones before it did) and rolls it back.
+pub fn repair(client: &mut Client, options: &RepairOptions) -> Result<RepairReport, RepairError> {
+    let layout = match partitions::layout(client) {
+        Ok(layout) => layout,
+        Err(_) => Layout::Plain, // the schema check before this reports a missing table
+    };
+    let steps = if options.dry_run {
+        let mut everything = client.transaction()?;
+        let steps = run_steps(&mut everything, options, layout)?;
+        everything.rollback()?;
+        steps
+    } else {
+        match run_steps(client, options, layout) {
+            // The step's transaction is gone; now say who held the table.
+            Err(RepairError::LockTimeout { table, .. }) => {
+                let holders = db::describe_holders(&db::table_lock_holders(client, table)?);
+                return Err(RepairError::LockTimeout { table, holders });
+            }
+            other => other?,
+        }
+    };
+    Ok(RepairReport {
+        dry_run: options.dry_run,
+        layout,
+        steps,
+    })
+}
+
+fn run_steps(
+    client: &mut impl GenericClient,
+    options: &RepairOptions,
+    layout: Layout,
+) -> Result<Vec<RepairStep>, RepairError> {
+    Ok(vec![
+        step(client, options, repair_sequence)?,
+        step(client, options, repair_duplicated_guard_rows)?,
+        step(client, options, |tx, options| {
+            repair_duplicated_metrics(tx, options, layout)
+        })?,
+        step(client, options, repair_unguarded_metrics)?,
+        step(client, options, repair_lost_metrics)?,
+    ])
+}
+
+/// One kind of repair in a transaction of its own (a savepoint inside a dry run's).
+fn step(
+    client: &mut impl GenericClient,
+    options: &RepairOptions,
+    kind: impl FnOnce(&mut Transaction<'_>, &RepairOptions) -> Result<RepairStep, RepairError>,
+) -> Result<RepairStep, RepairError> {
+    let mut tx = client.transaction()?;
+    let milliseconds = options.lock_timeout.as_millis().max(1).to_string();
+    tx.query_one(queries::SET_LOCAL_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
+    let outcome = kind(&mut tx, options)?;
+    tx.commit()?;
+    Ok(outcome)
+}
+
+/// Holds off writes to a table for the rest of the step. A dry run takes no such lock: it changes
+/// nothing, so it need not stop the consumer.
+fn lock(
+    tx: &mut Transaction<'_>,
+    options: &RepairOptions,
+    query: &queries::Query,
+    table: &'static str,
+) -> Result<(), RepairError> {
+    if options.dry_run {
+        return Ok(());
+    }
+    tx.batch_execute(query.sql()).map_err(|error| {
+        if error.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+            RepairError::LockTimeout {
+                table,
+                holders: String::new(),
+            }
+        } else {
+            RepairError::Database(error)
+        }
+    })
+}
+
+fn constraint_exists(
+    tx: &mut Transaction<'_>,
+    table: &str,
+    constraint: &str,
+) -> Result<bool, postgres::Error> {
+    Ok(tx
+        .query_one(
+            queries::TABLE_CONSTRAINT_EXISTS.sql(),
+            &[&table, &constraint],
+        )?
+        .get("constraint_exists"))
+}
+
+fn repair_sequence(
+    tx: &mut Transaction<'_>,
+    options: &RepairOptions,
+) -> Result<RepairStep, RepairError> {
+    // No insert may take an id while the sequence moves.
+    lock(
+        tx,
+        options,
+        &queries::LOCK_METRICS_AGAINST_WRITES,
+        "metrics",
+    )?;
+    let position = tx
+        .query_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?
+        .map(|row| {
+            (
+                row.get::<_, String>("sequence_name"),
+                row.get::<_, i64>("next_id"),
+                row.get::<_, Option<i64>>("max_id"),
+            )
+        });
+    let mut step = RepairStep {
+        kind: "sequence",
+        action: "metrics_id_seq is past every stored id".to_string(),
+        changed: 0,
+        constraint_restored: None,
+        rows: Vec::new(),
+        needs_operator: false,
+    };
+    if let Some((sequence, next_id, Some(max_id))) = position
+        && next_id <= max_id
+    {
+        // setval is not transactional: a dry run must not call it, even to roll it back.
+        if !options.dry_run {
+            tx.query_opt(queries::REPAIR_SEQUENCE.sql(), &[])?;
+        }
+        step.action = format!("moved {sequence} past the stored ids");
+        step.changed = 1;
+        step.rows.push(format!(
+            "{sequence}: next id {next_id} → {}",
+            max_id.saturating_add(1)
+        ));
+    }
+    Ok(step)
+}
+
+fn repair_duplicated_guard_rows(
+    tx: &mut Transaction<'_>,
+    options: &RepairOptions,
+) -> Result<RepairStep, RepairError> {
+    lock(
+        tx,
+        options,
+        &queries::LOCK_PROCESSED_EVENTS_AGAINST_WRITES,
+        "processed_events",
+    )?;
+    let removed = tx.query(queries::REPAIR_DUPLICATED_GUARD_ROWS.sql(), &[])?;
+    let mut step = RepairStep {
+        kind: "duplicated_guard_rows",
+        action: "removed guard rows beyond the first per event id".to_string(),
+        changed: removed.len() as u64,
+        constraint_restored: None,
+        rows: removed
+            .iter()
+            .take(options.limit)
+            .map(|row| {
+                let processed_at: DateTime<Utc> = row.get("processed_at");
+                format!(
+                    "{} (sensor {}, processed {}, Kafka {})",
+                    row.get::<_, String>("event_id"),
+                    row.get::<_, String>("sensor_id"),
+                    processed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    kafka(row.get("kafka_partition"), row.get("kafka_offset")),
+                )
+            })
+            .collect(),
+        needs_operator: false,
+    };
+    if !constraint_exists(tx, "processed_events", "processed_events_pkey")? {
+        if !options.dry_run {
+            tx.batch_execute(queries::RESTORE_PROCESSED_EVENTS_PKEY.sql())?;
+        }
+        step.constraint_restored = Some("processed_events_pkey");
+    }
+    Ok(step)
+}
+
+fn repair_duplicated_metrics(
+    tx: &mut Transaction<'_>,
+    options: &RepairOptions,
+    layout: Layout,
+) -> Result<RepairStep, RepairError> {
+    lock(
+        tx,
+        options,
+        &queries::LOCK_METRICS_AGAINST_WRITES,
+        "metrics",
+    )?;
+    let removed = tx.query(queries::REPAIR_DUPLICATED_METRICS.sql(), &[])?;
+    let mut step = RepairStep {
+        kind: "duplicated_metrics",
+        action: "removed metrics beyond the first per event id (the lowest id stays)".to_string(),
+        changed: removed.len() as u64,
+        constraint_restored: None,
+        rows: removed
+            .iter()
+            .take(options.limit)
+            .map(|row| {
+                let timestamp: DateTime<Utc> = row.get("timestamp");
+                format!(
+                    "{}: removed id {} (value {}, {}); kept id {} (value {})",
+                    row.get::<_, String>("event_id"),
+                    row.get::<_, i64>("id"),
+                    row.get::<_, f64>("value"),
+                    timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    row.get::<_, i64>("kept_id"),
+                    row.get::<_, f64>("kept_value"),
+                )
+            })
+            .collect(),
+        needs_operator: false,
+    };
+    let (constraint, restore) = match layout {
+        Layout::Plain => (
+            "metrics_event_id_key",
+            &queries::RESTORE_METRICS_UNIQUE_PLAIN,
+        ),
+        Layout::Partitioned => (
+            "metrics_event_id_timestamp_key",
+            &queries::RESTORE_METRICS_UNIQUE_PARTITIONED,
+        ),
+    };
+    if !constraint_exists(tx, "metrics", constraint)? {
+        if !options.dry_run {
+            tx.batch_execute(restore.sql())?;
+        }
+        step.constraint_restored = Some(constraint);
+    }
+    Ok(step)
+}
+
+fn repair_unguarded_metrics(
+    tx: &mut Transaction<'_>,
+    options: &RepairOptions,
+) -> Result<RepairStep, RepairError> {
+    let added = tx.query(queries::REPAIR_UNGUARDED_METRICS.sql(), &[])?;
+    Ok(RepairStep {
+        kind: "unguarded_metrics",
+        action: "added the missing guard rows (sensor from the metric, Kafka coordinates unknown)"
+            .to_string(),
+        changed: added.len() as u64,
+        constraint_restored: None,
+        rows: added
+            .iter()
+            .take(options.limit)
+            .map(|row| {
+                format!(
+                    "{} (sensor {})",
+                    row.get::<_, String>("event_id"),
+                    row.get::<_, String>("sensor_id")
+                )
+            })
+            .collect(),
+        needs_operator: false,
+    })
+}
+
+fn repair_lost_metrics(
+    tx: &mut Transaction<'_>,
+    options: &RepairOptions,
+) -> Result<RepairStep, RepairError> {
+    let query = if options.release_lost {
+        &queries::REPAIR_RELEASE_LOST
+    } else {
+        &queries::LOST_METRICS
+    };
+    let sql = partitions::with_retired_events(tx, query.sql())?;
+    let lost = tx.query(sql.as_str(), &[])?;
+    Ok(RepairStep {
+        kind: "lost_metrics",
+        action: if options.release_lost {
+            "released: deleted the guard rows of lost metrics, so the consumer or a replay can \
+             deliver them again"
+                .to_string()
+        } else {
+            "left alone: add --release-lost to delete their guard rows so they can be delivered \
+             again, or restore them from a dump with `metricsctl replay --repair FILE`"
+                .to_string()
+        },
+        changed: lost.len() as u64,
+        constraint_restored: None,
+        rows: lost
+            .iter()
+            .take(options.limit)
+            .map(|row| {
+                format!(
+                    "{} (sensor {}, Kafka {})",
+                    row.get::<_, String>("event_id"),
+                    row.get::<_, String>("sensor_id"),
+                    kafka(row.get("kafka_partition"), row.get("kafka_offset")),
+                )
+            })
+            .collect(),
+        needs_operator: !options.release_lost && !lost.is_empty(),
+    })
+}
+
+fn kafka(partition: Option<i32>, offset: Option<i64>) -> String {
+    match (partition, offset) {
+        (Some(partition), Some(offset)) => format!("{partition}/{offset}"),
+        _ => "unknown".to_string(),
+    }
+}
