@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod migrations;
 pub mod output;
 pub mod partitions;
+pub mod pgpass;
 pub mod queries;
 pub mod replay;
 pub mod sandbox;
