@@ -265,6 +265,10 @@ struct Reading<'a> {
 /// A writer hung up (it failed); reading just stops.
 struct WriterGone;
 
+/// Events a batch makes room for up front; it grows as events arrive, so a large --batch-size
+/// (times --jobs writers) is never allocated before there are events to fill it.
+const PREALLOCATED_EVENTS: usize = 1024;
+
 /// One batch being filled per writer.
 struct Shards {
     batches: Vec<EventBatch>,
@@ -276,7 +280,7 @@ impl Shards {
     fn new(writers: usize, batch_size: usize) -> Shards {
         Shards {
             batches: (0..writers)
-                .map(|_| EventBatch::with_capacity(batch_size))
+                .map(|_| EventBatch::with_capacity(batch_size.min(PREALLOCATED_EVENTS)))
                 .collect(),
             first_lines: vec![0; writers],
             batch_size,
@@ -306,7 +310,7 @@ impl Shards {
     fn take(&mut self, shard: usize) -> (EventBatch, u64) {
         let batch = std::mem::replace(
             &mut self.batches[shard],
-            EventBatch::with_capacity(self.batch_size),
+            EventBatch::with_capacity(self.batch_size.min(PREALLOCATED_EVENTS)),
         );
         (batch, self.first_lines[shard])
     }
