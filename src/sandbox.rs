@@ -18,6 +18,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, anyhow, bail};
 use nix::unistd::{Gid, Pid, Uid, User};
 
+use crate::output::shell_quote;
+
 /// The prefix of every sandbox directory, so leftovers can be recognised.
 const DIR_PREFIX: &str = "metricsctl-pg-";
 const OWNER_FILE: &str = "owner.pid";
@@ -333,18 +335,21 @@ impl Sandbox {
         self.pg_ctl(&["restart", "-w", "-t", "60", "-m", "fast"])
     }
 
-    /// The command an operator runs to stop and remove a kept sandbox.
+    /// The command an operator runs to stop and remove a kept sandbox, every path quoted.
     pub fn removal_command(&self) -> String {
         let pg_ctl = format!(
             "{} stop -D {} -m fast",
-            self.binaries.tool("pg_ctl").display(),
-            self.data_dir().display()
+            shell_quote(&self.binaries.tool("pg_ctl").display().to_string()),
+            shell_quote(&self.data_dir().display().to_string())
         );
         let stop = match self.run_as {
-            Some(_) => format!("su {SUPERUSER} -s /bin/sh -c '{pg_ctl}'"),
+            Some(_) => format!("su {SUPERUSER} -s /bin/sh -c {}", shell_quote(&pg_ctl)),
             None => pg_ctl,
         };
-        format!("{stop} && rm -rf {}", self.root.display())
+        format!(
+            "{stop} && rm -rf {}",
+            shell_quote(&self.root.display().to_string())
+        )
     }
 
     /// Leaves the cluster running after this process exits; the operator removes it.
