@@ -266,8 +266,9 @@ struct Reading<'a> {
 struct WriterGone;
 
 /// Events a batch makes room for up front; it grows as events arrive, so a large --batch-size
-/// (times --jobs writers) is never allocated before there are events to fill it.
-const PREALLOCATED_EVENTS: usize = 1024;
+/// (times --jobs writers) is never allocated before there are events to fill it. The default
+/// batch (5,000) fits, so the usual path allocates exactly as before.
+const PREALLOCATED_EVENTS: usize = 8192;
 
 /// One batch being filled per writer.
 struct Shards {

@@ -176,7 +176,7 @@ fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
             ]);
             for p in &report.partitions {
                 table.add_row(vec![
-                    p.partition.clone(),
+                    output::escape_control(&p.partition).into_owned(),
                     p.month.to_string(),
                     p.estimated_rows
                         .map(|n| n.to_string())
