@@ -423,6 +423,9 @@ fn the_largest_batch_size_is_not_allocated_before_there_are_events() {
         let mut child = metricsctl_process()
             .args(["replay", "-", "--jobs", "32", "--batch-size", batch_size])
             .args(["--database-url", &db.url])
+            // One malloc arena: per-thread arenas (64 MiB of address space each) come and go
+            // with scheduling and would drown what is measured here.
+            .env("MALLOC_ARENA_MAX", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
