@@ -93,15 +93,18 @@ measure() { # label, raw SQL file, psql variables..., --, metricsctl arguments..
     "$(awk -v a="$ours" -v b="$raw" 'BEGIN { print a / b }')")")
 }
 
-measure "check ordering --sensor $SENSOR" ordering_for_sensor.sql "sensor_id=$SENSOR" since=-infinity limit=10 -- \
+measure "check ordering --sensor $SENSOR" ordering_for_sensor.sql "sensor_id=$SENSOR" since=-infinity \
+  ingested_since=-infinity limit=10 -- \
   check ordering --sensor "$SENSOR"
 measure "check ordering --sensor … --since 1h" ordering_for_sensor.sql "sensor_id=$SENSOR" \
-  "since=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)" limit=10 -- \
+  "since=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)" ingested_since=-infinity limit=10 -- \
   check ordering --sensor "$SENSOR" --since 1h
-measure "lag" lag.sql stale_seconds=900 window_seconds=3600 latency_sample=1000 limit=10 -- lag
+measure "lag" lag.sql stale_seconds=900 window_seconds=3600 latency_sample=1000 limit=10 \
+  clock_tolerance_seconds=60 -- lag
 measure "rate (60 minutes)" rate.sql unit=minute step_seconds=60 buckets=60 -- rate
 measure "check duplicates" duplicates.sql limit=10 -- check duplicates
-measure "check ordering (all sensors)" ordering_by_sensor.sql since=-infinity -- check ordering
+measure "check ordering (all sensors)" ordering_by_sensor.sql since=-infinity ingested_since=-infinity \
+  -- check ordering
 
 cat <<EOF
 

@@ -35,11 +35,11 @@ SELECT
     (SELECT count(*) FROM missing WHERE retired) AS retired_events,
     (SELECT count(*) FROM unguarded) AS unguarded_metrics,
     ARRAY(SELECT event_id FROM duplicated ORDER BY copies DESC, event_id
-          LIMIT CAST(:'limit' AS integer)) AS duplicated_samples,
+          LIMIT CAST(:'limit' AS bigint)) AS duplicated_samples,
     ARRAY(SELECT event_id FROM lost ORDER BY event_id
-          LIMIT CAST(:'limit' AS integer)) AS lost_samples,
+          LIMIT CAST(:'limit' AS bigint)) AS lost_samples,
     ARRAY(SELECT event_id FROM unguarded ORDER BY event_id
-          LIMIT CAST(:'limit' AS integer)) AS unguarded_samples
+          LIMIT CAST(:'limit' AS bigint)) AS unguarded_samples
 FROM (
     SELECT COUNT(*) AS total_rows, COUNT(DISTINCT event_id) AS unique_event_ids
     FROM processed_events

@@ -3,7 +3,11 @@
 -- timestamp is earlier than its predecessor's. Kafka orders events only within a partition, so
 -- each (sensor, partition) is its own sequence. One row per sensor, with its worst violation.
 -- (The guide's ordering query sorts by timestamp and so can never show a violation.)
--- psql "$DATABASE_URL" -v since=-infinity -f queries/ordering_by_sensor.sql
+-- :ingested_since leaves out events ingested (created_at) before it, so a deliberate backfill
+-- can age out; out_of_order_without_kafka counts the late events that carry no Kafka
+-- coordinates (written by a replay or backfill, not delivered by Kafka).
+-- psql "$DATABASE_URL" -v since=-infinity -v ingested_since=-infinity \
+--   -f queries/ordering_by_sensor.sql
 WITH delivered AS (
     SELECT m.sensor_id,
            m.event_id,
@@ -16,6 +20,7 @@ WITH delivered AS (
     -- both tables through their sensor_id indexes and hash-join them).
     LEFT JOIN processed_events p ON p.event_id = m.event_id AND p.sensor_id = m.sensor_id
     WHERE m.timestamp >= CAST(CAST(:'since' AS text) AS timestamptz)
+      AND m.created_at >= CAST(CAST(:'ingested_since' AS text) AS timestamptz)
     WINDOW delivery AS (PARTITION BY m.sensor_id, p.kafka_partition
                         ORDER BY p.kafka_offset, m.id)
 ),
@@ -30,6 +35,8 @@ SELECT sensor_id,
        count(*) AS events,
        count(DISTINCT kafka_partition) AS kafka_partitions,
        count(regression_seconds) AS out_of_order,
+       count(regression_seconds) FILTER (WHERE kafka_partition IS NULL)
+           AS out_of_order_without_kafka,
        max(regression_seconds) AS worst_regression_seconds,
        (array_agg(event_id ORDER BY regression_seconds DESC)
             FILTER (WHERE regression_seconds IS NOT NULL))[1] AS worst_event_id,

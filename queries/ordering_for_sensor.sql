@@ -1,8 +1,9 @@
 -- Ordering check, one sensor (answered from the sensor_id indexes): its events in delivery order —
 -- (kafka_partition, kafka_offset) where recorded, else metrics.id — and those whose timestamp is
 -- earlier than their predecessor's, worst first. The first row always carries the totals.
--- psql "$DATABASE_URL" -v sensor_id=sensor_123 -v since=-infinity -v limit=10 \
---   -f queries/ordering_for_sensor.sql
+-- :ingested_since leaves out events ingested (created_at) before it.
+-- psql "$DATABASE_URL" -v sensor_id=sensor_123 -v since=-infinity -v ingested_since=-infinity \
+--   -v limit=10 -f queries/ordering_for_sensor.sql
 WITH delivered AS (
     SELECT m.event_id,
            m.timestamp,
@@ -15,10 +16,11 @@ WITH delivered AS (
     LEFT JOIN processed_events p ON p.event_id = m.event_id AND p.sensor_id = m.sensor_id
     WHERE m.sensor_id = :'sensor_id'
       AND m.timestamp >= CAST(CAST(:'since' AS text) AS timestamptz)
+      AND m.created_at >= CAST(CAST(:'ingested_since' AS text) AS timestamptz)
     WINDOW delivery AS (PARTITION BY p.kafka_partition ORDER BY p.kafka_offset, m.id)
 ),
 violations AS (
-    SELECT event_id, previous_event_id, timestamp, previous_timestamp,
+    SELECT event_id, previous_event_id, timestamp, previous_timestamp, kafka_partition,
            CAST(EXTRACT(EPOCH FROM previous_timestamp - timestamp) AS double precision)
                AS regression_seconds
     FROM delivered
@@ -27,13 +29,15 @@ violations AS (
 totals AS (
     SELECT (SELECT count(*) FROM delivered) AS events,
            (SELECT count(DISTINCT kafka_partition) FROM delivered) AS kafka_partitions,
-           (SELECT count(*) FROM violations) AS out_of_order
+           (SELECT count(*) FROM violations) AS out_of_order,
+           (SELECT count(*) FROM violations WHERE kafka_partition IS NULL)
+               AS out_of_order_without_kafka
 )
-SELECT t.events, t.kafka_partitions, t.out_of_order,
+SELECT t.events, t.kafka_partitions, t.out_of_order, t.out_of_order_without_kafka,
        v.event_id, v.previous_event_id, v.timestamp, v.previous_timestamp, v.regression_seconds
 FROM totals t
 LEFT JOIN LATERAL (
     SELECT * FROM violations
     ORDER BY regression_seconds DESC, event_id
-    LIMIT CAST(:'limit' AS integer)
+    LIMIT CAST(:'limit' AS bigint)
 ) v ON true;

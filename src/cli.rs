@@ -1,6 +1,8 @@
 //! The command line as typed: raw flags only. `config` turns them into settings.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,14 +18,46 @@ pub const DEFAULT_BATCH_SIZE: u32 = 5000;
 /// without crowding out the consumer.
 pub const DEFAULT_REPLAY_JOBS: u32 = 2;
 
+/// Upper bounds of the duration flags: far beyond any sensible value, and small enough that
+/// no clock or timer arithmetic can overflow.
+pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_CHECK_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
+pub const MAX_GENERATE_INTERVAL: Duration = Duration::from_secs(365 * 86400);
+/// Monthly partitions `partitions create` makes ahead, and `check partitions` can ask for.
+pub const MAX_MONTHS_AHEAD: u32 = 120;
+/// `partitions drop --older-than`: a century of months.
+pub const MAX_RETENTION_MONTHS: u32 = 1200;
+
+const TOP_LEVEL_HELP: &str = "\
+Configuration (the first that is set wins):
+  --database-url URL     a postgresql:// URL or libpq key=value string (before or after the command)
+  DATABASE_URL           the same, from the environment
+  DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME
+                         the seed's variables; unset ones take the seed's defaults
+  PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE
+                         libpq's variables, as psql reads them
+  built-in default       postgresql://metrics:metrics@localhost:5432/metrics
+  Whatever the connection string leaves unset is filled from PGHOST, PGPORT, PGUSER, PGPASSWORD,
+  PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT and PGAPPNAME; a missing password
+  from PGPASSFILE or ~/.pgpass.
+
+Exit codes (every command):
+  0 OK   1 WARNING   2 CRITICAL   3 UNKNOWN (could not run)
+
+Examples:
+  metricsctl migrate
+  metricsctl check --format nagios
+  metricsctl --database-url postgresql://metrics@db/metrics lag --warn 1m --crit 5m";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "metricsctl",
     version,
     about = "Operator CLI for the sensor-metrics PostgreSQL database",
     long_about = "Operator CLI for the sensor-metrics PostgreSQL database (processed_events + metrics): \
-                  schema migrations, checks, lag and replay.\n\n\
-                  Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (could not run).",
+                  schema migrations, partitions, checks, lag, rate and replay.",
+    after_help = TOP_LEVEL_HELP,
     propagate_version = true
 )]
 pub struct Cli {
@@ -36,47 +70,45 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// No progress bars and no informational messages on stderr (errors are still printed)
+    /// Print nothing when all is well: no progress, no informational messages, no tables
+    /// (errors, and formats asked for with --format or --output, are still written)
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Apply the schema migrations (or show their status with `migrate status`)
-    Migrate(MigrateCommand),
-    /// Replay event files through the consumer's idempotent insert path: exactly once, streaming
-    Replay(ReplayArgs),
-    /// Write synthetic events (deterministic with --seed) for benchmarks and demos
-    Generate(GenerateArgs),
-    /// Validation checks: all of them (the default), or `ordering`, `duplicates`, `partitions`
-    Check(CheckCommand),
-    /// Monthly partitions of metrics: enable, create, list, drop (retention)
-    Partitions(PartitionsCommand),
-    /// How far behind ingestion is: newest metric, silent sensors, end-to-end latency
-    Lag(LagArgs),
-    /// Events ingested per minute (or hour), every bucket shown
-    Rate(RateArgs),
-    /// Fix what the checks find: the id sequence, duplicated guard rows and metrics, metrics
-    /// without a guard row, and (with --release-lost) lost metrics
-    Repair(RepairArgs),
-    /// Show metricsctl end to end on a throwaway local PostgreSQL (or on the configured database)
-    Demo(DemoArgs),
-    /// Print a shell completion script: metricsctl completions bash > /etc/bash_completion.d/metricsctl
-    Completions(CompletionsArgs),
+/// A connection string as typed. Its `Debug` never shows it: it may hold a password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ConnectionString(pub String);
+
+impl fmt::Debug for ConnectionString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConnectionString(<not shown>)")
+    }
 }
 
-/// Where the database is. Read in this order: --database-url, DATABASE_URL, the DB_HOST/DB_PORT/
-/// DB_USER/DB_PASSWORD/DB_NAME variables, then postgresql://metrics:metrics@localhost:5432/metrics.
+impl FromStr for ConnectionString {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(ConnectionString(s.to_string()))
+    }
+}
+
+/// Where the database is, for every command that connects (given before or after the command).
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConnectArgs {
-    /// PostgreSQL URL or key=value string; sslmode and sslrootcert work as in psql [env: DATABASE_URL]
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
+    /// PostgreSQL URL or libpq key=value string [env: DATABASE_URL, then DB_*, then PG*]
+    #[arg(long, value_name = "URL", global = true)]
+    pub database_url: Option<ConnectionString>,
 
-    /// Give up connecting after this long (e.g. 5s, 1m)
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub connect_timeout: Duration,
+    /// Give up connecting after this long, e.g. 5s or 1m [default: the connection string's
+    /// connect_timeout, PGCONNECT_TIMEOUT, or 10s]
+    #[arg(long, value_name = "DURATION", global = true,
+          value_parser = duration_up_to(MAX_CONNECT_TIMEOUT, false))]
+    pub connect_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -86,6 +118,66 @@ pub enum ReportFormat {
     Table,
     /// JSON for scripts
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the schema migrations (or `migrate status`, `migrate repair`)
+    #[command(after_help = "Examples:
+  metricsctl migrate
+  metricsctl migrate --dry-run --partitioned
+  metricsctl migrate status --format nagios")]
+    Migrate(MigrateCommand),
+    /// Replay event files through the consumer's idempotent insert path: exactly once, streaming
+    #[command(after_help = "Examples:
+  metricsctl replay --rejects rejects.jsonl day-2026-11-26.jsonl.gz
+  kcat -C -t metrics -J -e | metricsctl replay -
+  metricsctl replay --dry-run --format json dump.csv")]
+    Replay(ReplayArgs),
+    /// Write synthetic events (deterministic with --seed) for benchmarks and demos
+    #[command(after_help = "Examples:
+  metricsctl generate 100000 --sensors 50 -o events.jsonl
+  metricsctl generate 1000 --format csv --gzip -o events.csv.gz")]
+    Generate(GenerateArgs),
+    /// Validation checks: all of them (the default), or `ordering`, `duplicates`, `partitions`
+    #[command(after_help = "Examples:
+  metricsctl check
+  metricsctl check --format prometheus --output /var/lib/node_exporter/metricsctl.prom
+  metricsctl check ordering --sensor sensor_123")]
+    Check(CheckCommand),
+    /// Monthly partitions of metrics: enable, create, list, drop (retention)
+    #[command(after_help = "Examples:
+  metricsctl partitions enable --dry-run
+  metricsctl partitions create --months 3
+  metricsctl partitions drop --older-than 12 --dry-run")]
+    Partitions(PartitionsCommand),
+    /// How far behind ingestion is: newest metric, silent sensors, sensor clocks ahead, latency
+    #[command(after_help = "Examples:
+  metricsctl lag
+  metricsctl lag --warn 2m --crit 10m --format nagios")]
+    Lag(LagArgs),
+    /// Events ingested per minute (or hour), every bucket shown
+    #[command(after_help = "Examples:
+  metricsctl rate --minutes 30
+  metricsctl rate --warn-below 100 --crit-below 10 --format nagios")]
+    Rate(RateArgs),
+    /// Fix what the checks find: the id sequence, duplicated guard rows and metrics, metrics
+    /// without a guard row, and (with --release-lost) lost metrics
+    #[command(after_help = "Examples:
+  metricsctl repair --dry-run
+  metricsctl repair
+  metricsctl repair --release-lost   # lost metrics: let the consumer or a replay deliver them again")]
+    Repair(RepairArgs),
+    /// Show metricsctl end to end on a throwaway local PostgreSQL (or on the configured database)
+    #[command(after_help = "Examples:
+  metricsctl demo
+  metricsctl demo --keep --partitioned")]
+    Demo(DemoArgs),
+    /// Print a shell completion script
+    #[command(after_help = "Examples:
+  metricsctl completions bash > /etc/bash_completion.d/metricsctl
+  metricsctl completions zsh > \"${fpath[1]}/_metricsctl\"")]
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -102,14 +194,20 @@ pub struct MigrateCommand {
 pub enum MigrateAction {
     /// Each migration's version, name, state and when it was applied. Exit 1 when some are
     /// pending, 2 when the database has drifted from this binary's migrations
+    #[command(after_help = "Examples:
+  metricsctl migrate status
+  metricsctl migrate status --format prometheus --output /var/lib/node_exporter/migrations.prom")]
     Status(MigrateStatusArgs),
+    /// Accept applied migrations whose file differs only in whitespace (line endings, trailing
+    /// spaces, final newline, BOM) by recording their new checksum; any other change stays drift
+    #[command(after_help = "Examples:
+  metricsctl migrate repair --dry-run
+  metricsctl migrate repair")]
+    Repair(MigrateRepairArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-
     /// Print the SQL that would run and change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -120,7 +218,8 @@ pub struct MigrateArgs {
     pub partitioned: bool,
 
     /// How long to wait for another migrate (or a lock on the tables) before giving up
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = duration_up_to(MAX_LOCK_TIMEOUT, true))]
     pub lock_timeout: Duration,
 
     #[arg(long, value_enum, default_value_t)]
@@ -130,7 +229,19 @@ pub struct MigrateArgs {
 #[derive(Debug, Args)]
 pub struct MigrateStatusArgs {
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub output: CheckOutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateRepairArgs {
+    /// Show what would be repaired; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long to wait for another migrate before giving up
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = duration_up_to(MAX_LOCK_TIMEOUT, true))]
+    pub lock_timeout: Duration,
 
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
@@ -177,9 +288,6 @@ pub struct ReplayArgs {
     /// How to print the summary
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -213,7 +321,7 @@ pub struct GenerateArgs {
     pub start: DateTime<Utc>,
 
     /// Time between a sensor's readings
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = duration_up_to(MAX_GENERATE_INTERVAL, true))]
     pub interval: Duration,
 
     /// Kafka partitions the sensors are spread over
@@ -229,22 +337,37 @@ pub enum CheckFormat {
     Table,
     /// JSON for scripts (documented, stable shape)
     Json,
-    /// The main table as CSV
+    /// The main table as CSV, raw values
     Csv,
-    /// A Nagios/Icinga plugin status line with perfdata, then details
+    /// A Nagios/Icinga plugin status line with perfdata, then details (at most 4 KB)
     Nagios,
     /// Prometheus text format, for node_exporter's textfile collector
     Prometheus,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct CheckOutputArgs {
     #[arg(long, value_enum, default_value_t)]
     pub format: CheckFormat,
 
-    /// Sample rows shown
+    /// Write the report to FILE atomically (a temporary file in the same directory, then
+    /// rename), whatever the exit status: for node_exporter's textfile collector
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    /// Sample rows shown (the counts always cover everything; what is left out is said).
+    /// Any u32 works: a limit above the number of rows shows them all
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub limit: u32,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        LimitArgs { limit: 10 }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -260,14 +383,30 @@ pub struct CheckCommand {
 #[derive(Debug, Subcommand)]
 pub enum CheckAction {
     /// Every check: one summary, exit code the worst of them
+    #[command(after_help = "Examples:
+  metricsctl check all --format nagios
+  metricsctl check all --format prometheus --output /var/lib/node_exporter/metricsctl.prom")]
     All(CheckAllArgs),
     /// Each sensor's events in delivery order: any event older than its predecessor?
+    #[command(after_help = "Examples:
+  metricsctl check ordering
+  metricsctl check ordering --sensor sensor_123 --since 2h
+  metricsctl check ordering --ingested-since 1h   # judge only the last hour's ingestion")]
     Ordering(OrderingArgs),
     /// Duplicated guard rows or metrics, lost metrics, metrics that bypassed the guard
+    #[command(after_help = "Examples:
+  metricsctl check duplicates
+  metricsctl check duplicates --format json --limit 100")]
     Duplicates(DuplicatesArgs),
     /// Partitioned metrics: current month covered, enough months ahead, DEFAULT empty, no gaps
+    #[command(after_help = "Examples:
+  metricsctl check partitions
+  metricsctl check partitions --ahead 3 --format nagios")]
     Partitions(CheckPartitionsArgs),
     /// metrics_id_seq past every stored id (else every insert fails)
+    #[command(after_help = "Examples:
+  metricsctl check sequence
+  metricsctl check sequence --format nagios")]
     Sequence(SequenceArgs),
 }
 
@@ -275,22 +414,17 @@ pub enum CheckAction {
 pub struct SequenceArgs {
     #[command(flatten)]
     pub output: CheckOutputArgs,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckPartitionsArgs {
     /// WARNING when fewer future months than this have their partition
-    #[arg(long, value_name = "MONTHS", default_value_t = crate::partitions::DEFAULT_MONTHS_AHEAD)]
+    #[arg(long, value_name = "MONTHS", default_value_t = crate::partitions::DEFAULT_MONTHS_AHEAD,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_MONTHS_AHEAD)))]
     pub ahead: u32,
 
     #[command(flatten)]
     pub output: CheckOutputArgs,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -302,12 +436,24 @@ pub struct PartitionsCommand {
 #[derive(Debug, Subcommand)]
 pub enum PartitionsAction {
     /// Convert a plain metrics table to monthly partitions, in place, in one transaction
+    #[command(after_help = "Examples:
+  metricsctl partitions enable --dry-run
+  metricsctl partitions enable --lock-timeout 5m")]
     Enable(PartitionsEnableArgs),
     /// Make sure monthly partitions exist from --from through N months ahead, filling gaps
+    #[command(after_help = "Examples:
+  metricsctl partitions create --months 3
+  metricsctl partitions create --from 2025-01 --months 14")]
     Create(PartitionsCreateArgs),
     /// Every partition with its bounds, rows and size; DEFAULT rows, gaps and months ahead
+    #[command(after_help = "Examples:
+  metricsctl partitions list
+  metricsctl partitions list --exact --format json")]
     List(PartitionsListArgs),
     /// Retention: drop (or --detach) monthly partitions older than N months
+    #[command(after_help = "Examples:
+  metricsctl partitions drop --older-than 12 --dry-run
+  metricsctl partitions drop --older-than 12 --detach")]
     Drop(PartitionsDropArgs),
 }
 
@@ -318,20 +464,19 @@ pub struct PartitionsEnableArgs {
     pub dry_run: bool,
 
     /// How long to wait for the lock on metrics (the conversion holds it until it commits)
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = duration_up_to(MAX_LOCK_TIMEOUT, true))]
     pub lock_timeout: Duration,
 
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PartitionsCreateArgs {
-    /// How many months ahead of --from to cover (0: only that month)
-    #[arg(long, value_name = "N")]
+    /// How many months ahead of --from to cover (0: only that month; at most 120)
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_MONTHS_AHEAD)))]
     pub months: u32,
 
     /// The first month (YYYY-MM, UTC); default: the current month
@@ -339,14 +484,12 @@ pub struct PartitionsCreateArgs {
     pub from: Option<crate::partitions::Month>,
 
     /// How long to wait for the lock on metrics
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = duration_up_to(MAX_LOCK_TIMEOUT, true))]
     pub lock_timeout: Duration,
 
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -357,15 +500,14 @@ pub struct PartitionsListArgs {
 
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PartitionsDropArgs {
     /// Retire monthly partitions that ended more than N months before the current month
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// (1 to 1200)
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RETENTION_MONTHS)))]
     pub older_than: u32,
 
     /// Detach them and keep them as standalone tables instead of dropping them
@@ -387,23 +529,21 @@ pub struct PartitionsDropArgs {
     pub dry_run: bool,
 
     /// How long to wait for the lock on metrics
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = duration_up_to(MAX_LOCK_TIMEOUT, true))]
     pub lock_timeout: Duration,
 
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct CheckAllArgs {
     #[command(flatten)]
     pub output: CheckOutputArgs,
 
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub limit: LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -416,11 +556,16 @@ pub struct OrderingArgs {
     #[arg(long, value_name = "TIME", value_parser = parse_since)]
     pub since: Option<DateTime<Utc>>,
 
+    /// Only events ingested (created_at) from this time on: RFC 3339, or a duration ago. A
+    /// deliberate backfill then ages out of the check instead of keeping it CRITICAL
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub ingested_since: Option<DateTime<Utc>>,
+
     #[command(flatten)]
     pub output: CheckOutputArgs,
 
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub limit: LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -429,17 +574,19 @@ pub struct DuplicatesArgs {
     pub output: CheckOutputArgs,
 
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub limit: LimitArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct LagArgs {
     /// A sensor whose newest metric is older than this is listed as silent (WARNING)
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15m",
+          value_parser = duration_up_to(MAX_CHECK_DURATION, true))]
     pub stale: Duration,
 
     /// End-to-end latency percentiles cover the newest events of this last stretch of time
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h",
+          value_parser = duration_up_to(MAX_CHECK_DURATION, true))]
     pub window: Duration,
 
     /// At most this many of the window's newest events are measured (bounds the cost)
@@ -447,24 +594,33 @@ pub struct LagArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub latency_sample: u32,
 
-    /// Lag at or above this is WARNING
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    /// Lag above this is WARNING
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = duration_up_to(MAX_CHECK_DURATION, true))]
     pub warn: Duration,
 
-    /// Lag at or above this is CRITICAL
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    /// Lag above this is CRITICAL (at least --warn)
+    #[arg(long, value_name = "DURATION", default_value = "5m",
+          value_parser = duration_up_to(MAX_CHECK_DURATION, true))]
     pub crit: Duration,
+
+    /// Events dated up to this far ahead of the database's clock count as current; sensors
+    /// with events further ahead are reported as clocks ahead (WARNING) and left out of the lag
+    #[arg(long, value_name = "DURATION", default_value = "1m",
+          value_parser = duration_up_to(MAX_CHECK_DURATION, true))]
+    pub clock_tolerance: Duration,
 
     #[command(flatten)]
     pub output: CheckOutputArgs,
 
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub limit: LimitArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RateArgs {
-    /// How far back to look, in minutes
+    /// How far back to look, in minutes (the newest bucket is still filling; thresholds judge
+    /// the last complete one)
     #[arg(long, value_name = "N", default_value_t = 60,
           value_parser = clap::value_parser!(u32).range(1..=525_600))]
     pub minutes: u32,
@@ -477,15 +633,12 @@ pub struct RateArgs {
     #[arg(long, value_name = "EVENTS")]
     pub warn_below: Option<i64>,
 
-    /// CRITICAL when the last complete bucket has fewer events than this
+    /// CRITICAL when the last complete bucket has fewer events than this (at most --warn-below)
     #[arg(long, value_name = "EVENTS")]
     pub crit_below: Option<i64>,
 
     #[command(flatten)]
     pub output: CheckOutputArgs,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -500,7 +653,8 @@ pub struct RepairArgs {
     pub release_lost: bool,
 
     /// How long to wait for a table lock a repair needs (each repair holds it only while it runs)
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = duration_up_to(MAX_LOCK_TIMEOUT, true))]
     pub lock_timeout: Duration,
 
     /// Rows listed per repair (all are counted)
@@ -509,16 +663,10 @@ pub struct RepairArgs {
 
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-
     /// Leave the throwaway PostgreSQL running and print how to reach and remove it
     #[arg(long)]
     pub keep: bool,
@@ -526,6 +674,10 @@ pub struct DemoArgs {
     /// Show the partitioned layout: migrate --partitioned, partitions and their check
     #[arg(long)]
     pub partitioned: bool,
+
+    /// With a database configured, write the demo's sample events into it without asking
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -563,6 +715,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e}; write durations like 500ms, 90s, 5m, 1h or 2d"))
 }
 
+/// A duration flag's parser: at most `max` (and more than zero unless `zero_ok`).
+pub fn duration_up_to(
+    max: Duration,
+    zero_ok: bool,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let duration = parse_duration(text)?;
+        if duration > max {
+            return Err(format!(
+                "{} is more than the most this accepts, {}",
+                text.trim(),
+                humantime::format_duration(max)
+            ));
+        }
+        if duration.is_zero() && !zero_ok {
+            return Err("must be more than zero".to_string());
+        }
+        Ok(duration)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,5 +754,77 @@ mod tests {
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("soon").unwrap_err().contains("90s"));
+    }
+
+    #[test]
+    fn durations_beyond_their_bound_are_refused_not_overflowed() {
+        let lock = duration_up_to(MAX_LOCK_TIMEOUT, true);
+        assert!(lock("18446744073709551615s").unwrap_err().contains("most"));
+        assert_eq!(lock("0s"), Ok(Duration::ZERO));
+        let connect = duration_up_to(MAX_CONNECT_TIMEOUT, false);
+        assert!(connect("0s").unwrap_err().contains("zero"));
+    }
+
+    #[test]
+    fn debug_of_the_flags_never_shows_a_connection_string() {
+        let cli = Cli::parse_from([
+            "metricsctl",
+            "--database-url",
+            "postgresql://u:hunter2@h/db",
+            "lag",
+        ]);
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("not shown"), "{shown}");
+    }
+
+    #[test]
+    fn connection_flags_work_before_and_after_the_command() {
+        for args in [
+            &[
+                "metricsctl",
+                "--database-url",
+                "x",
+                "--connect-timeout",
+                "3s",
+                "lag",
+            ][..],
+            &[
+                "metricsctl",
+                "lag",
+                "--database-url",
+                "x",
+                "--connect-timeout",
+                "3s",
+            ],
+            &[
+                "metricsctl",
+                "check",
+                "ordering",
+                "--database-url",
+                "x",
+                "--connect-timeout",
+                "3s",
+            ],
+            &[
+                "metricsctl",
+                "--database-url",
+                "x",
+                "--connect-timeout",
+                "3s",
+                "migrate",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(
+                cli.global.connect.database_url,
+                Some(ConnectionString("x".into())),
+                "{args:?}"
+            );
+            assert_eq!(
+                cli.global.connect.connect_timeout,
+                Some(Duration::from_secs(3))
+            );
+        }
     }
 }

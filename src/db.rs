@@ -9,6 +9,7 @@ use anyhow::anyhow;
 use postgres::Client;
 use postgres::error::SqlState;
 
+use crate::output::{escape_control, shell_quote};
 use crate::queries;
 use crate::status::{CouldNotRun, Failure};
 use crate::target::{DatabaseTarget, TargetOrigin};
@@ -50,7 +51,7 @@ pub fn connect(target: &DatabaseTarget, timeout: Duration) -> Result<Client, Fai
 fn connect_failure(target: &DatabaseTarget, cause: &str, hint: &str) -> anyhow::Error {
     let unconfigured = if target.origin == TargetOrigin::BuiltInDefault {
         " No database is configured, so the seed's default was tried: pass --database-url, set \
-         DATABASE_URL or the DB_* variables, or run `metricsctl demo` for a throwaway database."
+         DATABASE_URL, the DB_* or the PG* variables, or run `metricsctl demo` for a throwaway database."
     } else {
         ""
     };
@@ -71,16 +72,16 @@ fn explain_connect_error(
     let origin = target.origin.describe();
     if let Some(db) = error.as_db_error() {
         let hint = match *db.code() {
-            SqlState::INVALID_PASSWORD => format!("Check the password given in {origin}."),
+            SqlState::INVALID_PASSWORD => target.password_hint(),
             SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
                 "Check the user name in {origin}, and that pg_hba.conf admits this user from this host."
             ),
             SqlState::INVALID_CATALOG_NAME => format!(
                 "Create it (createdb -h {} -p {} -U {} {}) or name an existing database in {origin}.",
-                host_of(target),
+                shell_quote(&host_of(target)),
                 port_of(target),
-                target.user(),
-                target.database()
+                shell_quote(target.user()),
+                shell_quote(target.database())
             ),
             SqlState::TOO_MANY_CONNECTIONS => {
                 "The server is at max_connections; try again shortly.".to_string()
@@ -90,7 +91,7 @@ fn explain_connect_error(
             }
             _ => format!("Check the settings in {origin}."),
         };
-        return connect_failure(target, db.message(), &hint);
+        return connect_failure(target, &escape_control(db.message()), &hint);
     }
     let chain: Vec<String> = error_chain(error);
     let text = chain.join(": ");
@@ -144,7 +145,7 @@ fn explain_connect_error(
         return connect_failure(
             target,
             "the server asks for a password and none was given",
-            &format!("Add the password to {origin}."),
+            &target.password_hint(),
         );
     }
     connect_failure(target, &text, &format!("Check the settings in {origin}."))
@@ -195,60 +196,65 @@ pub struct LockHolder {
 
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // application_name is whatever the other client chose: no control characters.
         write!(
             f,
             "pid {} (application \"{}\", user \"{}\", from {}, connected {}s ago)",
-            self.pid, self.application_name, self.user_name, self.client, self.connected_seconds
+            self.pid,
+            escape_control(&self.application_name),
+            escape_control(&self.user_name),
+            self.client,
+            self.connected_seconds
         )
     }
 }
 
-/// A session-level advisory lock, held on a connection of its own so that the work done under
-/// it can use transactions freely. Released when dropped (closing the session releases it too,
-/// so a killed process never leaves it behind).
-pub struct AdvisoryLock {
-    _session: Client,
+/// Takes a session-level advisory lock on `session` itself, waiting up to `timeout` and
+/// calling `on_wait` once with the holder if it is taken. The work done under the lock must run
+/// on the same session: if that session dies, the lock and the work end together, and no run
+/// can go on unlocked. Released by [`unlock_session`] or when the session closes.
+pub fn lock_session(
+    session: &mut Client,
+    key: i64,
+    what: &str,
+    timeout: Duration,
+    mut on_wait: impl FnMut(&LockHolder),
+) -> Result<(), Failure> {
+    let deadline = Instant::now() + timeout;
+    let mut told = false;
+    loop {
+        let acquired: bool = session
+            .query_one(queries::ADVISORY_LOCK_TRY.sql(), &[&key])
+            .could_not_run()?
+            .get(0);
+        if acquired {
+            return Ok(());
+        }
+        let holder = lock_holder(session, key).could_not_run()?;
+        if !told && let Some(holder) = &holder {
+            on_wait(holder);
+            told = true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let who = holder
+                .map(|h| format!("held by {h}"))
+                .unwrap_or_else(|| "held by a session that has just ended".to_string());
+            return Err(anyhow!(
+                "gave up waiting for the {what} lock after {}: {who}. If that session is stuck, \
+                 end it with SELECT pg_terminate_backend(pid); otherwise wait for it or raise --lock-timeout.",
+                humantime::format_duration(timeout)
+            ))
+            .could_not_run();
+        }
+        thread::sleep(Duration::from_millis(100).min(deadline - now));
+    }
 }
 
-impl AdvisoryLock {
-    /// Waits up to `timeout` for the lock, calling `on_wait` once with the holder if it is taken.
-    pub fn acquire(
-        target: &DatabaseTarget,
-        connect_timeout: Duration,
-        key: i64,
-        what: &str,
-        timeout: Duration,
-        mut on_wait: impl FnMut(&LockHolder),
-    ) -> Result<AdvisoryLock, Failure> {
-        let mut session = connect(target, connect_timeout)?;
-        let deadline = Instant::now() + timeout;
-        let mut told = false;
-        loop {
-            let acquired: bool = session
-                .query_one(queries::ADVISORY_LOCK_TRY.sql(), &[&key])?
-                .get(0);
-            if acquired {
-                return Ok(AdvisoryLock { _session: session });
-            }
-            let holder = lock_holder(&mut session, key)?;
-            if !told && let Some(holder) = &holder {
-                on_wait(holder);
-                told = true;
-            }
-            if Instant::now() >= deadline {
-                let who = holder
-                    .map(|h| format!("held by {h}"))
-                    .unwrap_or_else(|| "held by a session that has just ended".to_string());
-                return Err(anyhow!(
-                    "gave up waiting for the {what} lock after {}: {who}. If that session is stuck, \
-                     end it with SELECT pg_terminate_backend(pid); otherwise wait for it or raise --lock-timeout.",
-                    humantime::format_duration(timeout)
-                ))
-                .could_not_run();
-            }
-            thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
-        }
-    }
+/// Releases a lock taken with [`lock_session`].
+pub fn unlock_session(session: &mut Client, key: i64) -> Result<(), postgres::Error> {
+    session.query_one(queries::ADVISORY_UNLOCK.sql(), &[&key])?;
+    Ok(())
 }
 
 fn lock_holder(session: &mut Client, key: i64) -> Result<Option<LockHolder>, postgres::Error> {

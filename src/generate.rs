@@ -59,17 +59,17 @@ pub struct EventGenerator {
     settings: GeneratorSettings,
     rng: SplitMix64,
     produced: u64,
-    partition_offsets: Vec<i64>,
+    /// Next offset per Kafka partition, created as partitions are used (there may be 2^32).
+    partition_offsets: std::collections::HashMap<u32, i64>,
     sensor_width: usize,
 }
 
 impl EventGenerator {
     pub fn new(settings: GeneratorSettings) -> EventGenerator {
-        let partitions = settings.kafka_partitions.max(1) as usize;
         EventGenerator {
             rng: SplitMix64::new(settings.seed),
             produced: 0,
-            partition_offsets: vec![0; partitions],
+            partition_offsets: std::collections::HashMap::new(),
             sensor_width: settings.sensors.max(1).to_string().len().max(3),
             settings,
         }
@@ -88,9 +88,10 @@ impl Iterator for EventGenerator {
         let sensors = u64::from(self.settings.sensors.max(1));
         let sensor = i % sensors;
         let round = (i / sensors) as i64;
-        let partition = (sensor % self.partition_offsets.len() as u64) as usize;
-        let offset = self.partition_offsets[partition];
-        self.partition_offsets[partition] += 1;
+        let partition = (sensor % u64::from(self.settings.kafka_partitions.max(1))) as u32;
+        let next = self.partition_offsets.entry(partition).or_insert(0);
+        let offset = *next;
+        *next += 1;
         let (high, low) = (self.rng.next_u64(), self.rng.next_u64());
         let timestamp = self.settings.start
             + chrono::Duration::milliseconds(round * self.settings.interval_ms + sensor as i64);
@@ -105,6 +106,22 @@ impl Iterator for EventGenerator {
             kafka_offset: offset,
         })
     }
+}
+
+/// The last timestamp the settings produce, if it is a time RFC 3339 can write (years up to
+/// 9999): checked before writing anything, so no clock arithmetic can overflow on the way.
+pub fn last_timestamp(settings: &GeneratorSettings) -> Option<DateTime<Utc>> {
+    if settings.count == 0 {
+        return Some(settings.start);
+    }
+    let sensors = u64::from(settings.sensors.max(1));
+    let rounds = i128::from((settings.count - 1) / sensors);
+    let offset_ms = rounds
+        .checked_mul(i128::from(settings.interval_ms))?
+        .checked_add(i128::from(sensors.min(settings.count) - 1))?;
+    let offset = chrono::Duration::try_milliseconds(i64::try_from(offset_ms).ok()?)?;
+    let last = settings.start.checked_add_signed(offset)?;
+    (last.format("%Y").to_string().len() == 4).then_some(last)
 }
 
 /// A version-4-shaped UUID from 128 random bits.

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod migrations;
 pub mod output;
 pub mod partitions;
+pub mod pgpass;
 pub mod queries;
 pub mod rejects;
 pub mod repair;
@@ -54,29 +55,45 @@ where
     match execute(&cli, &Environment::from_process()) {
         Ok(status) => status.into(),
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
-            failure.status.into()
+            // A lost report is never a result: whatever the command found, it could not say so.
+            let status = if failure.error.downcast_ref::<output::OutputLost>().is_some() {
+                Status::Unknown
+            } else {
+                failure.status
+            };
+            report_error(&failure.error);
+            status.into()
         }
     }
 }
 
+/// Prints the error chain once on stderr. Text from the database or the input may be in it:
+/// control characters are escaped, except the line breaks of our own multi-line messages.
+fn report_error(error: &anyhow::Error) {
+    let message = format!("{error:#}");
+    let shown: Vec<String> = message
+        .split('\n')
+        .map(|line| output::escape_control(line).into_owned())
+        .collect();
+    eprintln!("error: {}", shown.join("\n"));
+}
+
 fn execute(cli: &Cli, env: &Environment) -> CommandResult {
-    let resolve = |connect| Context::resolve(connect, &cli.global, env);
+    let resolve = || Context::resolve(&cli.global, env);
     match &cli.command {
         Command::Migrate(migrate) => match &migrate.action {
-            Some(MigrateAction::Status(args)) => {
-                commands::migrate::exec_status(&resolve(&args.connect)?, args)
-            }
-            None => commands::migrate::exec(&resolve(&migrate.apply.connect)?, &migrate.apply),
+            Some(MigrateAction::Status(args)) => commands::migrate::exec_status(&resolve()?, args),
+            Some(MigrateAction::Repair(args)) => commands::migrate::exec_repair(&resolve()?, args),
+            None => commands::migrate::exec(&resolve()?, &migrate.apply),
         },
-        Command::Replay(args) => commands::replay::exec(&resolve(&args.connect)?, args),
+        Command::Replay(args) => commands::replay::exec(&resolve()?, args),
         Command::Generate(args) => commands::generate::exec(args),
-        Command::Check(cmd) => commands::check::exec(cmd, &cli.global, env),
-        Command::Partitions(cmd) => commands::partitions::exec(cmd, &cli.global, env),
-        Command::Lag(args) => commands::lag::exec(&resolve(&args.connect)?, args),
-        Command::Rate(args) => commands::rate::exec(&resolve(&args.connect)?, args),
-        Command::Repair(args) => commands::repair::exec(&resolve(&args.connect)?, args),
-        Command::Demo(args) => commands::demo::exec(&resolve(&args.connect)?, args),
+        Command::Check(cmd) => commands::check::exec(&resolve()?, cmd),
+        Command::Partitions(cmd) => commands::partitions::exec(&resolve()?, cmd),
+        Command::Lag(args) => commands::lag::exec(&resolve()?, args),
+        Command::Rate(args) => commands::rate::exec(&resolve()?, args),
+        Command::Repair(args) => commands::repair::exec(&resolve()?, args),
+        Command::Demo(args) => commands::demo::exec(&resolve()?, args),
         Command::Completions(args) => commands::completions::exec(args),
     }
 }

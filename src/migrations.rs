@@ -1,22 +1,29 @@
 //! The schema as refinery migrations embedded from `migrations/`, their state in a database,
-//! and applying them safely.
+//! applying them safely, and repairing checksums that differ only in whitespace.
 //!
 //! refinery's default (non-grouped) mode commits a migration's SQL and its history row in two
 //! separate transactions, so a crash in between would leave a schema change that the history
-//! does not know about. We always run grouped: every pending migration and its history row
-//! commit in one transaction, or nothing does.
+//! does not know about. metricsctl applies every pending migration and its history row in one
+//! transaction, on the session that holds the migration lock, recording them in refinery's
+//! history table exactly as refinery does.
+//!
+//! Checksums: refinery hashes the raw file, so a checkout with CRLF line endings (git
+//! `autocrlf` on Windows) would look modified against a database migrated from an LF build.
+//! metricsctl hashes the SQL with its line endings normalised to LF; for an LF file that is the
+//! very checksum refinery computes, so refinery's own CLI still agrees.
 
 use std::time::Duration;
 
 use anyhow::anyhow;
 use postgres::Client;
+use postgres::error::ErrorPosition;
 use refinery::Migration;
 use serde::Serialize;
 
+use crate::checks::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
 use crate::db;
 use crate::queries;
-use crate::status::{Failure, Status};
-use crate::target::DatabaseTarget;
+use crate::status::{CouldNotRun, Failure, Status};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -28,9 +35,29 @@ pub const HISTORY_TABLE: &str = "refinery_schema_history";
 /// The advisory lock that serialises `migrate` runs ("metrics" + 1 in ASCII).
 pub const MIGRATION_LOCK_KEY: i64 = 0x6D65_7472_6963_7301;
 
-/// The migrations compiled into this binary, in version order.
+/// A migration's SQL with CRLF (and lone CR) line endings turned into LF.
+pub fn normalize_line_endings(sql: &str) -> String {
+    sql.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// A migration as refinery builds it from a file name and its SQL (the checksum covers the name,
+/// the version and the SQL).
+fn migration_from(version: i32, name: &str, sql: &str) -> Migration {
+    Migration::unapplied(&format!("V{version}__{name}"), sql)
+        .expect("an embedded migration's name parsed once already")
+}
+
+/// The migrations compiled into this binary, in version order, their SQL (and so their
+/// checksum) with normalised line endings.
 pub fn local_migrations() -> Vec<Migration> {
-    let mut migrations = embedded::migrations::runner().get_migrations().clone();
+    let mut migrations: Vec<Migration> = embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| {
+            let sql = normalize_line_endings(m.sql().unwrap_or_default());
+            migration_from(m.version(), m.name(), &sql)
+        })
+        .collect();
     migrations.sort();
     migrations
 }
@@ -110,8 +137,10 @@ impl SchemaStatus {
             .drifted()
             .map(|m| match m.state {
                 MigrationState::Changed => format!(
-                    "V{}__{} was applied on {} but this binary's file for it differs: restore the \
-                     file as it was when applied, or add a new migration instead of editing an applied one",
+                    "V{}__{} was applied on {} but this binary's file for it differs: if only its \
+                     whitespace changed (line endings, say), `metricsctl migrate repair` shows the \
+                     difference and accepts it; otherwise restore the file as it was when applied, \
+                     or add a new migration instead of editing an applied one",
                     m.version,
                     m.name,
                     m.applied_on.as_deref().unwrap_or("an unknown date")
@@ -147,6 +176,97 @@ impl SchemaStatus {
     }
 }
 
+/// `migrate status` as a check: the monitoring formats read it like any other.
+impl CheckReport for SchemaStatus {
+    fn check(&self) -> &'static str {
+        "migrations"
+    }
+
+    fn status(&self) -> Status {
+        SchemaStatus::status(self)
+    }
+
+    fn summary(&self) -> String {
+        let version = self
+            .current_version()
+            .map(|v| format!("schema at version {v}"))
+            .unwrap_or_else(|| "no migration applied".to_string());
+        let pending = self.pending().count() as i64;
+        let drifted = self.drifted().count() as i64;
+        match (pending, drifted) {
+            (0, 0) => format!("{version}, up to date"),
+            (pending, 0) => format!(
+                "{version}; {} pending: run `metricsctl migrate`",
+                count_of(pending, "migration", "migrations")
+            ),
+            (_, drifted) => format!(
+                "{version}; {} drifted from this binary's (see `metricsctl migrate`)",
+                count_of(drifted, "migration has", "migrations have")
+            ),
+        }
+    }
+
+    fn measures(&self) -> Vec<Measure> {
+        measures_of(Some(self))
+    }
+
+    fn sections(&self) -> Vec<Section> {
+        vec![Section::new(
+            "migrations",
+            vec![
+                Column::new("version", "version"),
+                Column::new("name", "name"),
+                Column::new("state", "state"),
+                Column::new("applied_on", "applied_on"),
+            ],
+            self.migrations
+                .iter()
+                .map(|m| {
+                    let state = serde_json::to_value(m.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    vec![
+                        Cell::count(i64::from(m.version)),
+                        Cell::text(m.name.clone()),
+                        Cell::new(m.state.describe(), state),
+                        match m.applied_on.as_deref() {
+                            Some(at) => Cell::new(crate::output::timestamp_for_people(at), at),
+                            None => Cell::new("-", ""),
+                        },
+                    ]
+                })
+                .collect(),
+        )]
+    }
+}
+
+/// The measures of `migrate status`; with no status, the same series without values.
+pub fn measures_of(status: Option<&SchemaStatus>) -> Vec<Measure> {
+    vec![
+        Measure::count(
+            "pending",
+            "migrations_pending",
+            "Migrations of this binary not yet applied.",
+            status.map(|s| s.pending().count() as i64),
+        )
+        .with_thresholds(Some(Threshold::Above(0.0)), None),
+        Measure::count(
+            "drifted",
+            "migrations_drifted",
+            "Applied migrations that differ from this binary's, or that it does not know.",
+            status.map(|s| s.drifted().count() as i64),
+        )
+        .with_thresholds(None, Some(Threshold::Above(0.0))),
+        Measure::count(
+            "schema_version",
+            "schema_version",
+            "The highest applied migration version (0: none).",
+            status.map(|s| i64::from(s.current_version().unwrap_or(0))),
+        ),
+    ]
+}
+
 struct AppliedRow {
     version: i32,
     name: String,
@@ -154,25 +274,28 @@ struct AppliedRow {
     checksum: String,
 }
 
+fn applied_rows(client: &mut Client) -> Result<Vec<AppliedRow>, postgres::Error> {
+    if !db::relation_exists(client, HISTORY_TABLE)? {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(queries::MIGRATION_HISTORY.sql(), &[])?
+        .into_iter()
+        .map(|row| AppliedRow {
+            version: row.get("version"),
+            name: row.get::<_, Option<String>>("name").unwrap_or_default(),
+            applied_on: row
+                .get::<_, Option<String>>("applied_on")
+                .unwrap_or_default(),
+            checksum: row.get::<_, Option<String>>("checksum").unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// Reads the state of every migration without writing anything (refinery's own reader creates
 /// its history table, which a status or dry run must not do).
 pub fn read_status(client: &mut Client) -> Result<SchemaStatus, postgres::Error> {
-    let applied: Vec<AppliedRow> = if db::relation_exists(client, HISTORY_TABLE)? {
-        client
-            .query(queries::MIGRATION_HISTORY.sql(), &[])?
-            .into_iter()
-            .map(|row| AppliedRow {
-                version: row.get("version"),
-                name: row.get::<_, Option<String>>("name").unwrap_or_default(),
-                applied_on: row
-                    .get::<_, Option<String>>("applied_on")
-                    .unwrap_or_default(),
-                checksum: row.get::<_, Option<String>>("checksum").unwrap_or_default(),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let applied = applied_rows(client)?;
     let local = local_migrations();
     let mut migrations = Vec::new();
     for migration in &local {
@@ -240,37 +363,47 @@ pub struct MigrationReport {
 }
 
 /// Brings the schema up to date. Concurrent runs (several replicas deploying at once) are
-/// serialised by an advisory lock held on a connection of its own; the waiting ones then find
-/// nothing to do. `on_wait` is told who holds the lock if we have to wait.
+/// serialised by an advisory lock held by this very session, so the work can never go on
+/// without it; the waiting ones then find nothing to do. `on_wait` is told who holds the lock
+/// if we have to wait.
 pub fn migrate(
     client: &mut Client,
-    target: &DatabaseTarget,
-    connect_timeout: Duration,
     lock_timeout: Duration,
     partitioned: bool,
     on_wait: impl FnMut(&db::LockHolder),
 ) -> Result<MigrationReport, Failure> {
     let started = std::time::Instant::now();
-    let _lock = db::AdvisoryLock::acquire(
-        target,
-        connect_timeout,
+    db::lock_session(
+        client,
         MIGRATION_LOCK_KEY,
         "migration",
         lock_timeout,
         on_wait,
     )?;
+    let outcome = migrate_locked(client, lock_timeout, partitioned, started);
+    // Best effort: closing the session releases it anyway.
+    let _ = db::unlock_session(client, MIGRATION_LOCK_KEY);
+    outcome
+}
+
+fn migrate_locked(
+    client: &mut Client,
+    lock_timeout: Duration,
+    partitioned: bool,
+    started: std::time::Instant,
+) -> Result<MigrationReport, Failure> {
     // Read under the lock: another replica may have just applied everything.
     let before = read_status(client)?;
     before.ensure_no_drift()?;
     let pending: Vec<MigrationStatus> = before.pending().cloned().collect();
     if !pending.is_empty() {
         db::set_lock_timeout(client, lock_timeout)?;
-        embedded::migrations::runner()
-            .set_grouped(true)
-            .set_abort_divergent(true)
-            .set_abort_missing(true)
-            .run(client)
-            .map_err(|e| anyhow!("applying migrations failed and was rolled back: {e:#}"))?;
+        let local = local_migrations();
+        let to_apply: Vec<&Migration> = local
+            .iter()
+            .filter(|m| pending.iter().any(|p| p.version == m.version()))
+            .collect();
+        apply_in_one_transaction(client, &to_apply)?;
     }
     // Still under the lock, so replicas starting `migrate --partitioned` together convert once.
     let partitions_created = if partitioned {
@@ -303,6 +436,262 @@ pub fn migrate(
     })
 }
 
+/// Every migration's SQL and its history row, in one transaction: all or nothing.
+fn apply_in_one_transaction(client: &mut Client, migrations: &[&Migration]) -> Result<(), Failure> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute(queries::MIGRATION_HISTORY_CREATE.sql())?;
+    for migration in migrations {
+        let sql = migration.sql().unwrap_or_default();
+        tx.batch_execute(sql)
+            .map_err(|e| Failure::critical(explain_migration_error(migration, sql, &e)))?;
+        let applied_on = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        tx.execute(
+            queries::MIGRATION_HISTORY_INSERT.sql(),
+            &[
+                &migration.version(),
+                &migration.name(),
+                &applied_on,
+                &migration.checksum().to_string(),
+            ],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The database's own words, and where in which migration it stopped.
+fn explain_migration_error(
+    migration: &Migration,
+    sql: &str,
+    error: &postgres::Error,
+) -> anyhow::Error {
+    let file = format!("V{}__{}.sql", migration.version(), migration.name());
+    let Some(db) = error.as_db_error() else {
+        return anyhow!(
+            "applying migrations failed and was rolled back, nothing was changed: {file} could \
+             not run: {error}"
+        );
+    };
+    let mut text = format!(
+        "applying migrations failed and was rolled back, nothing was changed: {file} failed: \
+         {} {}: {}",
+        db.severity(),
+        db.code().code(),
+        db.message()
+    );
+    if let Some(ErrorPosition::Original(position)) = db.position() {
+        let before: String = sql.chars().take(*position as usize - 1).collect();
+        let line = before.matches('\n').count() + 1;
+        let statement = sql.lines().nth(line - 1).unwrap_or_default().trim();
+        text.push_str(&format!(" (line {line} of {file}: `{statement}`)"));
+    }
+    if let Some(detail) = db.detail() {
+        text.push_str(&format!(". {detail}"));
+    }
+    if let Some(hint) = db.hint() {
+        text.push_str(&format!(". Hint: {hint}"));
+    }
+    anyhow!(crate::output::escape_control(&text).into_owned())
+}
+
+/// How an applied migration's text differs from this binary's, when it is only whitespace.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repair {
+    pub version: i32,
+    pub name: String,
+    /// The difference, in words: "the applied file had CRLF line endings", ...
+    pub difference: String,
+    pub recorded_checksum: String,
+    pub new_checksum: String,
+}
+
+/// An applied migration that differs by more than whitespace (or is unknown): still drift.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unrepairable {
+    pub version: i32,
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub dry_run: bool,
+    pub repaired: Vec<Repair>,
+    pub refused: Vec<Unrepairable>,
+}
+
+impl RepairReport {
+    /// OK when nothing is left drifting, CRITICAL when something is.
+    pub fn status(&self) -> Status {
+        if self.refused.is_empty() {
+            Status::Ok
+        } else {
+            Status::Critical
+        }
+    }
+}
+
+/// The whitespace-only variants of `sql` an older build could have checksummed, each with
+/// what differs: line endings, trailing whitespace on lines, the final newline, a byte order
+/// mark. The history keeps only a checksum, so this is how a whitespace-only change is proved.
+fn whitespace_variants(sql: &str) -> Vec<(String, String)> {
+    let mut variants = Vec::new();
+    let strip_trailing = |text: &str| -> String {
+        text.split('\n')
+            .map(|line| line.trim_end_matches([' ', '\t']))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for crlf in [false, true] {
+        for stripped in [false, true] {
+            for ending in ["as is", "removed", "added"] {
+                for bom in [false, true] {
+                    let mut text = if stripped {
+                        strip_trailing(sql)
+                    } else {
+                        sql.to_string()
+                    };
+                    match ending {
+                        "removed" => text = text.trim_end_matches('\n').to_string(),
+                        "added" => text.push('\n'),
+                        _ => {}
+                    }
+                    if crlf {
+                        text = text.replace('\n', "\r\n");
+                    }
+                    if bom {
+                        text.insert(0, '\u{feff}');
+                    }
+                    if text == sql {
+                        continue;
+                    }
+                    let mut what = Vec::new();
+                    if crlf {
+                        what.push("the applied file had CRLF line endings, this binary's has LF");
+                    }
+                    if stripped {
+                        what.push("this binary's file has trailing spaces or tabs the applied one had not");
+                    }
+                    match ending {
+                        "removed" => what.push("the applied file had no final newline"),
+                        "added" => what.push("the applied file had one more newline at its end"),
+                        _ => {}
+                    }
+                    if bom {
+                        what.push("the applied file began with a byte order mark");
+                    }
+                    variants.push((text, what.join("; ")));
+                }
+            }
+        }
+    }
+    variants
+}
+
+/// Finds, for each applied migration that differs from this binary's, whether the difference
+/// is whitespace only; unless `dry_run`, records the new checksum of those (under the migration
+/// lock, on this session). Any other difference is left as drift.
+pub fn repair(
+    client: &mut Client,
+    lock_timeout: Duration,
+    dry_run: bool,
+    on_wait: impl FnMut(&db::LockHolder),
+) -> Result<RepairReport, Failure> {
+    db::lock_session(
+        client,
+        MIGRATION_LOCK_KEY,
+        "migration",
+        lock_timeout,
+        on_wait,
+    )?;
+    let outcome = repair_locked(client, dry_run);
+    let _ = db::unlock_session(client, MIGRATION_LOCK_KEY);
+    outcome
+}
+
+fn repair_locked(client: &mut Client, dry_run: bool) -> Result<RepairReport, Failure> {
+    let applied = applied_rows(client).could_not_run()?;
+    let local = local_migrations();
+    let mut report = RepairReport {
+        dry_run,
+        repaired: Vec::new(),
+        refused: Vec::new(),
+    };
+    for row in &applied {
+        let Some(migration) = local.iter().find(|m| m.version() == row.version) else {
+            report.refused.push(Unrepairable {
+                version: row.version,
+                name: row.name.clone(),
+                reason: "applied in the database but unknown to this binary".to_string(),
+            });
+            continue;
+        };
+        let new_checksum = migration.checksum().to_string();
+        if row.checksum == new_checksum && row.name == migration.name() {
+            continue;
+        }
+        if row.name != migration.name() {
+            report.refused.push(Unrepairable {
+                version: row.version,
+                name: row.name.clone(),
+                reason: format!(
+                    "applied under the name {:?}, this binary calls it {:?}: not a whitespace change",
+                    row.name,
+                    migration.name()
+                ),
+            });
+            continue;
+        }
+        let sql = migration.sql().unwrap_or_default();
+        let found = whitespace_variants(sql).into_iter().find(|(variant, _)| {
+            migration_from(migration.version(), migration.name(), variant)
+                .checksum()
+                .to_string()
+                == row.checksum
+        });
+        match found {
+            Some((_, difference)) => report.repaired.push(Repair {
+                version: row.version,
+                name: row.name.clone(),
+                difference,
+                recorded_checksum: row.checksum.clone(),
+                new_checksum,
+            }),
+            None => report.refused.push(Unrepairable {
+                version: row.version,
+                name: row.name.clone(),
+                reason: "its SQL differs from the applied one by more than whitespace (line \
+                         endings, trailing spaces, final newline, byte order mark): restore the \
+                         file as it was, or add a new migration"
+                    .to_string(),
+            }),
+        }
+    }
+    if !dry_run && !report.repaired.is_empty() {
+        let mut tx = client.transaction()?;
+        for repair in &report.repaired {
+            let updated = tx.execute(
+                queries::MIGRATION_HISTORY_REPAIR.sql(),
+                &[
+                    &repair.version,
+                    &repair.recorded_checksum,
+                    &repair.new_checksum,
+                ],
+            )?;
+            if updated != 1 {
+                return Err(Failure::could_not_run(anyhow!(
+                    "V{}__{}'s history row changed while it was examined; nothing was repaired, \
+                     run `metricsctl migrate repair` again",
+                    repair.version,
+                    repair.name
+                )));
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +700,49 @@ mod tests {
     fn migrations_are_embedded_in_version_order() {
         let versions: Vec<i32> = local_migrations().iter().map(|m| m.version()).collect();
         assert_eq!(versions, vec![1, 2]);
+    }
+
+    #[test]
+    fn an_lf_file_keeps_refinerys_own_checksum_and_a_crlf_one_gets_the_same() {
+        let raw = embedded::migrations::runner().get_migrations().clone();
+        for (ours, theirs) in local_migrations().iter().zip(raw.iter()) {
+            let sql = theirs.sql().unwrap();
+            assert!(
+                !sql.contains('\r'),
+                "migrations/ must be LF (see .gitattributes)"
+            );
+            assert_eq!(ours.checksum(), theirs.checksum(), "{}", theirs.name());
+            let crlf = migration_from(
+                theirs.version(),
+                theirs.name(),
+                &normalize_line_endings(&sql.replace('\n', "\r\n")),
+            );
+            assert_eq!(crlf.checksum(), theirs.checksum());
+            // ... while refinery, hashing raw bytes, would call the CRLF file changed.
+            let raw_crlf =
+                migration_from(theirs.version(), theirs.name(), &sql.replace('\n', "\r\n"));
+            assert_ne!(raw_crlf.checksum(), theirs.checksum());
+        }
+    }
+
+    #[test]
+    fn whitespace_variants_name_what_differs_and_leave_the_sql_alone() {
+        let variants = whitespace_variants("SELECT 1; \nSELECT 2;\n");
+        let crlf = variants
+            .iter()
+            .find(|(text, _)| text == "SELECT 1; \r\nSELECT 2;\r\n")
+            .unwrap();
+        assert!(crlf.1.contains("CRLF"), "{}", crlf.1);
+        assert!(variants.iter().all(|(text, _)| {
+            text.replace(['\r', '\u{feff}'], "")
+                .split_whitespace()
+                .eq("SELECT 1; SELECT 2;".split_whitespace())
+        }));
+        assert!(
+            variants
+                .iter()
+                .all(|(text, _)| text != "SELECT 1; \nSELECT 2;\n")
+        );
     }
 
     fn status_of(states: &[(i32, MigrationState)]) -> SchemaStatus {
@@ -356,6 +788,7 @@ mod tests {
             .unwrap_err();
         let message = format!("{:#}", err.error);
         assert!(message.contains("V1__m1"), "{message}");
+        assert!(message.contains("migrate repair"), "{message}");
         assert_eq!(err.status, Status::Critical);
         assert!(
             status_of(&[(1, Applied), (2, Pending)])

@@ -730,6 +730,63 @@ pub fn ensure_partitioned_layout(
     create(client, current, DEFAULT_MONTHS_AHEAD, lock_timeout)
 }
 
+/// The SQL `migrate --partitioned` would run once the migrations are applied, for
+/// `--dry-run`: the conversion of the (empty) plain table, then the partitions for the current
+/// month and the next two that do not exist yet. Refuses, as the real run does, a plain table
+/// that holds rows.
+pub fn partitioned_layout_sql(client: &mut Client) -> Result<Vec<String>, Failure> {
+    let current = current_month(client)?;
+    let mut statements = Vec::new();
+    let new_table = EnablePlan {
+        already_partitioned: false,
+        rows: 0,
+        months: Vec::new(),
+    };
+    let existing: Vec<Month> = if !crate::db::relation_exists(client, "metrics")? {
+        statements.extend(enable_statements(&new_table));
+        Vec::new()
+    } else {
+        match layout(client)? {
+            Layout::Plain => {
+                let plan = plan_enable(client)?;
+                if plan.rows > 0 {
+                    return Err(anyhow!(
+                        "migrate --partitioned would stop here: metrics already holds {} rows in \
+                         the plain layout; convert it with `metricsctl partitions enable --dry-run`",
+                        plan.rows
+                    ))
+                    .could_not_run();
+                }
+                statements.extend(enable_statements(&plan));
+                Vec::new()
+            }
+            Layout::Partitioned => list(client, false)?
+                .iter()
+                .filter_map(Partition::month)
+                .collect(),
+        }
+    };
+    let wanted: Vec<Month> = (0..=DEFAULT_MONTHS_AHEAD)
+        .map(|i| current.plus(i))
+        .collect();
+    let all: Vec<Month> = existing.iter().chain(&wanted).copied().collect();
+    let mut missing: Vec<Month> = wanted
+        .iter()
+        .chain(&gap_months(&all))
+        .copied()
+        .filter(|m| !existing.contains(m))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        statements.push("BEGIN;".to_string());
+        statements.push(queries::LOCK_METRICS.sql().to_string());
+        statements.extend(missing.iter().map(|m| m.create_partition_sql()));
+        statements.push("COMMIT;".to_string());
+    }
+    Ok(statements)
+}
+
 /// Rows in a partition, counting no further than `cap`.
 pub fn rows_up_to(client: &mut Client, partition: &str, cap: i64) -> Result<i64, postgres::Error> {
     let sql = queries::PARTITION_ROWS_CAPPED.with_identifiers(&[("partition", partition)]);

@@ -148,7 +148,22 @@ query!(
 );
 query!(RELATION_EXISTS = "relation_exists.sql", "relation");
 query!(MIGRATION_HISTORY = "migration_history.sql");
+query!(MIGRATION_HISTORY_CREATE = "migration_history_create.sql");
+query!(
+    MIGRATION_HISTORY_INSERT = "migration_history_insert.sql",
+    "version",
+    "name",
+    "applied_on",
+    "checksum"
+);
+query!(
+    MIGRATION_HISTORY_REPAIR = "migration_history_repair.sql",
+    "version",
+    "old_checksum",
+    "new_checksum"
+);
 query!(ADVISORY_LOCK_TRY = "advisory_lock_try.sql", "lock_key");
+query!(ADVISORY_UNLOCK = "advisory_unlock.sql", "lock_key");
 query!(
     ADVISORY_LOCK_HOLDER = "advisory_lock_holder.sql",
     "lock_key"
@@ -185,13 +200,15 @@ query!(
 query!(
     /// The ordering check over every sensor.
     ORDERING_BY_SENSOR = "ordering_by_sensor.sql",
-    "since"
+    "since",
+    "ingested_since"
 );
 query!(
     /// The ordering check for one sensor, from its indexes.
     ORDERING_FOR_SENSOR = "ordering_for_sensor.sql",
     "sensor_id",
     "since",
+    "ingested_since",
     "limit"
 );
 query!(DUPLICATES = "duplicates.sql", "limit");
@@ -200,7 +217,8 @@ query!(
     "stale_seconds",
     "window_seconds",
     "latency_sample",
-    "limit"
+    "limit",
+    "clock_tolerance_seconds"
 );
 query!(RATE = "rate.sql", "unit", "buckets", "step_seconds");
 query!(METRICS_LAYOUT = "metrics_layout.sql");
@@ -291,10 +309,14 @@ pub fn all() -> Vec<&'static Query> {
         &RELATION_EXISTS,
         &MIGRATION_HISTORY,
         &ADVISORY_LOCK_TRY,
+        &ADVISORY_UNLOCK,
         &ADVISORY_LOCK_HOLDER,
         &SET_LOCK_TIMEOUT,
         &TABLE_LOCK_HOLDERS,
         &DEMO_DAMAGE,
+        &MIGRATION_HISTORY_CREATE,
+        &MIGRATION_HISTORY_INSERT,
+        &MIGRATION_HISTORY_REPAIR,
         &INGEST_BATCH,
         &INGEST_BATCH_CHECKED,
         &INGEST_DRY_RUN_SETUP,

@@ -547,6 +547,11 @@ struct Reading<'a> {
     stopped_at: Position,
 }
 
+/// Events a batch makes room for up front; it grows as events arrive, so a large --batch-size
+/// (times --jobs writers) is never allocated before there are events to fill it. The default
+/// batch (5,000) fits, so the usual path allocates exactly as before.
+const PREALLOCATED_EVENTS: usize = 8192;
+
 /// The batch being filled for each writer.
 struct Shards {
     batches: Vec<EventBatch>,
@@ -565,7 +570,7 @@ impl Shards {
     fn new(writers: usize, batch_size: usize, by_event_id: bool) -> Shards {
         Shards {
             batches: (0..writers)
-                .map(|_| EventBatch::with_capacity(batch_size))
+                .map(|_| EventBatch::with_capacity(batch_size.min(PREALLOCATED_EVENTS)))
                 .collect(),
             tickets: vec![None; writers],
             after: vec![Vec::new(); writers],
@@ -794,7 +799,7 @@ impl Reading<'_> {
     ) -> Result<(), Halt> {
         let mut batch = std::mem::replace(
             &mut shards.batches[shard],
-            EventBatch::with_capacity(shards.batch_size),
+            EventBatch::with_capacity(shards.batch_size.min(PREALLOCATED_EVENTS)),
         );
         let ticket = shards.tickets[shard]
             .take()

@@ -18,6 +18,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, anyhow, bail};
 use nix::unistd::{Gid, Pid, Uid, User};
 
+use crate::output::shell_quote;
+
 /// The prefix of every sandbox directory, so leftovers can be recognised.
 const DIR_PREFIX: &str = "metricsctl-pg-";
 const OWNER_FILE: &str = "owner.pid";
@@ -333,18 +335,21 @@ impl Sandbox {
         self.pg_ctl(&["restart", "-w", "-t", "60", "-m", "fast"])
     }
 
-    /// The command an operator runs to stop and remove a kept sandbox.
+    /// The command an operator runs to stop and remove a kept sandbox, every path quoted.
     pub fn removal_command(&self) -> String {
         let pg_ctl = format!(
             "{} stop -D {} -m fast",
-            self.binaries.tool("pg_ctl").display(),
-            self.data_dir().display()
+            shell_quote(&self.binaries.tool("pg_ctl").display().to_string()),
+            shell_quote(&self.data_dir().display().to_string())
         );
         let stop = match self.run_as {
-            Some(_) => format!("su {SUPERUSER} -s /bin/sh -c '{pg_ctl}'"),
+            Some(_) => format!("su {SUPERUSER} -s /bin/sh -c {}", shell_quote(&pg_ctl)),
             None => pg_ctl,
         };
-        format!("{stop} && rm -rf {}", self.root.display())
+        format!(
+            "{stop} && rm -rf {}",
+            shell_quote(&self.root.display().to_string())
+        )
     }
 
     /// Leaves the cluster running after this process exits; the operator removes it.
@@ -409,7 +414,11 @@ fn ensure_success(what: &str, output: &Output) -> anyhow::Result<()> {
 
 /// Removes sandboxes whose owning process is gone and that were not kept on purpose.
 fn remove_leftovers() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+    remove_leftovers_in(&std::env::temp_dir());
+}
+
+fn remove_leftovers_in(temp_dir: &Path) {
+    let Ok(entries) = fs::read_dir(temp_dir) else {
         return;
     };
     for entry in entries.flatten() {
@@ -444,7 +453,9 @@ fn remove_leftovers() {
     }
 }
 
-/// Kills the postmaster of an abandoned sandbox (its pid is the first line of postmaster.pid).
+/// Kills the postmaster of an abandoned sandbox (its pid is the first line of postmaster.pid),
+/// but only if that pid still is this data directory's postmaster: a stale pid file's number may
+/// by now belong to any other process, which must never be signalled.
 fn stop_orphan(data_dir: &Path) {
     let Ok(pid_file) = fs::read_to_string(data_dir.join("postmaster.pid")) else {
         return;
@@ -453,15 +464,74 @@ fn stop_orphan(data_dir: &Path) {
         .lines()
         .next()
         .and_then(|l| l.trim().parse::<i32>().ok())
+        && is_postmaster_of(pid, data_dir)
     {
         // SIGQUIT is PostgreSQL's immediate shutdown; its children follow the postmaster.
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGQUIT);
     }
 }
 
+/// Whether `pid` is a PostgreSQL server running in `data_dir`: the postmaster works in its data
+/// directory, and its program is `postgres`. Where /proc cannot tell (not Linux), the answer is
+/// no: the server then stops by itself once its pid file is gone.
+pub fn is_postmaster_of(pid: i32, data_dir: &Path) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let (Ok(cwd), Ok(data_dir)) = (
+        fs::read_link(proc_dir.join("cwd")),
+        fs::canonicalize(data_dir),
+    ) else {
+        return false;
+    };
+    let program_is_postgres = fs::read_link(proc_dir.join("exe"))
+        .ok()
+        .and_then(|exe| {
+            exe.file_name()
+                .map(|n| n.to_string_lossy().starts_with("postgres"))
+        })
+        .unwrap_or(false);
+    cwd == data_dir && program_is_postgres
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stale_pid_file_never_gets_another_process_killed() {
+        // A leftover sandbox whose owner is gone, with a postmaster.pid naming a live process
+        // that is not PostgreSQL (pid files go stale; pids are reused).
+        let temp = tempfile::tempdir().unwrap();
+        let leftover = temp.path().join(format!("{DIR_PREFIX}stale"));
+        fs::create_dir_all(leftover.join("data")).unwrap();
+        let mut gone = Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id();
+        gone.wait().unwrap();
+        fs::write(leftover.join(OWNER_FILE), gone_pid.to_string()).unwrap();
+        let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
+        fs::write(
+            leftover.join("data").join("postmaster.pid"),
+            format!("{}\n{}\n", bystander.id(), leftover.join("data").display()),
+        )
+        .unwrap();
+        assert!(!is_postmaster_of(
+            bystander.id() as i32,
+            &leftover.join("data")
+        ));
+
+        remove_leftovers_in(temp.path());
+
+        assert!(!leftover.exists(), "the leftover is removed");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            bystander.try_wait().unwrap().is_none(),
+            "the process the stale pid file named must be left alone"
+        );
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
+    }
 
     #[test]
     fn missing_binaries_fail_loudly_with_the_install_hint() {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use postgres::config::Host;
 
 use crate::tls::{RootCerts, SslMode, TlsPolicy};
@@ -19,6 +19,8 @@ pub enum TargetOrigin {
     Flag,
     DatabaseUrlEnv,
     DbVariables,
+    /// libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (nothing else configured).
+    PgVariables,
     BuiltInDefault,
     Sandbox,
 }
@@ -29,6 +31,7 @@ impl TargetOrigin {
             TargetOrigin::Flag => "--database-url",
             TargetOrigin::DatabaseUrlEnv => "DATABASE_URL",
             TargetOrigin::DbVariables => "DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME",
+            TargetOrigin::PgVariables => "PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE",
             TargetOrigin::BuiltInDefault => "the built-in default",
             TargetOrigin::Sandbox => "the throwaway local PostgreSQL",
         }
@@ -44,11 +47,27 @@ pub struct TlsDefaults {
     pub os_user: Option<String>,
 }
 
+/// Where the password came from, so that a refused one can be traced to where it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// No password: the server may not ask for one.
+    None,
+    /// In the connection string (or the `DB_PASSWORD` variable) that the origin names.
+    Given,
+    /// The `PGPASSWORD` variable.
+    PgPasswordVariable,
+    /// A line of the password file (`PGPASSFILE`, `passfile=` or `~/.pgpass`).
+    PasswordFile { path: PathBuf, line: usize },
+}
+
 #[derive(Clone)]
 pub struct DatabaseTarget {
     pub config: postgres::Config,
     pub tls: TlsPolicy,
     pub origin: TargetOrigin,
+    pub password_source: PasswordSource,
+    /// libpq's `passfile` keyword, when the string names one.
+    pub passfile: Option<PathBuf>,
 }
 
 impl fmt::Debug for DatabaseTarget {
@@ -59,31 +78,75 @@ impl fmt::Debug for DatabaseTarget {
 }
 
 impl DatabaseTarget {
-    /// Parses a `postgresql://` URL or a `key=value` connection string.
+    /// Parses a `postgresql://` URL or a `key=value` connection string; an unset host is
+    /// localhost and an unset user the operating-system user, as in libpq.
     pub fn parse(
+        connection_string: &str,
+        origin: TargetOrigin,
+        defaults: &TlsDefaults,
+    ) -> anyhow::Result<DatabaseTarget> {
+        let mut target = DatabaseTarget::parse_unfilled(connection_string, origin, defaults)?;
+        target.complete(defaults);
+        Ok(target)
+    }
+
+    /// Parses a connection string and leaves unset what it does not say, so the environment
+    /// can fill it. A string that cannot be parsed is never echoed, not even redacted: the
+    /// password may sit where the parser expected something else. The message says why, by
+    /// position and keyword only.
+    pub fn parse_unfilled(
         connection_string: &str,
         origin: TargetOrigin,
         defaults: &TlsDefaults,
     ) -> anyhow::Result<DatabaseTarget> {
         let parse = || -> anyhow::Result<DatabaseTarget> {
             let parts = split_tls_parameters(connection_string)?;
-            let mut config = postgres::Config::from_str(&parts.rest)?;
-            complete_like_libpq(&mut config, defaults);
+            let mut config = postgres::Config::from_str(&parts.rest)
+                .map_err(|e| anyhow!(explain_parse_error(&e)))?;
             let tls = tls_policy(parts.sslmode, parts.sslrootcert, defaults)?;
             config.ssl_mode(tls.mode.protocol_mode());
+            let password_source = if config.get_password().is_some() {
+                PasswordSource::Given
+            } else {
+                PasswordSource::None
+            };
             Ok(DatabaseTarget {
                 config,
                 tls,
                 origin,
+                password_source,
+                passfile: parts.passfile.map(PathBuf::from),
             })
         };
-        parse().with_context(|| {
-            format!(
-                "invalid connection string from {}: {}",
-                origin.describe(),
-                redact(connection_string)
+        parse().map_err(|e| {
+            anyhow!(
+                "invalid connection string from {} (not shown: it may hold a password): {e:#}",
+                origin.describe()
             )
         })
+    }
+
+    /// libpq's last defaults: host localhost, user the operating-system user.
+    pub fn complete(&mut self, defaults: &TlsDefaults) {
+        complete_like_libpq(&mut self.config, defaults);
+    }
+
+    /// What to check when the server refused the password.
+    pub fn password_hint(&self) -> String {
+        match &self.password_source {
+            PasswordSource::Given => {
+                format!("Check the password given in {}.", self.origin.describe())
+            }
+            PasswordSource::PgPasswordVariable => "Check the password in PGPASSWORD.".to_string(),
+            PasswordSource::PasswordFile { path, line } => format!(
+                "Check the password on line {line} of the password file {}.",
+                path.display()
+            ),
+            PasswordSource::None => format!(
+                "No password was given: add it to {}, set PGPASSWORD, or put it in ~/.pgpass.",
+                self.origin.describe()
+            ),
+        }
     }
 
     /// Builds a target from the seed's `DB_*` variables; unset ones take the seed's defaults.
@@ -106,6 +169,12 @@ impl DatabaseTarget {
             config,
             tls,
             origin: TargetOrigin::DbVariables,
+            password_source: if password.is_some() {
+                PasswordSource::Given
+            } else {
+                PasswordSource::None
+            },
+            passfile: None,
         })
     }
 
@@ -202,35 +271,40 @@ fn tls_policy(
     Ok(TlsPolicy { mode, root_certs })
 }
 
-/// A connection string with the TLS parameters rust-postgres does not understand taken out.
+/// A connection string with the parameters rust-postgres does not understand (TLS, the
+/// password file) taken out.
 struct ConnectionParts {
     rest: String,
     sslmode: Option<String>,
     sslrootcert: Option<String>,
+    passfile: Option<String>,
 }
 
-const TLS_PARAMETERS: [&str; 2] = ["sslmode", "sslrootcert"];
+const OUR_PARAMETERS: [&str; 3] = ["sslmode", "sslrootcert", "passfile"];
 
 fn split_tls_parameters(connection_string: &str) -> anyhow::Result<ConnectionParts> {
     let mut parts = ConnectionParts {
         rest: String::new(),
         sslmode: None,
         sslrootcert: None,
+        passfile: None,
     };
     let mut take = |key: &str, value: String| match key {
         "sslmode" => parts.sslmode = Some(value),
+        "passfile" => parts.passfile = Some(value),
         _ => parts.sslrootcert = Some(value),
     };
     let trimmed = connection_string.trim();
     if is_url(trimmed) {
+        let trimmed = &check_url_authority(trimmed)?;
         let (base, query) = match trimmed.split_once('?') {
             Some((base, query)) => (base, query),
-            None => (trimmed, ""),
+            None => (trimmed.as_str(), ""),
         };
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if TLS_PARAMETERS.contains(&key) {
+            if OUR_PARAMETERS.contains(&key) {
                 take(key, percent_decode(value)?);
             } else {
                 kept.push(pair);
@@ -245,7 +319,7 @@ fn split_tls_parameters(connection_string: &str) -> anyhow::Result<ConnectionPar
     } else {
         let mut kept = Vec::new();
         for (key, value) in keyword_pairs(trimmed)? {
-            if TLS_PARAMETERS.contains(&key.as_str()) {
+            if OUR_PARAMETERS.contains(&key.as_str()) {
                 take(&key, value);
             } else {
                 kept.push(format!(
@@ -263,6 +337,104 @@ fn split_tls_parameters(connection_string: &str) -> anyhow::Result<ConnectionPar
 
 fn is_url(s: &str) -> bool {
     s.starts_with("postgresql://") || s.starts_with("postgres://")
+}
+
+/// libpq reads a URL's credentials up to the first `@` before the first `/`; rust-postgres up
+/// to the first `@` anywhere. An `@` that is not the one separator would make either take part
+/// of a password for a host or a database name, which messages then show: such a URL is
+/// refused, with the fix.
+fn check_url_authority(url: &str) -> anyhow::Result<String> {
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let authority_end = url[scheme_end..]
+        .find(['/', '?'])
+        .map(|i| scheme_end + i)
+        .unwrap_or(url.len());
+    let authority = &url[scheme_end..authority_end];
+    if authority.matches('@').count() > 1 {
+        bail!(
+            "the user name or password holds an unencoded '@': percent-encode it as %40 \
+             (postgresql://user:p%40ss@host/db)"
+        );
+    }
+    if url[authority_end..].contains('@') {
+        bail!(
+            "the URL has an '@' after the host: if the password or user name holds a '/' or '?', \
+             percent-encode it (%2F, %3F), and write an '@' in a parameter as %40"
+        );
+    }
+    Ok(url.to_string())
+}
+
+/// libpq's connection keywords: an unknown one is named only if it is one of these (or one in
+/// the wrong case), never echoed otherwise, since a mistyped string may put a password there.
+const LIBPQ_KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "requiressl",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+];
+
+/// rust-postgres's parse error, without any part of the string that is not a known keyword.
+fn explain_parse_error(error: &postgres::Error) -> String {
+    let text = error.to_string();
+    let unknown = std::error::Error::source(error)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| text.clone());
+    let Some(option) = unknown
+        .strip_prefix("unknown option `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    else {
+        return text
+            .strip_prefix("invalid connection string: ")
+            .unwrap_or(&text)
+            .to_string();
+    };
+    let lower = option.to_ascii_lowercase();
+    if LIBPQ_KEYWORDS.contains(&option) {
+        format!("the option {option} is not supported by metricsctl")
+    } else if LIBPQ_KEYWORDS.contains(&lower.as_str()) {
+        format!("option names are lower case: write {lower}=, not {option}=")
+    } else {
+        "it names an option libpq does not know (left unnamed: it may be a misplaced password)"
+            .to_string()
+    }
 }
 
 fn percent_decode(value: &str) -> anyhow::Result<String> {
@@ -302,7 +474,10 @@ fn keyword_pairs(s: &str) -> anyhow::Result<Vec<(String, String)>> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            bail!("expected \"=\" after {key:?}");
+            bail!(
+                "word {} is not key=value (neither a postgresql:// URL nor a libpq key=value string)",
+                pairs.len() + 1
+            );
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
@@ -312,7 +487,10 @@ fn keyword_pairs(s: &str) -> anyhow::Result<Vec<(String, String)>> {
                     Some('\\') => value.extend(chars.next()),
                     Some('\'') => break,
                     Some(c) => value.push(c),
-                    None => bail!("unterminated quoted value for {key:?}"),
+                    None => bail!(
+                        "the quoted value of parameter {} is never closed",
+                        pairs.len() + 1
+                    ),
                 }
             }
         } else {
@@ -328,8 +506,8 @@ fn keyword_pairs(s: &str) -> anyhow::Result<Vec<(String, String)>> {
     }
 }
 
-/// Hides the password in a raw connection string, for the rare message that must quote one
-/// that could not be parsed.
+/// Hides the password in a raw connection string: the user information of a URL (up to its
+/// last '@' before the path), and every `password` parameter in any case.
 pub fn redact(connection_string: &str) -> String {
     let s = connection_string.trim();
     if is_url(s) {
@@ -357,16 +535,22 @@ pub fn redact(connection_string: &str) -> String {
 }
 
 fn redact_password_parameter(s: &str, separator: char) -> String {
+    const KEY: &str = "password";
+    let lower = s.to_ascii_lowercase();
     let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(pos) = rest.find("password") {
-        let after = &rest[pos + "password".len()..];
-        let trimmed = after.trim_start();
-        let at_word_start = pos == 0 || !rest[..pos].ends_with(|c: char| c.is_alphanumeric());
-        if at_word_start && trimmed.starts_with('=') {
-            out.push_str(&rest[..pos]);
-            out.push_str("password=***");
-            let value = trimmed[1..].trim_start();
+    let mut position = 0;
+    while let Some(found) = lower[position..].find(KEY) {
+        let pos = position + found;
+        let after = pos + KEY.len();
+        let rest = &s[after..];
+        let trimmed = rest.trim_start();
+        // Any key ending in "password" (sslpassword too), in any case.
+        if let Some(after_equals) = trimmed.strip_prefix('=') {
+            out.push_str(&s[position..pos]);
+            out.push_str(&s[pos..after]);
+            out.push_str("=***");
+            let value_start = s.len() - after_equals.trim_start().len();
+            let value = &s[value_start..];
             let consumed = if let Some(quoted) = value.strip_prefix('\'') {
                 let mut end = quoted.len();
                 let mut escaped = false;
@@ -387,13 +571,13 @@ fn redact_password_parameter(s: &str, separator: char) -> String {
                     .find(|c: char| c == separator || c.is_whitespace())
                     .unwrap_or(value.len())
             };
-            rest = &value[consumed..];
+            position = value_start + consumed;
         } else {
-            out.push_str(&rest[..pos + "password".len()]);
-            rest = after;
+            out.push_str(&s[position..after]);
+            position = after;
         }
     }
-    out.push_str(rest);
+    out.push_str(&s[position..]);
     out
 }
 
@@ -490,6 +674,18 @@ mod tests {
             redact("postgresql://u@h/db"),
             "postgresql://u@h/db",
             "nothing to hide"
+        );
+        assert_eq!(
+            redact("postgresql://metrics:Pa@ss@host/db"),
+            "postgresql://metrics:***@host/db"
+        );
+        assert_eq!(
+            redact("host=h PASSWORD=secret user=u"),
+            "host=h PASSWORD=*** user=u"
+        );
+        assert_eq!(
+            redact("postgresql://h/db?Password=secret&x=1"),
+            "postgresql://h/db?Password=***&x=1"
         );
     }
 }

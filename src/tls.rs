@@ -38,8 +38,8 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => bail!(
-                "unknown sslmode {other:?}: use disable, allow, prefer, require, verify-ca or verify-full"
+            _ => bail!(
+                "unknown sslmode: use disable, allow, prefer, require, verify-ca or verify-full"
             ),
         })
     }

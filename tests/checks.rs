@@ -7,11 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use predicates::str::contains;
 use serde_json::Value;
 
+use predicates::prelude::PredicateBooleanExt;
+
 use crate::support::{Layout, TestDatabase, metricsctl, stdout_of};
 
 /// One event: its sensor, id, timestamp (seconds after 2026-02-01T00:00:00Z, or before now with
 /// `ago`), and where Kafka delivered it.
-struct Event {
+pub(crate) struct Event {
     sensor: &'static str,
     id: String,
     second: i64,
@@ -19,7 +21,7 @@ struct Event {
     offset: Option<i64>,
 }
 
-fn event(sensor: &'static str, id: &str, second: i64) -> Event {
+pub(crate) fn event(sensor: &'static str, id: &str, second: i64) -> Event {
     Event {
         sensor,
         id: id.to_string(),
@@ -29,7 +31,13 @@ fn event(sensor: &'static str, id: &str, second: i64) -> Event {
     }
 }
 
-fn kafka(sensor: &'static str, id: &str, second: i64, partition: i32, offset: i64) -> Event {
+pub(crate) fn kafka(
+    sensor: &'static str,
+    id: &str,
+    second: i64,
+    partition: i32,
+    offset: i64,
+) -> Event {
     Event {
         partition: Some(partition),
         offset: Some(offset),
@@ -38,7 +46,7 @@ fn kafka(sensor: &'static str, id: &str, second: i64, partition: i32, offset: i6
 }
 
 /// Inserts guard row and metric for each event, in the order given (which is metrics.id order).
-fn insert(db: &TestDatabase, events: &[Event]) {
+pub(crate) fn insert(db: &TestDatabase, events: &[Event]) {
     let mut client = db.client();
     for e in events {
         client
@@ -58,7 +66,7 @@ fn insert(db: &TestDatabase, events: &[Event]) {
     }
 }
 
-fn json_of(db: &TestDatabase, args: &[&str], expected_code: i32) -> Value {
+pub(crate) fn json_of(db: &TestDatabase, args: &[&str], expected_code: i32) -> Value {
     let output = db
         .metricsctl(args)
         .args(["--format", "json"])
@@ -73,7 +81,7 @@ fn json_of(db: &TestDatabase, args: &[&str], expected_code: i32) -> Value {
 
 /// Parses Prometheus text format strictly enough to catch a malformed line: every sample needs
 /// a preceding TYPE, names and values must be valid.
-fn parse_prometheus(text: &str) -> HashMap<String, f64> {
+pub(crate) fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     let mut typed = std::collections::HashSet::new();
     let mut samples = HashMap::new();
     for line in text.lines() {
@@ -104,7 +112,7 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     samples
 }
 
-fn ordering_fixture(db: &TestDatabase, layout: Layout) {
+pub(crate) fn ordering_fixture(db: &TestDatabase, layout: Layout) {
     db.migrate_as(layout);
     insert(
         db,
@@ -255,7 +263,8 @@ fn ordering_for_one_sensor_lists_its_violations_and_grades_it(layout: Layout) {
         ],
         0,
     );
-    // An unknown or hostile sensor id is just a sensor with no events.
+    // An unknown or hostile sensor id is a sensor with no events: nothing was judged, so the
+    // check says so and is UNKNOWN, never "in order".
     let nobody = json_of(
         &db,
         &[
@@ -264,9 +273,16 @@ fn ordering_for_one_sensor_lists_its_violations_and_grades_it(layout: Layout) {
             "--sensor",
             "x'; DROP TABLE metrics; --",
         ],
-        0,
+        3,
     );
     assert_eq!(nobody["events_checked"], 0);
+    assert!(
+        nobody["summary"]
+            .as_str()
+            .unwrap()
+            .contains("has no events"),
+        "{nobody}"
+    );
     assert!(db.relation_exists("metrics"));
 }
 
@@ -309,17 +325,19 @@ fn ordering_in_every_format(layout: Layout) {
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
         vec![
-            "sensor",
+            "sensor_id",
             "events",
-            "kafka partitions",
-            "out of order",
-            "worst regression"
+            "kafka_partitions",
+            "out_of_order_events",
+            "worst_regression_seconds"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(&rows[0][0], "sensor-a");
     assert_eq!(&rows[0][3], "2");
+    // Raw values: seconds as a number, not "25 s".
+    assert_eq!(&rows[0][4], "25");
 
     let nagios = db
         .metricsctl(&["check", "ordering", "--format", "nagios"])
@@ -477,7 +495,7 @@ fn check_all_runs_every_check_and_exits_with_the_worst(layout: Layout) {
 
 /// Inserts `count` recent events for a sensor, the newest `newest_ago_s` seconds ago, each
 /// ingested `latency_s(i)` seconds after it happened.
-fn insert_recent(db: &TestDatabase, sensor: &str, count: i64, newest_ago_s: i64) {
+pub(crate) fn insert_recent(db: &TestDatabase, sensor: &str, count: i64, newest_ago_s: i64) {
     db.client()
         .execute(
             "WITH series AS (SELECT i FROM generate_series(1, $2::bigint) i),
@@ -548,7 +566,7 @@ fn lag_matches_the_guides_query_and_follows_its_thresholds(layout: Layout) {
     assert_eq!(samples["metricsctl_check_status{check=\"lag\"}"], 0.0);
     assert!(samples["metricsctl_lag_seconds"] >= 2.0);
     assert_eq!(
-        samples["metricsctl_latency_seconds{quantile=\"0.5\"}"],
+        samples["metricsctl_latency_seconds{percentile=\"50\"}"],
         50.5
     );
     let nagios = db
@@ -558,7 +576,8 @@ fn lag_matches_the_guides_query_and_follows_its_thresholds(layout: Layout) {
     let first = stdout_of(&nagios).lines().next().unwrap().to_string();
     assert!(first.starts_with("METRICSCTL LAG OK - "), "{first}");
     assert!(first.contains(" | lag="), "{first}");
-    assert!(first.contains("s;60;300;0"), "{first}");
+    // Nagios ranges: lag above 60 s warns, above 300 s is critical; seconds have no minimum.
+    assert!(first.contains("s;60;300 "), "{first}");
 }
 
 fn a_silent_sensor_is_listed_and_warns(layout: Layout) {
@@ -682,6 +701,181 @@ fn checks_need_the_schema_and_say_so_in_monitoring_formats() {
         .stdout(contains("\"status\": \"UNKNOWN\""));
 }
 
+fn future_dated_events_are_a_sensor_clock_ahead_not_a_negative_lag(layout: Layout) {
+    let db = TestDatabase::new();
+    db.migrate_as(layout);
+    insert_recent(&db, "live", 10, 30);
+    db.client()
+        .batch_execute(
+            "INSERT INTO metrics (sensor_id, event_id, timestamp, value) VALUES
+             ('ahead', 'ahead-1', now() + interval '1 minute 30 seconds', 1),
+             ('ahead', 'ahead-2', now() + interval '2 minutes', 1)",
+        )
+        .unwrap();
+    // The guide's query reads the future event as a negative lag.
+    let seed_sql = include_str!("fixtures/seed_queries/consumer_lag.sql")
+        .trim()
+        .trim_end_matches(';');
+    let seed_lag: f64 = db.scalar(&format!(
+        "SELECT CAST(lag_seconds AS double precision) FROM ({seed_sql}\n) AS seed"
+    ));
+    assert!(seed_lag < -100.0, "{seed_lag}");
+
+    let report = json_of(&db, &["lag"], 1);
+    assert_eq!(report["clock_ahead_sensors"], 1);
+    assert_eq!(report["clock_ahead"][0]["sensor_id"], "ahead");
+    let ahead = report["clock_ahead_seconds"].as_f64().unwrap();
+    assert!((110.0..121.0).contains(&ahead), "{ahead}");
+    // The lag of the others, as usual: the live sensor's newest event is 30 s old.
+    let lag = report["lag_seconds"].as_f64().unwrap();
+    assert!((30.0..40.0).contains(&lag), "{lag}");
+    let summary = report["summary"].as_str().unwrap();
+    assert!(summary.contains("sensor clock ahead"), "{summary}");
+    assert!(summary.contains("ahead"), "{summary}");
+    let nagios = db
+        .metricsctl(&["lag", "--format", "nagios"])
+        .output()
+        .unwrap();
+    let first = stdout_of(&nagios).lines().next().unwrap().to_string();
+    assert!(first.starts_with("METRICSCTL LAG WARNING - 3"), "{first}");
+    assert!(!first.contains("lag=-"), "{first}");
+    assert!(first.contains("clock_ahead_sensors=1;0;;0"), "{first}");
+
+    // Within --clock-tolerance the future counts as now: lag 0, OK.
+    let tolerant = json_of(&db, &["lag", "--clock-tolerance", "5m"], 0);
+    assert_eq!(tolerant["clock_ahead_sensors"], 0);
+    assert_eq!(tolerant["lag_seconds"], 0.0);
+
+    // Only future-dated events: no lag to speak of, and the sensors named.
+    let only_future = TestDatabase::new();
+    only_future.migrate_as(layout);
+    only_future
+        .client()
+        .batch_execute(
+            "INSERT INTO metrics (sensor_id, event_id, timestamp, value)
+             VALUES ('ahead', 'a', now() + interval '1 day', 1)",
+        )
+        .unwrap();
+    let report = json_of(&only_future, &["lag"], 1);
+    assert_eq!(report["lag_seconds"], serde_json::Value::Null);
+    assert_eq!(report["clock_ahead"][0]["sensor_id"], "ahead");
+}
+
+fn rate_thresholds_that_cannot_be_judged_are_unknown(layout: Layout) {
+    let db = TestDatabase::new();
+    db.migrate_as(layout);
+    insert_recent(&db, "live", 5, 1);
+    // One minute is only the current one, still filling: no complete bucket.
+    let report = json_of(&db, &["rate", "--minutes", "1", "--warn-below", "10"], 3);
+    assert!(
+        report["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be judged"),
+        "{report}"
+    );
+    json_of(
+        &db,
+        &[
+            "rate",
+            "--minutes",
+            "60",
+            "--by",
+            "hour",
+            "--crit-below",
+            "1",
+        ],
+        3,
+    );
+    // Without thresholds there is nothing to judge: OK.
+    json_of(&db, &["rate", "--minutes", "1"], 0);
+}
+
+fn a_deliberate_backfill_can_be_told_from_a_consumer_fault(layout: Layout) {
+    let db = TestDatabase::new();
+    db.migrate_as(layout);
+    let add = |id: &str, second: i64, ingested_hours_ago: i64| {
+        db.client()
+            .execute(
+                "INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
+                 VALUES ('s', $1, '2026-02-01T00:00:00Z'::timestamptz + make_interval(secs => $2),
+                         1, now() - make_interval(hours => $3))",
+                &[&id, &(second as f64), &(ingested_hours_ago as i32)],
+            )
+            .unwrap();
+    };
+    // Live data, three hours ago, from a consumer that records no Kafka coordinates.
+    for second in 10..20 {
+        add(&format!("live-{second}"), second, 3);
+    }
+    // An hour ago: the operator replays older events (a backfill).
+    for second in 1..5 {
+        add(&format!("backfill-{second}"), second, 1);
+    }
+    let report = json_of(&db, &["check", "ordering"], 2);
+    assert_eq!(report["out_of_order_events"], 1);
+    assert_eq!(report["out_of_order_without_kafka"], 1);
+    let summary = report["summary"].as_str().unwrap();
+    assert!(summary.contains("no Kafka coordinates"), "{summary}");
+    assert!(summary.contains("--ingested-since"), "{summary}");
+    // Judging only what was ingested since the backfill began: in order.
+    json_of(&db, &["check", "ordering", "--ingested-since", "2h"], 0);
+    json_of(
+        &db,
+        &[
+            "check",
+            "ordering",
+            "--sensor",
+            "s",
+            "--ingested-since",
+            "2h",
+        ],
+        0,
+    );
+    // ... and a consumer fault after it is still caught.
+    add("fault-30", 30, 0);
+    add("fault-25", 25, 0);
+    let fault = json_of(&db, &["check", "ordering", "--ingested-since", "2h"], 2);
+    assert_eq!(fault["out_of_order_events"], 1);
+    assert_eq!(fault["violations"][0]["event_id"], "fault-25");
+}
+
+fn limit_applies_and_says_how_many_were_left_out(layout: Layout) {
+    let db = TestDatabase::new();
+    ordering_fixture(&db, layout);
+    let limited = json_of(&db, &["check", "ordering", "--limit", "1"], 2);
+    assert_eq!(limited["sensors"].as_array().unwrap().len(), 1);
+    assert_eq!(limited["flagged_sensors"], 3);
+    db.metricsctl(&["check", "ordering", "--limit", "1"])
+        .assert()
+        .code(2)
+        .stdout(contains("… and 2 more not shown"));
+    db.metricsctl(&["check", "ordering", "--limit", "1", "--format", "nagios"])
+        .assert()
+        .code(2)
+        .stdout(contains("… and 2 more not shown"));
+    // Every event is unguarded here but the fixture's: samples bounded, the rest counted.
+    db.client()
+        .batch_execute(
+            "INSERT INTO metrics (sensor_id, event_id, timestamp, value)
+             SELECT 'x', 'unguarded-' || i, now(), 1 FROM generate_series(1, 5) i",
+        )
+        .unwrap();
+    db.metricsctl(&["check", "duplicates", "--limit", "2"])
+        .assert()
+        .code(1)
+        .stdout(contains("(and 3 more; raise --limit)"));
+    insert_recent(&db, "quiet-1", 1, 3600);
+    insert_recent(&db, "quiet-2", 1, 3600);
+    db.metricsctl(&["lag", "--limit", "1", "--warn", "1y", "--crit", "2y"])
+        .assert()
+        .stdout(contains("… and"));
+    // The largest --limit is "all of them", not a wrapped negative LIMIT.
+    let all = json_of(&db, &["check", "ordering", "--limit", "4294967295"], 2);
+    assert_eq!(all["sensors"].as_array().unwrap().len(), 3);
+    json_of(&db, &["check", "duplicates", "--limit", "4294967295"], 1);
+}
+
 crate::on_both_layouts!(
     ordering_finds_exactly_the_late_events_in_delivery_order,
     ordering_for_one_sensor_lists_its_violations_and_grades_it,
@@ -694,4 +888,83 @@ crate::on_both_layouts!(
     lag_matches_the_guides_query_and_follows_its_thresholds,
     a_silent_sensor_is_listed_and_warns,
     rate_shows_every_minute_and_matches_the_guides_query,
+    future_dated_events_are_a_sensor_clock_ahead_not_a_negative_lag,
+    rate_thresholds_that_cannot_be_judged_are_unknown,
+    a_deliberate_backfill_can_be_told_from_a_consumer_fault,
+    limit_applies_and_says_how_many_were_left_out,
 );
+
+#[test]
+fn a_check_whose_sql_the_database_refuses_is_unknown_not_critical() {
+    let db = TestDatabase::new();
+    // Tables with the right names and other columns.
+    db.client()
+        .batch_execute(
+            "CREATE TABLE processed_events (id int, note text);
+             CREATE TABLE metrics (id int, reading text)",
+        )
+        .unwrap();
+    for command in [
+        &["check"][..],
+        &["check", "ordering"],
+        &["check", "ordering", "--sensor", "s"],
+        &["check", "duplicates"],
+        &["lag"],
+        &["rate"],
+    ] {
+        db.metricsctl(command)
+            .args(["--format", "nagios"])
+            .assert()
+            .code(3)
+            .stdout(contains("UNKNOWN - "))
+            .stderr(contains("column"));
+    }
+}
+
+#[test]
+fn inverted_thresholds_are_refused() {
+    let db = TestDatabase::new();
+    db.migrate();
+    db.metricsctl(&["lag", "--warn", "5m", "--crit", "1m"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(contains("--warn 5m is above --crit 1m"));
+    db.metricsctl(&["rate", "--warn-below", "5", "--crit-below", "10"])
+        .assert()
+        .code(3)
+        .stderr(contains("--crit-below 10 is above --warn-below 5"));
+    // Equal thresholds are fine: CRITICAL wins.
+    db.metricsctl(&["lag", "--warn", "1m", "--crit", "1m"])
+        .assert()
+        .code(3)
+        .stdout(contains("no metrics yet"));
+}
+
+#[test]
+fn limit_is_offered_only_where_it_applies() {
+    for command in [
+        &["check", "--help"][..],
+        &["check", "all", "--help"],
+        &["check", "ordering", "--help"],
+        &["check", "duplicates", "--help"],
+        &["lag", "--help"],
+    ] {
+        metricsctl()
+            .args(command)
+            .assert()
+            .code(0)
+            .stdout(contains("--limit"));
+    }
+    for command in [
+        &["rate", "--help"][..],
+        &["check", "partitions", "--help"],
+        &["migrate", "status", "--help"],
+    ] {
+        metricsctl()
+            .args(command)
+            .assert()
+            .code(0)
+            .stdout(contains("--limit").not());
+    }
+}

@@ -95,7 +95,7 @@ fn demo_keep_leaves_a_usable_server_and_says_how_to_remove_it() {
 #[test]
 fn demo_uses_the_configured_database_when_there_is_one() {
     let db = TestDatabase::new();
-    db.metricsctl(&["demo"])
+    db.metricsctl(&["demo", "--yes"])
         .assert()
         .code(0)
         .stderr(contains("configured database"))
@@ -113,4 +113,26 @@ fn demo_partitioned_shows_the_partitions_and_their_check() {
         .stdout(contains("metrics_default"))
         .stdout(contains("│ partitions ┆ OK"))
         .stdout(contains("│ inserted          ┆ 3000"));
+}
+
+#[test]
+fn demo_asks_before_writing_into_a_configured_database() {
+    let db = TestDatabase::new();
+    // No answer (stdin closed), or "no": nothing is written.
+    for answer in ["", "n\n", "whatever\n"] {
+        db.metricsctl(&["demo"])
+            .write_stdin(answer)
+            .assert()
+            .code(3)
+            .stderr(contains("Go on? [y/N]"))
+            .stderr(contains("nothing was written"));
+        assert!(!db.relation_exists("metrics"), "{answer:?}");
+    }
+    db.metricsctl(&["demo"])
+        .write_stdin("y\n")
+        .assert()
+        .code(0)
+        .stderr(contains("configured database"));
+    assert!(db.relation_exists("metrics"));
+    assert_eq!(db.count("SELECT count(*) FROM metrics"), 3000);
 }

@@ -286,3 +286,201 @@ fn status_shows_pending_then_applied_as_table_and_json() {
         .stdout(contains("applied"))
         .stdout(contains("create_metrics"));
 }
+
+#[test]
+fn dry_run_partitioned_shows_the_partitioning_sql_and_changes_nothing() {
+    let db = TestDatabase::new();
+    let current: String = db.scalar(
+        "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC'), '\"metrics_\"YYYY_MM')",
+    );
+    db.metricsctl(&["migrate", "--dry-run", "--partitioned"])
+        .assert()
+        .code(0)
+        .stdout(contains("CREATE TABLE IF NOT EXISTS processed_events"))
+        .stdout(contains("PARTITION BY RANGE (timestamp)"))
+        .stdout(contains("metrics_default PARTITION OF metrics DEFAULT"))
+        .stdout(contains(format!(
+            "CREATE TABLE \"{current}\" PARTITION OF metrics"
+        )))
+        .stderr(contains(
+            "and the partitioning would run; nothing was changed",
+        ));
+    assert!(!db.relation_exists("metrics"));
+    let json = db
+        .metricsctl(&["migrate", "--dry-run", "--partitioned", "--format", "json"])
+        .assert()
+        .code(0);
+    let report: Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    assert!(report["partitioning"].as_array().unwrap().len() > 5);
+
+    // On a partitioned database only the missing months are left to do.
+    db.metricsctl(&["migrate", "--partitioned"])
+        .assert()
+        .code(0);
+    db.metricsctl(&["migrate", "--dry-run", "--partitioned"])
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr(contains("nothing would run"));
+    // A plain table holding rows: the dry run says what the real run would refuse.
+    let plain = TestDatabase::new();
+    plain.migrate();
+    plain
+        .client()
+        .batch_execute(
+            "INSERT INTO metrics (sensor_id, event_id, timestamp, value) VALUES ('s', 'e', now(), 1)",
+        )
+        .unwrap();
+    plain
+        .metricsctl(&["migrate", "--dry-run", "--partitioned"])
+        .assert()
+        .code(3)
+        .stderr(contains("partitions enable"));
+}
+
+/// The checksum refinery recorded for a migration applied from a CRLF checkout (raw bytes).
+fn crlf_checksum(file: &str, version: i32, name: &str) -> String {
+    let sql = std::fs::read_to_string(format!("{}/migrations/{file}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .replace('\n', "\r\n");
+    refinery::Migration::unapplied(&format!("V{version}__{name}"), &sql)
+        .unwrap()
+        .checksum()
+        .to_string()
+}
+
+#[test]
+fn a_database_migrated_from_a_crlf_checkout_is_repaired_not_refused_for_good() {
+    let db = TestDatabase::new();
+    db.migrate();
+    let lf: String = db.scalar("SELECT checksum FROM refinery_schema_history WHERE version = 1");
+    let crlf = crlf_checksum(
+        "V1__create_processed_events.sql",
+        1,
+        "create_processed_events",
+    );
+    assert_ne!(lf, crlf);
+    // As an older, raw-byte build on a Windows checkout would have recorded it.
+    db.client()
+        .execute(
+            "UPDATE refinery_schema_history SET checksum = $1 WHERE version = 1",
+            &[&crlf],
+        )
+        .unwrap();
+    db.metricsctl(&["migrate"])
+        .assert()
+        .code(2)
+        .stderr(contains("migrate repair"));
+    db.metricsctl(&["migrate", "repair", "--dry-run"])
+        .assert()
+        .code(0)
+        .stdout(contains(
+            "V1__create_processed_events: the applied file had CRLF line endings",
+        ))
+        .stdout(contains("would be accepted"));
+    assert_eq!(
+        db.scalar::<String>("SELECT checksum FROM refinery_schema_history WHERE version = 1"),
+        crlf,
+        "a dry run changes nothing"
+    );
+    db.metricsctl(&["migrate", "repair"])
+        .assert()
+        .code(0)
+        .stdout(contains(format!("recorded checksum {crlf} → {lf}")));
+    assert_eq!(
+        db.scalar::<String>("SELECT checksum FROM refinery_schema_history WHERE version = 1"),
+        lf
+    );
+    db.metricsctl(&["migrate", "status"]).assert().code(0);
+    db.metricsctl(&["migrate"])
+        .assert()
+        .code(0)
+        .stderr(contains("up to date"));
+    db.metricsctl(&["migrate", "repair"])
+        .assert()
+        .code(0)
+        .stderr(contains("nothing to repair"));
+}
+
+#[test]
+fn repair_refuses_any_change_beyond_whitespace() {
+    let db = TestDatabase::new();
+    db.migrate();
+    // The checksum of different SQL: a real edit of an applied migration.
+    let edited =
+        refinery::Migration::unapplied("V2__create_metrics", "CREATE TABLE metrics (id int);\n")
+            .unwrap()
+            .checksum()
+            .to_string();
+    db.client()
+        .execute(
+            "UPDATE refinery_schema_history SET checksum = $1 WHERE version = 2",
+            &[&edited],
+        )
+        .unwrap();
+    db.metricsctl(&["migrate", "repair"])
+        .assert()
+        .code(2)
+        .stderr(contains("V2__create_metrics: not repaired"))
+        .stderr(contains("more than whitespace"));
+    assert_eq!(
+        db.scalar::<String>("SELECT checksum FROM refinery_schema_history WHERE version = 2"),
+        edited
+    );
+    db.metricsctl(&["migrate"]).assert().code(2);
+}
+
+mod refinery_itself {
+    refinery::embed_migrations!("migrations");
+}
+
+#[test]
+fn refinerys_own_runner_agrees_with_what_metricsctl_records() {
+    // An LF file keeps refinery's checksum: refinery, reading metricsctl's history, finds
+    // nothing divergent and nothing to do.
+    let db = TestDatabase::new();
+    db.migrate();
+    let mut client = db.client();
+    let report = refinery_itself::migrations::runner()
+        .set_abort_divergent(true)
+        .set_abort_missing(true)
+        .run(&mut client)
+        .expect("refinery accepts metricsctl's history");
+    assert!(report.applied_migrations().is_empty());
+}
+
+#[test]
+fn sql_files_are_pinned_to_lf() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let attributes = std::fs::read_to_string(format!("{root}/.gitattributes")).unwrap();
+    assert!(
+        attributes.lines().any(|l| l.trim() == "*.sql text eol=lf"),
+        "{attributes}"
+    );
+    for entry in std::fs::read_dir(format!("{root}/migrations")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.contains(&b'\r'),
+            "{} has CR characters",
+            path.display()
+        );
+    }
+    if let Ok(output) = std::process::Command::new("git")
+        .args([
+            "check-attr",
+            "eol",
+            "migrations/V1__create_processed_events.sql",
+        ])
+        .current_dir(root)
+        .output()
+        && output.status.success()
+        && !output.stdout.is_empty()
+    {
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("eol: lf"),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}

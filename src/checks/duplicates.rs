@@ -4,7 +4,7 @@
 use postgres::Client;
 use serde::Serialize;
 
-use super::{CheckReport, Measure, Section};
+use super::{Cell, CheckReport, Column, Measure, Section, Threshold};
 use crate::status::Status;
 use crate::{partitions, queries};
 
@@ -35,7 +35,7 @@ pub struct DuplicateSamples {
 
 pub fn run(client: &mut Client, limit: u32) -> Result<DuplicatesReport, postgres::Error> {
     let sql = partitions::with_retired_events(client, queries::DUPLICATES.sql())?;
-    let row = client.query_one(sql.as_str(), &[&(limit as i32)])?;
+    let row = client.query_one(sql.as_str(), &[&i64::from(limit)])?;
     Ok(DuplicatesReport {
         guard_rows: row.get("total_rows"),
         distinct_guard_ids: row.get("unique_event_ids"),
@@ -115,86 +115,121 @@ impl CheckReport for DuplicatesReport {
     }
 
     fn measures(&self) -> Vec<Measure> {
-        vec![
-            Measure::count(
-                "duplicate_guard_rows",
-                "duplicates_guard_rows",
-                "processed_events rows beyond one per event id.",
-                self.duplicate_guard_rows(),
-            )
-            .with_thresholds(None, Some(0.0)),
-            Measure::count(
-                "duplicated_metric_ids",
-                "duplicates_metric_ids",
-                "Event ids stored more than once in metrics.",
-                self.duplicated_metric_ids,
-            )
-            .with_thresholds(None, Some(0.0)),
-            Measure::count(
-                "lost_metrics",
-                "duplicates_lost_metrics",
-                "processed_events rows without their metric.",
-                self.lost_metrics,
-            )
-            .with_thresholds(None, Some(0.0)),
-            Measure::count(
-                "unguarded_metrics",
-                "duplicates_unguarded_metrics",
-                "metrics rows without a processed_events row.",
-                self.unguarded_metrics,
-            )
-            .with_thresholds(Some(0.0), None),
-            Measure::count(
-                "retired_events",
-                "duplicates_retired_events",
-                "processed_events rows whose metric retention retired (not lost).",
-                self.retired_events,
-            ),
-            Measure::count(
-                "guard_rows",
-                "duplicates_guard_rows_total",
-                "processed_events rows.",
-                self.guard_rows,
-            ),
-        ]
+        measures(Some(self))
     }
 
     fn sections(&self) -> Vec<Section> {
+        let samples = |count: i64, ids: &[String]| {
+            let left_out = count - ids.len() as i64;
+            let mut text = ids.join(", ");
+            if left_out > 0 && !ids.is_empty() {
+                text.push_str(&format!(" (and {left_out} more; raise --limit)"));
+            }
+            let raw = serde_json::to_string(ids).unwrap_or_default();
+            Cell::new(text, raw)
+        };
+        let none = || Cell::new("-", "[]");
         let counts = vec![
-            ("processed_events rows", self.guard_rows, "-".to_string()),
+            (
+                "processed_events rows",
+                "processed_events_rows",
+                self.guard_rows,
+                none(),
+            ),
             (
                 "distinct event ids in processed_events",
+                "distinct_guard_ids",
                 self.distinct_guard_ids,
-                "-".to_string(),
+                none(),
             ),
             (
                 "event ids stored more than once in metrics",
+                "duplicated_metric_ids",
                 self.duplicated_metric_ids,
-                self.samples.duplicated_metric_ids.join(", "),
+                samples(
+                    self.duplicated_metric_ids,
+                    &self.samples.duplicated_metric_ids,
+                ),
             ),
             (
                 "processed events without their metric (lost)",
+                "lost_metrics",
                 self.lost_metrics,
-                self.samples.lost_metrics.join(", "),
+                samples(self.lost_metrics, &self.samples.lost_metrics),
             ),
             (
                 "metrics without a processed_events row",
+                "unguarded_metrics",
                 self.unguarded_metrics,
-                self.samples.unguarded_metrics.join(", "),
+                samples(self.unguarded_metrics, &self.samples.unguarded_metrics),
             ),
             (
                 "processed events whose metric retention retired (not lost)",
+                "retired_events",
                 self.retired_events,
-                "-".to_string(),
+                none(),
             ),
         ];
-        vec![Section {
-            title: "duplicates and consistency".to_string(),
-            columns: vec!["what", "count", "sample event ids"],
-            rows: counts
+        vec![Section::new(
+            "duplicates and consistency",
+            vec![
+                Column::new("what", "what"),
+                Column::new("count", "count"),
+                Column::new("sample event ids", "sample_event_ids"),
+            ],
+            counts
                 .into_iter()
-                .map(|(what, count, samples)| vec![what.to_string(), count.to_string(), samples])
+                .map(|(what, raw_what, count, samples)| {
+                    vec![Cell::new(what, raw_what), Cell::count(count), samples]
+                })
                 .collect(),
-        }]
+        )]
     }
+}
+
+/// The duplicates check's measures; with no report, the same series without values.
+pub fn measures(report: Option<&DuplicatesReport>) -> Vec<Measure> {
+    let any = Some(Threshold::Above(0.0));
+    vec![
+        Measure::count(
+            "duplicate_guard_rows",
+            "duplicates_surplus_guard_rows",
+            "processed_events rows beyond one per event id.",
+            report.map(DuplicatesReport::duplicate_guard_rows),
+        )
+        .with_thresholds(None, any),
+        Measure::count(
+            "duplicated_metric_ids",
+            "duplicates_metric_ids",
+            "Event ids stored more than once in metrics.",
+            report.map(|r| r.duplicated_metric_ids),
+        )
+        .with_thresholds(None, any),
+        Measure::count(
+            "lost_metrics",
+            "duplicates_lost_metrics",
+            "processed_events rows without their metric.",
+            report.map(|r| r.lost_metrics),
+        )
+        .with_thresholds(None, any),
+        Measure::count(
+            "unguarded_metrics",
+            "duplicates_unguarded_metrics",
+            "metrics rows without a processed_events row.",
+            report.map(|r| r.unguarded_metrics),
+        )
+        .with_thresholds(any, None),
+        Measure::count(
+            "retired_events",
+            "duplicates_retired_events",
+            "processed_events rows whose metric retention retired (not lost).",
+            report.map(|r| r.retired_events),
+        ),
+        Measure::count(
+            "guard_rows",
+            "processed_events_rows",
+            "processed_events rows.",
+            report.map(|r| r.guard_rows),
+        ),
+    ]
 }

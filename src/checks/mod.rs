@@ -8,9 +8,49 @@ pub mod partitions;
 pub mod rate;
 pub mod sequence;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::status::Status;
+
+/// A Nagios threshold, written in the plugin range syntax so that any plugin framework reads
+/// the same verdict from the perfdata as metricsctl gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    /// Alert when the value is above this (`60`: alert outside 0..=60; used only for values
+    /// that cannot go below zero).
+    Above(f64),
+    /// Alert when the value is below this (`10:`).
+    Below(f64),
+}
+
+impl Threshold {
+    /// Whether `value` is outside the range, as Monitoring::Plugin would judge it.
+    pub fn alerts(self, value: f64) -> bool {
+        match self {
+            Threshold::Above(limit) => value < 0.0 || value > limit,
+            Threshold::Below(limit) => value < limit,
+        }
+    }
+
+    /// The range in the plugin syntax: `60` or `10:`.
+    pub fn range(self) -> String {
+        match self {
+            Threshold::Above(limit) => plain_number(limit),
+            Threshold::Below(limit) => format!("{}:", plain_number(limit)),
+        }
+    }
+}
+
+/// A number without exponent or needless decimals: `60`, `0.5`.
+pub fn plain_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        let text = format!("{value:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
 
 /// A number a check measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,14 +59,19 @@ pub struct Measure {
     pub label: &'static str,
     /// Prometheus metric name without the `metricsctl_` prefix, e.g. `lag_seconds`.
     pub metric: &'static str,
-    /// Prometheus labels, e.g. `quantile="0.95"`.
+    /// Prometheus labels, e.g. `percentile="95"`.
     pub labels: Vec<(&'static str, String)>,
     pub help: &'static str,
-    pub value: f64,
+    /// `None` when it could not be measured: Prometheus gets NaN (the series keeps existing),
+    /// Nagios leaves it out.
+    pub value: Option<f64>,
     /// `s` for seconds, empty for counts (Nagios units).
     pub unit: &'static str,
-    pub warn: Option<f64>,
-    pub crit: Option<f64>,
+    /// Counts cannot go below zero; durations can (a sensor's clock ahead), so they have no
+    /// minimum.
+    pub min: Option<f64>,
+    pub warn: Option<Threshold>,
+    pub crit: Option<Threshold>,
 }
 
 impl Measure {
@@ -34,17 +79,31 @@ impl Measure {
         label: &'static str,
         metric: &'static str,
         help: &'static str,
-        value: i64,
+        value: Option<i64>,
     ) -> Measure {
         Measure {
             label,
             metric,
             labels: Vec::new(),
             help,
-            value: value as f64,
+            value: value.map(|v| v as f64),
             unit: "",
+            min: Some(0.0),
             warn: None,
             crit: None,
+        }
+    }
+
+    /// A measure that is not a whole count (an average); never negative.
+    pub fn number(
+        label: &'static str,
+        metric: &'static str,
+        help: &'static str,
+        value: Option<f64>,
+    ) -> Measure {
+        Measure {
+            value,
+            ..Measure::count(label, metric, help, None)
         }
     }
 
@@ -52,16 +111,17 @@ impl Measure {
         label: &'static str,
         metric: &'static str,
         help: &'static str,
-        value: f64,
+        value: Option<f64>,
     ) -> Measure {
         Measure {
             unit: "s",
             value,
-            ..Measure::count(label, metric, help, 0)
+            min: None,
+            ..Measure::count(label, metric, help, None)
         }
     }
 
-    pub fn with_thresholds(mut self, warn: Option<f64>, crit: Option<f64>) -> Measure {
+    pub fn with_thresholds(mut self, warn: Option<Threshold>, crit: Option<Threshold>) -> Measure {
         self.warn = warn;
         self.crit = crit;
         self
@@ -73,12 +133,99 @@ impl Measure {
     }
 }
 
+/// A column of a section: its title for people, and its name in CSV (none: people only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    pub title: &'static str,
+    pub csv: Option<&'static str>,
+}
+
+impl Column {
+    pub const fn new(title: &'static str, csv: &'static str) -> Column {
+        Column {
+            title,
+            csv: Some(csv),
+        }
+    }
+
+    /// Shown to people only (a bar chart).
+    pub const fn people_only(title: &'static str) -> Column {
+        Column { title, csv: None }
+    }
+}
+
+/// A cell: what people see, and the raw value CSV carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub text: String,
+    pub raw: String,
+}
+
+impl Cell {
+    pub fn new(text: impl Into<String>, raw: impl Into<String>) -> Cell {
+        Cell {
+            text: text.into(),
+            raw: raw.into(),
+        }
+    }
+
+    /// Text that is its own raw value (an id).
+    pub fn text(text: impl Into<String>) -> Cell {
+        let text = text.into();
+        Cell {
+            raw: text.clone(),
+            text,
+        }
+    }
+
+    pub fn count(n: i64) -> Cell {
+        Cell::text(n.to_string())
+    }
+
+    /// Seconds: `3m 20s` for people, `200` raw; `-` / empty when unknown.
+    pub fn seconds(seconds: Option<f64>) -> Cell {
+        match seconds {
+            Some(s) => Cell::new(human_seconds(s), s.to_string()),
+            None => Cell::new("-", ""),
+        }
+    }
+
+    /// A time: to the second in UTC for people, RFC 3339 raw.
+    pub fn time(at: Option<DateTime<Utc>>) -> Cell {
+        match at {
+            Some(at) => Cell::new(
+                at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                at.to_rfc3339(),
+            ),
+            None => Cell::new("-", ""),
+        }
+    }
+}
+
 /// A table of a report, for people (and CSV, which takes the first).
 #[derive(Debug, Clone)]
 pub struct Section {
     pub title: String,
-    pub columns: Vec<&'static str>,
-    pub rows: Vec<Vec<String>>,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Cell>>,
+    /// Rows that exist but were left out (`--limit`), said under the table.
+    pub not_shown: i64,
+}
+
+impl Section {
+    pub fn new(title: impl Into<String>, columns: Vec<Column>, rows: Vec<Vec<Cell>>) -> Section {
+        Section {
+            title: title.into(),
+            columns,
+            rows,
+            not_shown: 0,
+        }
+    }
+
+    pub fn with_not_shown(mut self, not_shown: i64) -> Section {
+        self.not_shown = not_shown.max(0);
+        self
+    }
 }
 
 /// What every check produces. The report itself serialises to the check's JSON body.
@@ -93,6 +240,32 @@ pub trait CheckReport: Serialize {
     /// Each check's status, for monitoring formats (`check all` has several).
     fn statuses(&self) -> Vec<(&'static str, Status)> {
         vec![(self.check(), self.status())]
+    }
+}
+
+/// The checks a command runs and the measures it reports, for when it could not run: the
+/// monitoring formats then keep every series of a successful run, with status UNKNOWN and no
+/// values, so alerts do not lose them during an outage.
+pub fn series_of(check: &str) -> (Vec<&'static str>, Vec<Measure>) {
+    match check {
+        "all" => {
+            let mut measures = ordering::measures(None);
+            measures.extend(duplicates::measures(None));
+            measures.extend(sequence::measures(None));
+            measures.extend(partitions::measures(None));
+            (
+                vec!["ordering", "duplicates", "sequence", "partitions"],
+                measures,
+            )
+        }
+        "ordering" => (vec!["ordering"], ordering::measures(None)),
+        "duplicates" => (vec!["duplicates"], duplicates::measures(None)),
+        "partitions" => (vec!["partitions"], partitions::measures(None)),
+        "sequence" => (vec!["sequence"], sequence::measures(None)),
+        "lag" => (vec!["lag"], lag::measures(None)),
+        "rate" => (vec!["rate"], rate::measures(None)),
+        "migrations" => (vec!["migrations"], crate::migrations::measures_of(None)),
+        _ => (Vec::new(), Vec::new()),
     }
 }
 
@@ -173,15 +346,24 @@ impl CheckReport for AllChecks {
     }
 
     fn sections(&self) -> Vec<Section> {
-        vec![Section {
-            title: "checks".to_string(),
-            columns: vec!["check", "status", "summary"],
-            rows: self
-                .checks
+        vec![Section::new(
+            "checks",
+            vec![
+                Column::new("check", "check"),
+                Column::new("status", "status"),
+                Column::new("summary", "summary"),
+            ],
+            self.checks
                 .iter()
-                .map(|c| vec![c.check.to_string(), c.status.to_string(), c.summary.clone()])
+                .map(|c| {
+                    vec![
+                        Cell::text(c.check),
+                        Cell::text(c.status.label()),
+                        Cell::text(c.summary.clone()),
+                    ]
+                })
                 .collect(),
-        }]
+        )]
     }
 }
 
@@ -225,6 +407,18 @@ pub fn count_of(n: i64, singular: &str, plural: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thresholds_use_the_plugin_range_syntax() {
+        assert_eq!(Threshold::Above(60.0).range(), "60");
+        assert_eq!(Threshold::Below(10.0).range(), "10:");
+        assert_eq!(Threshold::Below(0.5).range(), "0.5:");
+        assert!(Threshold::Below(10.0).alerts(6.0));
+        assert!(!Threshold::Below(10.0).alerts(10.0));
+        assert!(!Threshold::Below(5.0).alerts(6000.0));
+        assert!(Threshold::Above(60.0).alerts(60.5));
+        assert!(!Threshold::Above(60.0).alerts(60.0));
+    }
 
     #[test]
     fn seconds_read_naturally() {

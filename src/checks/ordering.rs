@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use postgres::Client;
 use serde::Serialize;
 
-use super::{CheckReport, Measure, Section, count_of, human_seconds};
+use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of, human_seconds};
 use crate::queries;
 use crate::status::Status;
 
@@ -15,6 +15,8 @@ use crate::status::Status;
 pub struct OrderingOptions {
     pub sensor: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    /// Only events ingested (created_at) from then on.
+    pub ingested_since: Option<DateTime<Utc>>,
     /// Sample rows shown.
     pub limit: u32,
 }
@@ -23,11 +25,18 @@ pub struct OrderingOptions {
 pub struct OrderingReport {
     pub sensor: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    pub ingested_since: Option<DateTime<Utc>>,
     pub sensors_checked: i64,
     pub events_checked: i64,
     pub out_of_order_events: i64,
+    /// Of those, events without Kafka coordinates: written by a replay or backfill, not
+    /// delivered by Kafka (see `--ingested-since`).
+    pub out_of_order_without_kafka: i64,
     pub affected_sensors: i64,
     pub multi_partition_sensors: i64,
+    /// Sensors with out-of-order events or several Kafka partitions (`sensors` lists at most
+    /// `--limit` of them).
+    pub flagged_sensors: i64,
     pub worst_regression_seconds: Option<f64>,
     /// Sensors with out-of-order events or several Kafka partitions, most violations first.
     pub sensors: Vec<SensorOrdering>,
@@ -77,16 +86,22 @@ fn run_for_all(
 ) -> Result<OrderingReport, postgres::Error> {
     let rows = client.query(
         queries::ORDERING_BY_SENSOR.sql(),
-        &[&since_text(options.since)],
+        &[
+            &since_text(options.since),
+            &since_text(options.ingested_since),
+        ],
     )?;
     let mut report = OrderingReport {
         sensor: None,
         since: options.since,
+        ingested_since: options.ingested_since,
         sensors_checked: rows.len() as i64,
         events_checked: 0,
         out_of_order_events: 0,
+        out_of_order_without_kafka: 0,
         affected_sensors: 0,
         multi_partition_sensors: 0,
+        flagged_sensors: 0,
         worst_regression_seconds: None,
         sensors: Vec::new(),
         violations: Vec::new(),
@@ -102,6 +117,7 @@ fn run_for_all(
         };
         report.events_checked += sensor.events;
         report.out_of_order_events += sensor.out_of_order_events;
+        report.out_of_order_without_kafka += row.get::<_, i64>("out_of_order_without_kafka");
         if sensor.out_of_order_events > 0 {
             report.affected_sensors += 1;
             report.worst_regression_seconds = max_option(
@@ -132,6 +148,7 @@ fn run_for_all(
             .then(b.0.kafka_partitions.cmp(&a.0.kafka_partitions))
             .then(a.0.sensor_id.cmp(&b.0.sensor_id))
     });
+    report.flagged_sensors = flagged.len() as i64;
     for (sensor, worst) in flagged.into_iter().take(options.limit as usize) {
         report.sensors.push(sensor);
         report.violations.extend(worst);
@@ -144,15 +161,20 @@ fn run_for_sensor(
     sensor: &str,
     options: &OrderingOptions,
 ) -> Result<OrderingReport, postgres::Error> {
-    let limit = options.limit as i32;
     let rows = client.query(
         queries::ORDERING_FOR_SENSOR.sql(),
-        &[&sensor, &since_text(options.since), &limit],
+        &[
+            &sensor,
+            &since_text(options.since),
+            &since_text(options.ingested_since),
+            &i64::from(options.limit),
+        ],
     )?;
     let first = rows.first().expect("the totals row is always there");
     let events: i64 = first.get("events");
     let kafka_partitions: i64 = first.get("kafka_partitions");
     let out_of_order: i64 = first.get("out_of_order");
+    let out_of_order_without_kafka: i64 = first.get("out_of_order_without_kafka");
     let violations: Vec<OrderingViolation> = rows
         .iter()
         .filter_map(|row| {
@@ -170,11 +192,14 @@ fn run_for_sensor(
     Ok(OrderingReport {
         sensor: Some(sensor.to_string()),
         since: options.since,
+        ingested_since: options.ingested_since,
         sensors_checked: i64::from(events > 0),
         events_checked: events,
         out_of_order_events: out_of_order,
+        out_of_order_without_kafka,
         affected_sensors: i64::from(out_of_order > 0),
         multi_partition_sensors: i64::from(kafka_partitions > 1),
+        flagged_sensors: i64::from(out_of_order > 0 || kafka_partitions > 1),
         worst_regression_seconds: worst,
         sensors: if out_of_order > 0 || kafka_partitions > 1 {
             vec![SensorOrdering {
@@ -204,6 +229,10 @@ impl CheckReport for OrderingReport {
     }
 
     fn status(&self) -> Status {
+        if self.sensor.is_some() && self.events_checked == 0 {
+            // Nothing to judge: a mistyped id must not read as "in order".
+            return Status::Unknown;
+        }
         if self.out_of_order_events > 0 {
             Status::Critical
         } else if self.multi_partition_sensors > 0 {
@@ -225,6 +254,12 @@ impl CheckReport for OrderingReport {
             (Some(sensor), true) => parts.push(format!(
                 "{out_of_order} for sensor {sensor} (worst {worst} back)"
             )),
+            (Some(sensor), false) if self.events_checked == 0 => {
+                return format!(
+                    "sensor {sensor} has no events{}: nothing to check (is the sensor id right?)",
+                    self.window_text()
+                );
+            }
             (Some(sensor), false) => parts.push(format!(
                 "{} of sensor {sensor} in delivery order",
                 count_of(self.events_checked, "event", "events")
@@ -240,6 +275,14 @@ impl CheckReport for OrderingReport {
                 count_of(self.sensors_checked, "sensor", "sensors")
             )),
         }
+        if self.out_of_order_without_kafka > 0 {
+            parts.push(format!(
+                "{} of the late events carry no Kafka coordinates (written by a replay or \
+                 backfill, not delivered by Kafka; after a deliberate backfill, judge only later \
+                 ingestion with --ingested-since)",
+                self.out_of_order_without_kafka
+            ));
+        }
         if self.multi_partition_sensors > 0 {
             parts.push(format!(
                 "{} on several Kafka partitions, which Kafka does not order",
@@ -250,93 +293,124 @@ impl CheckReport for OrderingReport {
     }
 
     fn measures(&self) -> Vec<Measure> {
-        vec![
-            Measure::count(
-                "out_of_order_events",
-                "ordering_out_of_order_events",
-                "Events whose timestamp is earlier than their predecessor's in delivery order.",
-                self.out_of_order_events,
-            )
-            .with_thresholds(None, Some(0.0)),
-            Measure::count(
-                "affected_sensors",
-                "ordering_affected_sensors",
-                "Sensors with at least one out-of-order event.",
-                self.affected_sensors,
-            ),
-            Measure::count(
-                "multi_partition_sensors",
-                "ordering_multi_partition_sensors",
-                "Sensors whose events arrived on more than one Kafka partition.",
-                self.multi_partition_sensors,
-            )
-            .with_thresholds(Some(0.0), None),
-            Measure::count(
-                "events_checked",
-                "ordering_events_checked",
-                "Events the ordering check looked at.",
-                self.events_checked,
-            ),
-        ]
+        measures(Some(self))
     }
 
     fn sections(&self) -> Vec<Section> {
         let mut sections = Vec::new();
         if self.sensor.is_none() {
-            sections.push(Section {
-                title: "sensors with out-of-order events or several Kafka partitions".to_string(),
-                columns: vec![
-                    "sensor",
-                    "events",
-                    "kafka partitions",
-                    "out of order",
-                    "worst regression",
+            let flagged = self.sensors_flagged();
+            sections.push(
+                Section::new(
+                    "sensors with out-of-order events or several Kafka partitions",
+                    vec![
+                        Column::new("sensor", "sensor_id"),
+                        Column::new("events", "events"),
+                        Column::new("kafka partitions", "kafka_partitions"),
+                        Column::new("out of order", "out_of_order_events"),
+                        Column::new("worst regression", "worst_regression_seconds"),
+                    ],
+                    self.sensors
+                        .iter()
+                        .map(|s| {
+                            vec![
+                                Cell::text(s.sensor_id.clone()),
+                                Cell::count(s.events),
+                                Cell::count(s.kafka_partitions),
+                                Cell::count(s.out_of_order_events),
+                                Cell::seconds(s.worst_regression_seconds),
+                            ]
+                        })
+                        .collect(),
+                )
+                .with_not_shown(flagged - self.sensors.len() as i64),
+            );
+        }
+        let violations_not_shown = match &self.sensor {
+            Some(_) => self.out_of_order_events - self.violations.len() as i64,
+            None => self.affected_sensors - self.violations.len() as i64,
+        };
+        sections.push(
+            Section::new(
+                match &self.sensor {
+                    Some(sensor) => format!("out-of-order events of {sensor}, worst first"),
+                    None => "worst out-of-order event per sensor".to_string(),
+                },
+                vec![
+                    Column::new("sensor", "sensor_id"),
+                    Column::new("event", "event_id"),
+                    Column::new("previous event", "previous_event_id"),
+                    Column::new("timestamp", "timestamp"),
+                    Column::new("previous timestamp", "previous_timestamp"),
+                    Column::new("back by", "regression_seconds"),
                 ],
-                rows: self
-                    .sensors
+                self.violations
                     .iter()
-                    .map(|s| {
+                    .map(|v| {
                         vec![
-                            s.sensor_id.clone(),
-                            s.events.to_string(),
-                            s.kafka_partitions.to_string(),
-                            s.out_of_order_events.to_string(),
-                            s.worst_regression_seconds
-                                .map(human_seconds)
-                                .unwrap_or_else(|| "-".to_string()),
+                            Cell::text(v.sensor_id.clone()),
+                            Cell::text(v.event_id.clone()),
+                            Cell::text(v.previous_event_id.clone()),
+                            Cell::time(Some(v.timestamp)),
+                            Cell::time(Some(v.previous_timestamp)),
+                            Cell::seconds(Some(v.regression_seconds)),
                         ]
                     })
                     .collect(),
-            });
-        }
-        sections.push(Section {
-            title: match &self.sensor {
-                Some(sensor) => format!("out-of-order events of {sensor}, worst first"),
-                None => "worst out-of-order event per sensor".to_string(),
-            },
-            columns: vec![
-                "sensor",
-                "event",
-                "previous event",
-                "timestamp",
-                "previous timestamp",
-                "back by",
-            ],
-            rows: self
-                .violations
-                .iter()
-                .map(|v| {
-                    vec![
-                        v.sensor_id.clone(),
-                        v.event_id.clone(),
-                        v.previous_event_id.clone(),
-                        v.timestamp.to_rfc3339(),
-                        v.previous_timestamp.to_rfc3339(),
-                        human_seconds(v.regression_seconds),
-                    ]
-                })
-                .collect(),
-        });
+            )
+            .with_not_shown(violations_not_shown),
+        );
         sections
     }
+}
+
+impl OrderingReport {
+    /// Sensors with out-of-order events or on several Kafka partitions, listed or not.
+    fn sensors_flagged(&self) -> i64 {
+        self.flagged_sensors
+    }
+
+    fn window_text(&self) -> String {
+        let mut text = String::new();
+        if let Some(since) = self.since {
+            text.push_str(&format!(" dated since {}", since.to_rfc3339()));
+        }
+        if let Some(since) = self.ingested_since {
+            text.push_str(&format!(" ingested since {}", since.to_rfc3339()));
+        }
+        text
+    }
+}
+
+/// The ordering check's measures; with no report, the same series without values.
+pub fn measures(report: Option<&OrderingReport>) -> Vec<Measure> {
+    let any = Some(Threshold::Above(0.0));
+    vec![
+        Measure::count(
+            "out_of_order_events",
+            "ordering_out_of_order_events",
+            "Events whose timestamp is earlier than their predecessor's in delivery order.",
+            report.map(|r| r.out_of_order_events),
+        )
+        .with_thresholds(None, any),
+        Measure::count(
+            "affected_sensors",
+            "ordering_affected_sensors",
+            "Sensors with at least one out-of-order event.",
+            report.map(|r| r.affected_sensors),
+        ),
+        Measure::count(
+            "multi_partition_sensors",
+            "ordering_multi_partition_sensors",
+            "Sensors whose events arrived on more than one Kafka partition.",
+            report.map(|r| r.multi_partition_sensors),
+        )
+        .with_thresholds(any, None),
+        Measure::count(
+            "events_checked",
+            "ordering_events_checked",
+            "Events the ordering check looked at.",
+            report.map(|r| r.events_checked),
+        ),
+    ]
 }

@@ -4,7 +4,7 @@
 use postgres::Client;
 use serde::Serialize;
 
-use super::{CheckReport, Measure, Section, count_of};
+use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
 use crate::partitions::{self, Bound, Month, Partition};
 use crate::status::{Failure, Status};
 
@@ -119,40 +119,7 @@ impl CheckReport for PartitionsReport {
     }
 
     fn measures(&self) -> Vec<Measure> {
-        vec![
-            Measure::count(
-                "months_ahead",
-                "partitions_months_ahead",
-                "Consecutive monthly partitions after the current month.",
-                i64::from(self.months_ahead),
-            ),
-            Measure::count(
-                "default_rows",
-                "partitions_default_rows",
-                "Rows in the DEFAULT partition (counted up to 1,000,000).",
-                self.default_rows,
-            )
-            .with_thresholds(Some(0.0), None),
-            Measure::count(
-                "current_month_partition",
-                "partitions_current_month_present",
-                "1 when the current month has its partition.",
-                i64::from(self.current_month_partition.is_some()),
-            ),
-            Measure::count(
-                "default_partition",
-                "partitions_default_present",
-                "1 when a DEFAULT partition catches events outside every month.",
-                i64::from(self.default_partition.is_some()),
-            ),
-            Measure::count(
-                "gaps",
-                "partitions_gaps",
-                "Months missing between the first and the last monthly partition.",
-                self.gaps.len() as i64,
-            )
-            .with_thresholds(Some(0.0), None),
-        ]
+        measures(Some(self))
     }
 
     fn sections(&self) -> Vec<Section> {
@@ -160,12 +127,63 @@ impl CheckReport for PartitionsReport {
     }
 }
 
+/// The partitions check's measures, with the thresholds it applies; with no report, the same
+/// series without values.
+pub fn measures(report: Option<&PartitionsReport>) -> Vec<Measure> {
+    let any = Some(Threshold::Above(0.0));
+    vec![
+        Measure::count(
+            "months_ahead",
+            "partitions_months_ahead",
+            "Consecutive monthly partitions after the current month.",
+            report.map(|r| i64::from(r.months_ahead)),
+        )
+        .with_thresholds(
+            report.map(|r| Threshold::Below(f64::from(r.ahead_required))),
+            None,
+        ),
+        Measure::count(
+            "default_rows",
+            "partitions_default_rows",
+            "Rows in the DEFAULT partition (counted up to 1,000,000).",
+            report.map(|r| r.default_rows),
+        )
+        .with_thresholds(any, None),
+        Measure::count(
+            "current_month_partition",
+            "partitions_current_month_present",
+            "1 when the current month has its partition.",
+            report.map(|r| i64::from(r.current_month_partition.is_some())),
+        )
+        .with_thresholds(None, Some(Threshold::Below(1.0))),
+        Measure::count(
+            "default_partition",
+            "partitions_default_present",
+            "1 when a DEFAULT partition catches events outside every month.",
+            report.map(|r| i64::from(r.default_partition.is_some())),
+        ),
+        Measure::count(
+            "gaps",
+            "partitions_gaps",
+            "Months missing between the first and the last monthly partition.",
+            report.map(|r| r.gaps.len() as i64),
+        )
+        .with_thresholds(any, None),
+    ]
+}
+
 /// The partitions as a table (also `partitions list`).
 pub fn partition_section(partitions: &[Partition]) -> Section {
-    Section {
-        title: "partitions of metrics (bounds in UTC)".to_string(),
-        columns: vec!["partition", "from", "to", "rows", "size"],
-        rows: partitions
+    Section::new(
+        "partitions of metrics (bounds in UTC)",
+        vec![
+            Column::new("partition", "partition"),
+            Column::new("from", "from"),
+            Column::new("to", "to"),
+            Column::new("rows", "rows"),
+            Column::new("size", "bytes"),
+        ],
+        partitions
             .iter()
             .map(|p| {
                 let (from, to) = match &p.bound {
@@ -174,14 +192,22 @@ pub fn partition_section(partitions: &[Partition]) -> Section {
                     Bound::Default => ("DEFAULT".to_string(), String::new()),
                 };
                 let rows = match (p.exact_rows, p.estimated_rows) {
-                    (Some(exact), _) => exact.to_string(),
-                    (None, Some(estimate)) => format!("~{estimate}"),
-                    (None, None) => "not analyzed".to_string(),
+                    (Some(exact), _) => Cell::count(exact),
+                    (None, Some(estimate)) => {
+                        Cell::new(format!("~{estimate}"), estimate.to_string())
+                    }
+                    (None, None) => Cell::new("not analyzed", ""),
                 };
-                vec![p.name.clone(), from, to, rows, human_bytes(p.bytes)]
+                vec![
+                    Cell::text(p.name.clone()),
+                    Cell::text(from),
+                    Cell::text(to),
+                    rows,
+                    Cell::new(human_bytes(p.bytes), p.bytes.to_string()),
+                ]
             })
             .collect(),
-    }
+    )
 }
 
 fn human_bytes(bytes: i64) -> String {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use postgres::Client;
 use serde::Serialize;
 
-use super::{CheckReport, Measure, Section};
+use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
 use crate::queries;
 use crate::status::Status;
 
@@ -16,7 +16,7 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    fn unit(self) -> &'static str {
+    pub fn unit(self) -> &'static str {
         match self {
             Bucket::Minute => "minute",
             Bucket::Hour => "hour",
@@ -108,14 +108,49 @@ pub fn bar(value: i64, max: i64, width: usize) -> String {
     bar
 }
 
+/// The rate's measures; with no report, the same series without values.
+pub fn measures(report: Option<&RateReport>) -> Vec<Measure> {
+    let below = |floor: Option<i64>| floor.map(|v| Threshold::Below(v as f64));
+    vec![
+        Measure::count(
+            "events",
+            "rate_events",
+            "Events ingested (by created_at) over the whole span.",
+            report.map(|r| r.total_events),
+        ),
+        Measure::number(
+            "average_events",
+            "rate_average_events",
+            "Average events per bucket (minute or hour) over the span.",
+            report.map(|r| r.average_per_bucket),
+        ),
+        Measure::count(
+            "last_bucket",
+            "rate_last_complete_bucket_events",
+            "Events ingested in the newest complete bucket.",
+            report.and_then(|r| r.last_complete_bucket_events),
+        )
+        .with_thresholds(
+            report.and_then(|r| below(r.warn_below)),
+            report.and_then(|r| below(r.crit_below)),
+        ),
+    ]
+}
+
 impl CheckReport for RateReport {
     fn check(&self) -> &'static str {
         "rate"
     }
 
     fn status(&self) -> Status {
+        let thresholds = self.warn_below.is_some() || self.crit_below.is_some();
         let Some(last) = self.last_complete_bucket_events else {
-            return Status::Ok;
+            // Thresholds that cannot be evaluated are not OK: nobody knows.
+            return if thresholds {
+                Status::Unknown
+            } else {
+                Status::Ok
+            };
         };
         if self.crit_below.is_some_and(|floor| last < floor) {
             Status::Critical
@@ -127,54 +162,30 @@ impl CheckReport for RateReport {
     }
 
     fn summary(&self) -> String {
-        let unit = match self.by {
-            Bucket::Minute => "minute",
-            Bucket::Hour => "hour",
-        };
-        format!(
-            "{} events in the last {} {unit}s, {:.1} per {unit} on average, {} in the last complete {unit}",
+        let unit = self.by.unit();
+        let summary = format!(
+            "{} events in the last {}, {:.1} per {unit} on average, {} in the last complete {unit}",
             self.total_events,
-            self.buckets.len(),
+            count_of(self.buckets.len() as i64, unit, &format!("{unit}s")),
             self.average_per_bucket,
             self.last_complete_bucket_events
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "-".to_string())
-        )
+        );
+        if self.last_complete_bucket_events.is_none()
+            && (self.warn_below.is_some() || self.crit_below.is_some())
+        {
+            format!(
+                "{summary}; the thresholds cannot be judged: the span holds no complete {unit} \
+                 (only the current one, still filling); widen --minutes"
+            )
+        } else {
+            summary
+        }
     }
 
     fn measures(&self) -> Vec<Measure> {
-        let mut measures = vec![
-            Measure::count(
-                "events",
-                "rate_events",
-                "Events ingested (by created_at) over the whole span.",
-                self.total_events,
-            ),
-            Measure {
-                value: self.average_per_bucket,
-                ..Measure::count(
-                    "average_per_bucket",
-                    "rate_average_events_per_bucket",
-                    "Average events per bucket over the span.",
-                    0,
-                )
-            },
-        ];
-        if let Some(last) = self.last_complete_bucket_events {
-            measures.push(
-                Measure::count(
-                    "last_bucket",
-                    "rate_last_complete_bucket_events",
-                    "Events ingested in the newest complete bucket.",
-                    last,
-                )
-                .with_thresholds(
-                    self.warn_below.map(|v| v as f64),
-                    self.crit_below.map(|v| v as f64),
-                ),
-            );
-        }
-        measures
+        measures(Some(self))
     }
 
     fn sections(&self) -> Vec<Section> {
@@ -183,21 +194,24 @@ impl CheckReport for RateReport {
             Bucket::Minute => "%Y-%m-%d %H:%M",
             Bucket::Hour => "%Y-%m-%d %H:00",
         };
-        vec![Section {
-            title: format!("events per {} (UTC, by created_at)", self.by.unit()),
-            columns: vec![self.by.unit(), "events", ""],
-            rows: self
-                .buckets
+        vec![Section::new(
+            format!("events per {} (UTC, by created_at)", self.by.unit()),
+            vec![
+                Column::new(self.by.unit(), "bucket_start"),
+                Column::new("events", "events"),
+                Column::people_only(""),
+            ],
+            self.buckets
                 .iter()
                 .map(|b| {
                     vec![
-                        b.start.format(format).to_string(),
-                        b.events.to_string(),
-                        bar(b.events, max, 40),
+                        Cell::new(b.start.format(format).to_string(), b.start.to_rfc3339()),
+                        Cell::count(b.events),
+                        Cell::text(bar(b.events, max, 40)),
                     ]
                 })
                 .collect(),
-        }]
+        )]
     }
 }
 

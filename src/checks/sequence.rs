@@ -4,7 +4,7 @@
 use postgres::Client;
 use serde::Serialize;
 
-use super::{CheckReport, Measure, Section};
+use super::{Cell, CheckReport, Column, Measure, Section, Threshold};
 use crate::queries;
 use crate::status::Status;
 
@@ -66,27 +66,42 @@ impl CheckReport for SequenceReport {
     }
 
     fn measures(&self) -> Vec<Measure> {
-        vec![
-            Measure::count(
-                "sequence_behind",
-                "sequence_behind",
-                "1 when metrics_id_seq would hand out an id metrics already holds.",
-                i64::from(self.behind),
-            )
-            .with_thresholds(None, Some(0.0)),
-        ]
+        measures(Some(self))
     }
 
     fn sections(&self) -> Vec<Section> {
-        let show = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".to_string());
-        vec![Section {
-            title: "metrics id sequence".to_string(),
-            columns: vec!["sequence", "next id", "max stored id"],
-            rows: vec![vec![
-                self.sequence.clone().unwrap_or_else(|| "-".to_string()),
-                show(self.next_id),
-                show(self.max_id),
+        let id = |v: Option<i64>| match v {
+            Some(v) => Cell::count(v),
+            None => Cell::new("-", ""),
+        };
+        vec![Section::new(
+            "metrics id sequence",
+            vec![
+                Column::new("sequence", "sequence"),
+                Column::new("next id", "next_id"),
+                Column::new("max stored id", "max_id"),
+            ],
+            vec![vec![
+                match &self.sequence {
+                    Some(name) => Cell::text(name.clone()),
+                    None => Cell::new("-", ""),
+                },
+                id(self.next_id),
+                id(self.max_id),
             ]],
-        }]
+        )]
     }
+}
+
+/// The series this check reports (all unknown when it could not run).
+pub fn measures(report: Option<&SequenceReport>) -> Vec<Measure> {
+    vec![
+        Measure::count(
+            "sequence_behind",
+            "sequence_behind",
+            "1 when metrics_id_seq would hand out an id metrics already holds.",
+            report.map(|r| i64::from(r.behind)),
+        )
+        .with_thresholds(None, Some(Threshold::Above(0.0))),
+    ]
 }

@@ -1,38 +1,27 @@
-//! `metricsctl check [all|ordering|duplicates]`: read-only checks with monitoring-grade output.
+//! `metricsctl check [all|ordering|duplicates|partitions]`: read-only checks with
+//! monitoring-grade output.
 
 use postgres::Client;
 
 use crate::checks::ordering::OrderingOptions;
 use crate::checks::{AllChecks, CheckReport, duplicates, ordering, partitions, sequence};
-use crate::cli::{CheckAction, CheckCommand, CheckOutputArgs, GlobalArgs};
-use crate::config::{Context, Environment};
+use crate::cli::{CheckAction, CheckCommand, CheckFormat, CheckOutputArgs};
+use crate::config::Context;
 use crate::db;
-use crate::output;
+use crate::output::{self, Destination};
 use crate::partitions::{DEFAULT_MONTHS_AHEAD, Layout};
-use crate::status::{CommandResult, Failure};
+use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
-pub fn exec(cmd: &CheckCommand, global: &GlobalArgs, env: &Environment) -> CommandResult {
-    let connect = match &cmd.action {
-        None => &cmd.all.connect,
-        Some(CheckAction::All(args)) => &args.connect,
-        Some(CheckAction::Ordering(args)) => &args.connect,
-        Some(CheckAction::Duplicates(args)) => &args.connect,
-        Some(CheckAction::Partitions(args)) => &args.connect,
-        Some(CheckAction::Sequence(args)) => &args.connect,
-    };
-    exec_resolved(&Context::resolve(connect, global, env)?, cmd)
-}
-
-/// Runs the check with connection settings already resolved (the demo's sandbox).
-pub fn exec_resolved(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
+pub fn exec(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
     match &cmd.action {
-        None => all(ctx, &cmd.all.output),
-        Some(CheckAction::All(args)) => all(ctx, &args.output),
+        None => all(ctx, &cmd.all.output, cmd.all.limit.limit),
+        Some(CheckAction::All(args)) => all(ctx, &args.output, args.limit.limit),
         Some(CheckAction::Ordering(args)) => {
             let options = OrderingOptions {
                 sensor: args.sensor.clone(),
                 since: args.since,
-                limit: args.output.limit,
+                ingested_since: args.ingested_since,
+                limit: args.limit.limit,
             };
             run_check(ctx, "ordering", &args.output, |client| {
                 Ok(ordering::run(client, &options)?)
@@ -40,7 +29,7 @@ pub fn exec_resolved(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
         }
         Some(CheckAction::Duplicates(args)) => {
             run_check(ctx, "duplicates", &args.output, |client| {
-                Ok(duplicates::run(client, args.output.limit)?)
+                Ok(duplicates::run(client, args.limit.limit)?)
             })
         }
         Some(CheckAction::Partitions(args)) => {
@@ -54,16 +43,17 @@ pub fn exec_resolved(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
     }
 }
 
-fn all(ctx: &Context, output: &CheckOutputArgs) -> CommandResult {
+fn all(ctx: &Context, output: &CheckOutputArgs, limit: u32) -> CommandResult {
     run_check(ctx, "all", output, |client| {
         let mut all = AllChecks::new();
         let options = OrderingOptions {
             sensor: None,
             since: None,
-            limit: output.limit,
+            ingested_since: None,
+            limit,
         };
         all.add(&ordering::run(client, &options)?)?;
-        all.add(&duplicates::run(client, output.limit)?)?;
+        all.add(&duplicates::run(client, limit)?)?;
         all.add(&sequence::run(client)?)?;
         if crate::partitions::layout(client)? == Layout::Partitioned {
             all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?)?;
@@ -72,27 +62,78 @@ fn all(ctx: &Context, output: &CheckOutputArgs) -> CommandResult {
     })
 }
 
-/// Connects, checks the schema is there, runs one check and prints it; the exit status is the
-/// check's. A check that cannot run still answers in the monitoring format asked for.
+/// Connects, checks the schema is there, runs one check and delivers its report; the exit
+/// status is the check's. A check that cannot run — unreachable server, missing schema, SQL the
+/// database refuses — is UNKNOWN (nothing was judged), and still answers in the monitoring
+/// format asked for.
 pub fn run_check<R: CheckReport>(
     ctx: &Context,
     name: &str,
     output: &CheckOutputArgs,
     check: impl FnOnce(&mut Client) -> Result<R, Failure>,
 ) -> CommandResult {
+    run_report(ctx, name, output, true, check)
+}
+
+/// [`run_check`], for reports that may also run before the schema exists (`migrate status`).
+pub fn run_report<R: CheckReport>(
+    ctx: &Context,
+    name: &str,
+    output: &CheckOutputArgs,
+    needs_schema: bool,
+    check: impl FnOnce(&mut Client) -> Result<R, Failure>,
+) -> CommandResult {
     let outcome = (|| {
         let mut client = ctx.connect()?;
-        db::ensure_schema(&mut client)?;
+        if needs_schema {
+            db::ensure_schema(&mut client)?;
+        }
         check(&mut client)
     })();
+    let destination = Destination::from_flag(output.output.as_ref());
     match outcome {
         Ok(report) => {
-            output::print_check(&report, output.format)?;
-            Ok(report.status())
+            let status = report.status();
+            let text = output::render_check(&report, output.format).could_not_run()?;
+            deliver(ctx, &destination, output.format, status, &text)?;
+            Ok(status)
         }
         Err(failure) => {
-            output::print_check_failure(name, output.format, &failure)?;
+            let failure = Failure {
+                status: Status::Unknown,
+                error: failure.error,
+            };
+            let for_people = matches!(output.format, CheckFormat::Table | CheckFormat::Csv);
+            if for_people && destination == Destination::Stdout {
+                // People read the error on stderr; stdout stays empty.
+                return Err(failure);
+            }
+            let text = output::render_check_failure(name, output.format, &failure);
+            if let Err(lost) = deliver(ctx, &destination, output.format, failure.status, &text) {
+                return Err(Failure::could_not_run(
+                    failure.error.context(format!("{:#}", lost.error)),
+                ));
+            }
             Err(failure)
         }
     }
+}
+
+/// Writes a report where it goes. Under `--quiet`, a table that says all is well is not
+/// printed (a successful cron run prints nothing); formats asked for are always written.
+pub fn deliver(
+    ctx: &Context,
+    destination: &Destination,
+    format: CheckFormat,
+    status: Status,
+    text: &str,
+) -> Result<(), Failure> {
+    if ctx.quiet
+        && status == Status::Ok
+        && format == CheckFormat::Table
+        && *destination == Destination::Stdout
+    {
+        return Ok(());
+    }
+    destination.deliver(text).could_not_run()
 }

@@ -7,14 +7,15 @@ use anyhow::Context as _;
 
 use crate::checks::rate::Bucket;
 use crate::cli::{
-    CheckAction, CheckAllArgs, CheckCommand, CheckFormat, CheckOutputArgs, DEFAULT_BATCH_SIZE,
-    DEFAULT_REPLAY_JOBS, DemoArgs, DuplicatesArgs, LagArgs, MigrateArgs, MigrateStatusArgs,
-    OrderingArgs, PartitionsListArgs, RateArgs, RepairArgs, ReplayArgs, ReportFormat,
+    CheckAction, CheckAllArgs, CheckCommand, CheckOutputArgs, DEFAULT_BATCH_SIZE,
+    DEFAULT_REPLAY_JOBS, DemoArgs, DuplicatesArgs, LagArgs, LimitArgs, MigrateArgs,
+    MigrateStatusArgs, OrderingArgs, PartitionsListArgs, RateArgs, RepairArgs, ReplayArgs,
+    ReportFormat,
 };
 use crate::commands::{check, lag, migrate, partitions, rate, repair, replay};
 use crate::config::Context;
 use crate::generate;
-use crate::output;
+use crate::output::{self, shell_quote};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::status::{CommandResult, CouldNotRun, Status};
 use crate::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
@@ -28,6 +29,7 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         .context("creating a directory for the demo's sample files")
         .could_not_run()?;
     if ctx.target.origin != TargetOrigin::BuiltInDefault {
+        confirm_configured_database(ctx, args.yes)?;
         ctx.say(format!(
             "Running the demo on the configured database {} (from {}).",
             ctx.target.redacted(),
@@ -63,9 +65,10 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
              Try the other commands on it:\n  export DATABASE_URL={url}\n  metricsctl migrate status\n  \
              metricsctl replay {sample}\n  psql {url}\n\
              Stop and remove it with:\n  {removal} && rm -rf {files}",
-            sample = files.join(SAMPLE_FILE).display(),
-            files = files.display(),
-        ));
+            url = shell_quote(&url),
+            sample = shell_quote(&files.join(SAMPLE_FILE).display().to_string()),
+            files = shell_quote(&files.display().to_string()),
+        ))?;
     } else {
         sandbox.stop().could_not_run()?;
         ctx.say("Stopped and removed the throwaway PostgreSQL (use --keep to leave it running).");
@@ -74,6 +77,31 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
 }
 
 const SAMPLE_FILE: &str = "sample-events.jsonl";
+
+/// The demo writes 3,000 sample events and plants problems: into a database someone configured
+/// only when they say so (`--yes`, or "y" at the prompt).
+fn confirm_configured_database(ctx: &Context, yes: bool) -> Result<(), crate::status::Failure> {
+    if yes {
+        return Ok(());
+    }
+    eprint!(
+        "The demo writes 3,000 sample events (with planted problems) into the configured database \
+         {} (from {}). Go on? [y/N] ",
+        ctx.target.redacted(),
+        ctx.target.origin.describe()
+    );
+    let mut answer = String::new();
+    let read = std::io::stdin().read_line(&mut answer);
+    eprintln!();
+    match (read, answer.trim().to_ascii_lowercase().as_str()) {
+        (Ok(_), "y" | "yes") => Ok(()),
+        _ => Err(anyhow::anyhow!(
+            "demo cancelled; nothing was written. Run `metricsctl demo` with no database \
+             configured for a throwaway one, or add --yes to write into this one"
+        ))
+        .could_not_run(),
+    }
+}
 
 /// The demo's steps. Each prints what it found and its exit status; the sample is built with
 /// problems in it, so some steps report WARNING on purpose. The demo itself exits 0 unless a step
@@ -89,7 +117,6 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         },
     );
     let apply = MigrateArgs {
-        connect: Default::default(),
         dry_run: false,
         partitioned,
         lock_timeout: std::time::Duration::from_secs(60),
@@ -99,8 +126,7 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
 
     steps.next(ctx, "migrate status: every migration and its state");
     let status = MigrateStatusArgs {
-        connect: Default::default(),
-        format: ReportFormat::Table,
+        output: CheckOutputArgs::default(),
     };
     outcome(ctx, migrate::exec_status(ctx, &status)?, "nothing pending");
 
@@ -134,7 +160,6 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         dry_run: true,
         repair: false,
         format: ReportFormat::Table,
-        connect: Default::default(),
     };
     outcome(
         ctx,
@@ -172,10 +197,8 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         "every event is already present; the bad lines are rejected again",
     );
 
-    let output = CheckOutputArgs {
-        format: CheckFormat::Table,
-        limit: 5,
-    };
+    let output = CheckOutputArgs::default();
+    let limit = LimitArgs { limit: 5 };
     if partitioned {
         steps.next(
             ctx,
@@ -184,7 +207,6 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         let list = PartitionsListArgs {
             exact: true,
             format: ReportFormat::Table,
-            connect: Default::default(),
         };
         outcome(
             ctx,
@@ -204,12 +226,12 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         action: None,
         all: CheckAllArgs {
             output: output.clone(),
-            connect: Default::default(),
+            limit: limit.clone(),
         },
     };
     outcome(
         ctx,
-        check::exec_resolved(ctx, &all)?,
+        check::exec(ctx, &all)?,
         &format!(
             "CRITICAL is expected: {}'s late event is out of delivery order",
             facts.out_of_order_sensor
@@ -227,17 +249,15 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         action: Some(CheckAction::Ordering(OrderingArgs {
             sensor: Some(facts.out_of_order_sensor.clone()),
             since: None,
+            ingested_since: None,
             output: output.clone(),
-            connect: Default::default(),
+            limit: limit.clone(),
         })),
-        all: CheckAllArgs {
-            output: output.clone(),
-            connect: Default::default(),
-        },
+        all: CheckAllArgs::default(),
     };
     outcome(
         ctx,
-        check::exec_resolved(ctx, &ordering)?,
+        check::exec(ctx, &ordering)?,
         "the late event and the one it followed",
     );
 
@@ -254,17 +274,14 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     let duplicates_check = CheckCommand {
         action: Some(CheckAction::Duplicates(DuplicatesArgs {
             output: output.clone(),
-            connect: Default::default(),
+            limit: limit.clone(),
         })),
-        all: CheckAllArgs {
-            output: output.clone(),
-            connect: Default::default(),
-        },
+        all: CheckAllArgs::default(),
     };
     steps.next(ctx, "check duplicates: find them");
     outcome(
         ctx,
-        check::exec_resolved(ctx, &duplicates_check)?,
+        check::exec(ctx, &duplicates_check)?,
         "CRITICAL is expected: one lost metric, one metric without its guard row",
     );
     steps.next(
@@ -277,7 +294,6 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         lock_timeout: std::time::Duration::from_secs(10),
         limit: 5,
         format: ReportFormat::Table,
-        connect: Default::default(),
     };
     outcome(
         ctx,
@@ -301,7 +317,7 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     steps.next(ctx, "check duplicates: repaired");
     outcome(
         ctx,
-        check::exec_resolved(ctx, &duplicates_check)?,
+        check::exec(ctx, &duplicates_check)?,
         "every event once in each table again",
     );
 
@@ -315,8 +331,9 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         latency_sample: 1000,
         warn: std::time::Duration::from_secs(60),
         crit: std::time::Duration::from_secs(300),
+        clock_tolerance: std::time::Duration::from_secs(60),
         output: output.clone(),
-        connect: Default::default(),
+        limit,
     };
     outcome(
         ctx,
@@ -334,7 +351,6 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         warn_below: None,
         crit_below: None,
         output,
-        connect: Default::default(),
     };
     outcome(
         ctx,

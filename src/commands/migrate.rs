@@ -1,28 +1,22 @@
-//! `metricsctl migrate`, `migrate --dry-run` and `migrate status`.
+//! `metricsctl migrate`, `migrate --dry-run`, `migrate status` and `migrate repair`.
 
-use crate::cli::{MigrateArgs, MigrateStatusArgs, ReportFormat};
+use crate::cli::{MigrateArgs, MigrateRepairArgs, MigrateStatusArgs, ReportFormat};
+use crate::commands::check::run_report;
 use crate::config::Context;
-use crate::migrations::{self, MigrationReport, SchemaStatus};
+use crate::migrations::{self, MigrationReport, RepairReport};
 use crate::output;
 use crate::status::{CommandResult, Status};
 
 pub fn exec(ctx: &Context, args: &MigrateArgs) -> CommandResult {
     let mut client = ctx.connect()?;
     if args.dry_run {
-        return dry_run(ctx, &mut client, args.format);
+        return dry_run(ctx, &mut client, args);
     }
-    let report = migrations::migrate(
-        &mut client,
-        &ctx.target,
-        ctx.connect_timeout,
-        args.lock_timeout,
-        args.partitioned,
-        |holder| {
-            ctx.say(format!(
-                "Waiting for another migrate to finish: lock held by {holder}"
-            ))
-        },
-    )?;
+    let report = migrations::migrate(&mut client, args.lock_timeout, args.partitioned, |holder| {
+        ctx.say(format!(
+            "Waiting for another migrate to finish: lock held by {holder}"
+        ))
+    })?;
     print_report(ctx, &report, args.format)?;
     Ok(Status::Ok)
 }
@@ -69,18 +63,23 @@ fn print_report(
                         .unwrap_or_default(),
                 ]);
             }
-            output::print(table);
+            ctx.show(Status::Ok, table)?;
         }
         ReportFormat::Table => {}
     }
     Ok(())
 }
 
-fn dry_run(ctx: &Context, client: &mut postgres::Client, format: ReportFormat) -> CommandResult {
+fn dry_run(ctx: &Context, client: &mut postgres::Client, args: &MigrateArgs) -> CommandResult {
     let status = migrations::read_status(client)?;
     status.ensure_no_drift()?;
     let pending = migrations::pending_sql(&status);
-    match format {
+    let partitioning = if args.partitioned {
+        crate::partitions::partitioned_layout_sql(client)?
+    } else {
+        Vec::new()
+    };
+    match args.format {
         ReportFormat::Json => {
             #[derive(serde::Serialize)]
             struct PendingMigration<'a> {
@@ -96,62 +95,110 @@ fn dry_run(ctx: &Context, client: &mut postgres::Client, format: ReportFormat) -
                     sql,
                 })
                 .collect();
-            output::print_json(&serde_json::json!({ "dry_run": true, "pending": report }))?;
+            output::print_json(&serde_json::json!({
+                "dry_run": true,
+                "pending": report,
+                "partitioning": partitioning,
+            }))?;
         }
         ReportFormat::Table => {
+            let mut text = String::new();
             if !pending.is_empty() {
-                output::print("BEGIN;");
+                text.push_str("BEGIN;\n");
+                for (migration, sql) in &pending {
+                    text.push_str(&format!(
+                        "\n-- V{}__{}.sql (then recorded in {})\n{}\n",
+                        migration.version,
+                        migration.name,
+                        migrations::HISTORY_TABLE,
+                        sql.trim_end()
+                    ));
+                }
+                text.push_str("\nCOMMIT;\n");
             }
-            for (migration, sql) in &pending {
-                output::print(format!(
-                    "\n-- V{}__{}.sql (then recorded in {})\n{}",
-                    migration.version,
-                    migration.name,
-                    migrations::HISTORY_TABLE,
-                    sql.trim_end()
+            if !partitioning.is_empty() {
+                text.push_str(&format!(
+                    "\n-- --partitioned: metrics partitioned by UTC month, with this month and the \
+                     next {} ahead\n{}\n",
+                    crate::partitions::DEFAULT_MONTHS_AHEAD,
+                    partitioning.join("\n")
                 ));
             }
-            if !pending.is_empty() {
-                output::print("\nCOMMIT;");
+            if !text.is_empty() {
+                output::print(text.trim_end())?;
             }
         }
     }
-    if pending.is_empty() {
+    if pending.is_empty() && partitioning.is_empty() {
         ctx.say("Dry run: schema is up to date; nothing would run.");
     } else {
         ctx.say(format!(
-            "Dry run: {} migration(s) would run in one transaction; nothing was changed.",
-            pending.len()
+            "Dry run: {} migration(s){} would run; nothing was changed.",
+            pending.len(),
+            if partitioning.is_empty() {
+                ""
+            } else {
+                " and the partitioning"
+            }
         ));
     }
     Ok(Status::Ok)
 }
 
+/// `migrate status`: a check like any other (table, json, csv, nagios, prometheus; --output).
+/// It needs no schema: a database without one has every migration pending.
 pub fn exec_status(ctx: &Context, args: &MigrateStatusArgs) -> CommandResult {
-    let mut client = ctx.connect()?;
-    let status = migrations::read_status(&mut client)?;
-    print_status(&status, args.format)?;
-    Ok(status.status())
+    run_report(ctx, "migrations", &args.output, false, |client| {
+        Ok(migrations::read_status(client)?)
+    })
 }
 
-pub fn print_status(status: &SchemaStatus, format: ReportFormat) -> anyhow::Result<()> {
-    match format {
-        ReportFormat::Json => output::print_json(status),
-        ReportFormat::Table => {
-            let mut table = output::table(["version", "name", "state", "applied_on"]);
-            for m in &status.migrations {
-                table.add_row(vec![
-                    m.version.to_string(),
-                    m.name.clone(),
-                    m.state.describe().to_string(),
-                    m.applied_on
-                        .as_deref()
-                        .map(output::timestamp_for_people)
-                        .unwrap_or_else(|| "-".to_string()),
-                ]);
-            }
-            output::print(table);
-            Ok(())
+/// `migrate repair`: shows each whitespace-only difference and records the new checksum.
+pub fn exec_repair(ctx: &Context, args: &MigrateRepairArgs) -> CommandResult {
+    let mut client = ctx.connect()?;
+    let report = migrations::repair(&mut client, args.lock_timeout, args.dry_run, |holder| {
+        ctx.say(format!(
+            "Waiting for another migrate to finish: lock held by {holder}"
+        ))
+    })?;
+    print_repair(ctx, &report, args.format)?;
+    Ok(report.status())
+}
+
+fn print_repair(ctx: &Context, report: &RepairReport, format: ReportFormat) -> anyhow::Result<()> {
+    if format == ReportFormat::Json {
+        output::print_json(report)?;
+    }
+    let verb = if report.dry_run {
+        "would be accepted"
+    } else {
+        "accepted"
+    };
+    for repair in &report.repaired {
+        let line = format!(
+            "V{}__{}: {}. Same SQL apart from whitespace: {verb}, recorded checksum {} → {}.",
+            repair.version,
+            repair.name,
+            repair.difference,
+            repair.recorded_checksum,
+            repair.new_checksum
+        );
+        if format == ReportFormat::Table {
+            ctx.show(report.status(), output::escape_control(&line))?;
         }
     }
+    for refused in &report.refused {
+        eprintln!(
+            "V{}__{}: not repaired: {}.",
+            refused.version,
+            output::escape_control(&refused.name),
+            refused.reason
+        );
+    }
+    if report.repaired.is_empty() && report.refused.is_empty() {
+        ctx.say("Every applied migration matches this binary's; nothing to repair.");
+    } else if report.dry_run {
+        ctx.say("Dry run: nothing was changed.");
+    }
+    Ok(())
 }

@@ -5,21 +5,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::checks::CheckReport;
 use crate::checks::partitions::{self as partitions_check, partition_section};
 use crate::cli::{
-    GlobalArgs, PartitionsAction, PartitionsCommand, PartitionsCreateArgs, PartitionsDropArgs,
+    PartitionsAction, PartitionsCommand, PartitionsCreateArgs, PartitionsDropArgs,
     PartitionsEnableArgs, PartitionsListArgs, ReportFormat,
 };
-use crate::config::{Context, Environment};
+use crate::config::Context;
 use crate::output;
 use crate::partitions::{self, RetentionOptions};
 use crate::status::{CommandResult, Status};
 
-pub fn exec(cmd: &PartitionsCommand, global: &GlobalArgs, env: &Environment) -> CommandResult {
-    let resolve = |connect| Context::resolve(connect, global, env);
+pub fn exec(ctx: &Context, cmd: &PartitionsCommand) -> CommandResult {
     match &cmd.action {
-        PartitionsAction::Enable(args) => enable(&resolve(&args.connect)?, args),
-        PartitionsAction::Create(args) => create(&resolve(&args.connect)?, args),
-        PartitionsAction::List(args) => list(&resolve(&args.connect)?, args),
-        PartitionsAction::Drop(args) => retire(&resolve(&args.connect)?, args),
+        PartitionsAction::Enable(args) => enable(ctx, args),
+        PartitionsAction::Create(args) => create(ctx, args),
+        PartitionsAction::List(args) => list(ctx, args),
+        PartitionsAction::Drop(args) => retire(ctx, args),
     }
 }
 
@@ -41,11 +40,11 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
                 "sql": partitions::enable_statements(&plan),
             }))?,
             ReportFormat::Table => {
-                print_months(&plan);
+                print_months(&plan)?;
                 output::print(format!(
                     "\n-- The conversion, in one transaction:\n{}",
                     partitions::enable_statements(&plan).join("\n")
-                ));
+                ))?;
             }
         }
         ctx.say(format!(
@@ -78,7 +77,8 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
     progress.finish_and_clear();
     match args.format {
         ReportFormat::Json => output::print_json(&plan)?,
-        ReportFormat::Table => print_months(&plan),
+        ReportFormat::Table if ctx.quiet => {}
+        ReportFormat::Table => print_months(&plan)?,
     }
     ctx.say(format!(
         "metrics is now partitioned by UTC month ({} partitions and DEFAULT), every row and id kept, \
@@ -89,7 +89,7 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
     Ok(Status::Ok)
 }
 
-fn print_months(plan: &partitions::EnablePlan) {
+fn print_months(plan: &partitions::EnablePlan) -> anyhow::Result<()> {
     let mut table = output::table(["month", "partition", "rows"]);
     for month in &plan.months {
         table.add_row(vec![
@@ -98,7 +98,7 @@ fn print_months(plan: &partitions::EnablePlan) {
             month.rows.to_string(),
         ]);
     }
-    output::print(table);
+    output::print(table)
 }
 
 fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
@@ -120,7 +120,7 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
                     month.moved_from_default.to_string(),
                 ]);
             }
-            output::print(table);
+            ctx.show(Status::Ok, table)?;
         }
     }
     let created = report
@@ -142,10 +142,15 @@ pub fn list(ctx: &Context, args: &PartitionsListArgs) -> CommandResult {
     match args.format {
         ReportFormat::Json => output::print_json(&report)?,
         ReportFormat::Table => {
-            output::print(output::section_table(&partition_section(
-                &report.partitions,
-            )));
-            output::print(report.summary());
+            let section = partition_section(&report.partitions);
+            ctx.show(
+                Status::Ok,
+                format!(
+                    "{}\n{}",
+                    output::section_table(&section),
+                    output::escape_control(&report.summary())
+                ),
+            )?;
         }
     }
     Ok(Status::Ok)
@@ -173,7 +178,7 @@ fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
             ]);
             for p in &report.partitions {
                 table.add_row(vec![
-                    p.partition.clone(),
+                    output::escape_control(&p.partition).into_owned(),
                     p.month.to_string(),
                     count(p.estimated_rows.map(|n| n as u64)),
                     count(p.events_retired),
@@ -181,7 +186,7 @@ fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
                 ]);
             }
             if !report.partitions.is_empty() {
-                output::print(table);
+                ctx.show(Status::Ok, table)?;
             }
         }
     }

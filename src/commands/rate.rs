@@ -1,12 +1,22 @@
 //! `metricsctl rate`: events ingested per minute or hour.
 
+use anyhow::anyhow;
+
 use crate::checks::rate::{self, RateOptions};
 use crate::cli::RateArgs;
 use crate::commands::check::run_check;
 use crate::config::Context;
-use crate::status::CommandResult;
+use crate::status::{CommandResult, Failure};
 
 pub fn exec(ctx: &Context, args: &RateArgs) -> CommandResult {
+    if let (Some(warn), Some(crit)) = (args.warn_below, args.crit_below)
+        && crit > warn
+    {
+        return Err(Failure::could_not_run(anyhow!(
+            "--crit-below {crit} is above --warn-below {warn}: a rate that low would be CRITICAL \
+             before it is WARNING; swap them"
+        )));
+    }
     let options = RateOptions {
         minutes: args.minutes,
         by: args.by,

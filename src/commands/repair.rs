@@ -27,6 +27,11 @@ pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
     let duplicates = duplicates::run(&mut client, args.limit)?;
     let sequence = sequence::run(&mut client)?;
     let healthy = duplicates.status() == Status::Ok && sequence.status() == Status::Ok;
+    let status = if report.needs_operator() || (!report.dry_run && !healthy) {
+        Status::Warning
+    } else {
+        Status::Ok
+    };
     match args.format {
         ReportFormat::Json => output::print_json(&serde_json::json!({
             "dry_run": report.dry_run,
@@ -38,7 +43,7 @@ pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
                 "sequence": { "status": sequence.status(), "summary": sequence.summary() },
             },
         }))?,
-        ReportFormat::Table => print_table(&report),
+        ReportFormat::Table => print_table(ctx, status, &report)?,
     }
     let verb = if report.dry_run {
         "would change"
@@ -61,16 +66,11 @@ pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
         sequence.status(),
         sequence.summary()
     ));
-    Ok(
-        if report.needs_operator() || (!report.dry_run && !healthy) {
-            Status::Warning
-        } else {
-            Status::Ok
-        },
-    )
+    Ok(status)
 }
 
-fn print_table(report: &RepairReport) {
+/// The repairs for people (nothing under --quiet when all is well).
+fn print_table(ctx: &Context, status: Status, report: &RepairReport) -> anyhow::Result<()> {
     let mut table = output::table(["repair", "rows", "what", "constraint restored"]);
     for step in &report.steps {
         let constraint = step.constraint_restored.unwrap_or("-");
@@ -86,7 +86,7 @@ fn print_table(report: &RepairReport) {
             constraint.to_string(),
         ]);
     }
-    output::print(table);
+    ctx.show(status, table)?;
     for step in report.steps.iter().filter(|s| !s.rows.is_empty()) {
         let mut rows = output::table([step.kind]);
         for row in &step.rows {
@@ -98,6 +98,7 @@ fn print_table(report: &RepairReport) {
                 step.changed - step.rows.len() as u64
             )]);
         }
-        output::print(rows);
+        ctx.show(status, rows)?;
     }
+    Ok(())
 }

@@ -66,7 +66,7 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
         }
         progress.suspend(|| {
             if shown <= REJECTIONS_SHOWN {
-                eprintln!("rejected {rejection}");
+                eprintln!("rejected {}", output::escape_control(&rejection.to_string()));
             } else if shown == REJECTIONS_SHOWN + 1 {
                 eprintln!(
                     "… more rejections are counted but not shown here (see --rejects FILE or --format json)"
@@ -86,7 +86,8 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
     progress.finish_and_clear();
     match outcome {
         Ok(summary) => {
-            print_summary(ctx, &summary, args.format)?;
+            let all_well = summary.rejected == 0 && summary.stopped_at.is_none();
+            print_summary(ctx, &summary, args.format, all_well)?;
             Ok(if summary.rejected > 0 {
                 Status::Warning
             } else {
@@ -94,7 +95,7 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
             })
         }
         Err(failure) => {
-            print_summary(ctx, &failure.summary, args.format)?;
+            print_summary(ctx, &failure.summary, args.format, false)?;
             Err(Failure {
                 status: match failure.cause {
                     StopCause::Input | StopCause::Interrupted => Status::Unknown,
@@ -130,6 +131,7 @@ fn print_summary(
     ctx: &Context,
     summary: &ReplaySummary,
     format: ReportFormat,
+    all_well: bool,
 ) -> anyhow::Result<()> {
     match format {
         ReportFormat::Json => output::print_json(summary),
@@ -163,7 +165,15 @@ fn print_summary(
             ] {
                 table.add_row(vec![label.to_string(), value]);
             }
-            output::print(table);
+            // --quiet: a run where every line went in prints nothing.
+            ctx.show(
+                if all_well {
+                    Status::Ok
+                } else {
+                    Status::Warning
+                },
+                table,
+            )?;
             if summary.dry_run {
                 ctx.say("Dry run: nothing was written.");
             }

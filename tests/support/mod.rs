@@ -196,7 +196,11 @@ impl Drop for TestDatabase {
 /// The metricsctl binary with none of the caller's database settings leaking in.
 pub fn metricsctl() -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin!("metricsctl"));
-    scrub_environment(&mut command);
+    for variable in DATABASE_VARIABLES {
+        command.env_remove(variable);
+    }
+    // Not the tester's own ~/.pgpass either.
+    command.env("PGPASSFILE", NO_PASSWORD_FILE);
     command
 }
 
@@ -206,10 +210,14 @@ pub fn metricsctl_process() -> StdCommand {
     for variable in DATABASE_VARIABLES {
         command.env_remove(variable);
     }
+    command.env("PGPASSFILE", NO_PASSWORD_FILE);
     command
 }
 
-const DATABASE_VARIABLES: [&str; 10] = [
+/// A password file that does not exist.
+pub const NO_PASSWORD_FILE: &str = "/nonexistent/metricsctl-tests/pgpass";
+
+pub const DATABASE_VARIABLES: [&str; 17] = [
     "DATABASE_URL",
     "DB_HOST",
     "DB_PORT",
@@ -220,13 +228,14 @@ const DATABASE_VARIABLES: [&str; 10] = [
     "PGSSLROOTCERT",
     "PGHOST",
     "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGAPPNAME",
+    "PGCONNECT_TIMEOUT",
+    "PGPASSFILE",
+    "PGSERVICE",
 ];
-
-fn scrub_environment(command: &mut Command) {
-    for variable in DATABASE_VARIABLES {
-        command.env_remove(variable);
-    }
-}
 
 /// A PostgreSQL client tool (pg_dump, psql) from the same installation the harness uses.
 pub fn pg_tool(name: &str) -> std::path::PathBuf {
@@ -463,4 +472,38 @@ pub fn wait_until_writing_more_than(db: &TestDatabase, rows: i64) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Set (by `.ci/run`) to make a missing external tool fail the tests instead of being reported.
+pub const REQUIRE_TOOLS_VARIABLE: &str = "METRICSCTL_REQUIRE_TOOLS";
+
+/// Whether an external tool a test needs (promtool, Monitoring::Plugin, pg_partman) is here.
+/// Where it is not, the test says so on the process's own stderr — libtest captures only
+/// `eprintln!`, so this line shows in every run, passing or not — and the caller returns
+/// without checking anything. With METRICSCTL_REQUIRE_TOOLS=1 (CI) the absence fails the test.
+pub fn tool_available(test: &str, tool: &str, available: bool, install: &str) -> bool {
+    if available {
+        return true;
+    }
+    let message = format!(
+        "NOT RUN: {test} needs {tool}, which is not installed here ({install}); \
+         CI installs it and runs this test"
+    );
+    if std::env::var(REQUIRE_TOOLS_VARIABLE).is_ok_and(|v| v == "1") {
+        panic!("{message} ({REQUIRE_TOOLS_VARIABLE}=1)");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "\n{message}");
+    false
+}
+
+/// A program on PATH (or named by an environment variable, to point a test elsewhere).
+pub fn program(name: &str, override_variable: &str) -> Option<std::path::PathBuf> {
+    if let Ok(path) = std::env::var(override_variable) {
+        let path = std::path::PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
