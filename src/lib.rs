@@ -8,20 +8,15 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod events;
-pub mod generate;
 pub mod ingest;
-pub mod migrations;
 pub mod output;
-pub mod partitions;
-pub mod pgpass;
-pub mod queries;
-pub mod rejects;
-pub mod repair;
-pub mod replay;
-pub mod sandbox;
+pub mod schema;
 pub mod status;
-pub mod target;
-pub mod tls;
+
+// The modules' old places, until every path names the new ones.
+pub use db::{pgpass, queries, sandbox, target, tls};
+pub use ingest::{generate, rejects, repair, replay};
+pub use schema::{migrations, partitions};
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -105,7 +105,7 @@ macro_rules! query {
         $(#[$doc])*
         pub static $name: Query = Query {
             file: $file,
-            psql_text: include_str!(concat!("../queries/", $file)),
+            psql_text: include_str!(concat!("../../queries/", $file)),
             params: $params,
             bound: OnceLock::new(),
         };

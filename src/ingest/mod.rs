@@ -1,0 +1,10 @@
+//! What goes into the two tables: the idempotent insert path for a batch, replaying event files
+//! through it (with their rejects file), repairing what the checks find, and synthetic events.
+
+pub mod batch;
+pub mod generate;
+pub mod rejects;
+pub mod repair;
+pub mod replay;
+
+pub use batch::*;
