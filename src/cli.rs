@@ -419,7 +419,7 @@ pub struct SequenceArgs {
 #[derive(Debug, Args)]
 pub struct CheckPartitionsArgs {
     /// WARNING when fewer future months than this have their partition
-    #[arg(long, value_name = "MONTHS", default_value_t = crate::partitions::DEFAULT_MONTHS_AHEAD,
+    #[arg(long, value_name = "MONTHS", default_value_t = crate::schema::partitions::DEFAULT_MONTHS_AHEAD,
           value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_MONTHS_AHEAD)))]
     pub ahead: u32,
 
@@ -480,8 +480,8 @@ pub struct PartitionsCreateArgs {
     pub months: u32,
 
     /// The first month (YYYY-MM, UTC); default: the current month
-    #[arg(long, value_name = "YYYY-MM", value_parser = crate::partitions::Month::parse)]
-    pub from: Option<crate::partitions::Month>,
+    #[arg(long, value_name = "YYYY-MM", value_parser = crate::schema::partitions::Month::parse)]
+    pub from: Option<crate::schema::partitions::Month>,
 
     /// How long to wait for the lock on metrics
     #[arg(long, value_name = "DURATION", default_value = "10s",

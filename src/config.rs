@@ -20,11 +20,11 @@ use anyhow::{Context as _, anyhow, bail};
 
 use crate::cli::{GlobalArgs, MAX_CONNECT_TIMEOUT};
 use crate::db;
-use crate::pgpass;
-use crate::status::{CouldNotRun, Failure};
-use crate::target::{
+use crate::db::pgpass;
+use crate::db::target::{
     DEFAULT_DATABASE_URL, DatabaseTarget, PasswordSource, TargetOrigin, TlsDefaults,
 };
+use crate::status::{CouldNotRun, Failure};
 
 /// Connecting gives up after this long unless told otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,11 +13,6 @@ pub mod output;
 pub mod schema;
 pub mod status;
 
-// The modules' old places, until every path names the new ones.
-pub use db::{pgpass, queries, sandbox, target, tls};
-pub use ingest::{generate, rejects, repair, replay};
-pub use schema::{migrations, partitions};
-
 use std::ffi::OsString;
 use std::process::ExitCode;
 

@@ -4,7 +4,7 @@ use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
-use metricsctl::sandbox::{Sandbox, SandboxOptions, TlsFiles};
+use metricsctl::db::sandbox::{Sandbox, SandboxOptions, TlsFiles};
 
 use crate::support::{TestDatabase, connect_url, metricsctl, url_with_database};
 

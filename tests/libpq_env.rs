@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
-use metricsctl::sandbox::{Sandbox, SandboxOptions};
+use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::{connect_url, metricsctl, pg_tool, stderr_of, stdout_of};
 

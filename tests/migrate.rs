@@ -113,7 +113,7 @@ fn a_second_migrate_waits_for_the_lock_then_finds_nothing_to_do() {
     holder
         .execute(
             "SELECT pg_advisory_lock($1)",
-            &[&metricsctl::migrations::MIGRATION_LOCK_KEY],
+            &[&metricsctl::schema::migrations::MIGRATION_LOCK_KEY],
         )
         .unwrap();
     let holder_pid: i32 = holder
@@ -153,7 +153,7 @@ fn the_lock_timeout_names_the_holder_and_exits_3() {
     holder
         .execute(
             "SELECT pg_advisory_lock($1)",
-            &[&metricsctl::migrations::MIGRATION_LOCK_KEY],
+            &[&metricsctl::schema::migrations::MIGRATION_LOCK_KEY],
         )
         .unwrap();
     let holder_pid: i32 = holder

@@ -8,7 +8,7 @@ use chrono::{Datelike, Months, NaiveDate};
 use predicates::str::contains;
 use serde_json::Value;
 
-use metricsctl::sandbox::{Sandbox, SandboxOptions};
+use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::{
     TestDatabase, assert_exactly_once, generate_events, metricsctl_process, pg_tool, stderr_of,

@@ -6,7 +6,7 @@ use crate::support::{TestDatabase, pg_tool, stderr_of};
 fn every_query_file_runs_in_psql_with_its_variables() {
     let db = TestDatabase::new();
     db.migrate();
-    for query in metricsctl::queries::all() {
+    for query in metricsctl::db::queries::all() {
         let mut psql = std::process::Command::new(pg_tool("psql"));
         psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
             .arg(format!("--dbname={}", db.url));
@@ -74,9 +74,9 @@ fn every_query_file_runs_in_psql_with_its_variables() {
 
 #[test]
 fn compiled_queries_are_the_files_on_disk() {
-    let queries = metricsctl::queries::all()
+    let queries = metricsctl::db::queries::all()
         .into_iter()
-        .chain(metricsctl::queries::maintenance());
+        .chain(metricsctl::db::queries::maintenance());
     for query in queries {
         let on_disk = std::fs::read_to_string(format!(
             "{}/queries/{}",
@@ -103,7 +103,7 @@ fn the_seeds_queries_answer_through_bind_parameters() {
         .unwrap();
     let rows = client
         .query(
-            metricsctl::queries::SENSOR_EVENTS_BY_TIMESTAMP.sql(),
+            metricsctl::db::queries::SENSOR_EVENTS_BY_TIMESTAMP.sql(),
             &[&"sensor_123"],
         )
         .unwrap();
@@ -111,7 +111,7 @@ fn the_seeds_queries_answer_through_bind_parameters() {
     assert_eq!(ids, vec!["e2", "e1"]);
     let hostile = client
         .query(
-            metricsctl::queries::SENSOR_EVENTS_BY_TIMESTAMP.sql(),
+            metricsctl::db::queries::SENSOR_EVENTS_BY_TIMESTAMP.sql(),
             &[&"x'; DROP TABLE metrics; --"],
         )
         .unwrap();
@@ -121,9 +121,9 @@ fn the_seeds_queries_answer_through_bind_parameters() {
 
 #[test]
 fn every_file_in_queries_is_compiled_in() {
-    let compiled: std::collections::BTreeSet<&str> = metricsctl::queries::all()
+    let compiled: std::collections::BTreeSet<&str> = metricsctl::db::queries::all()
         .into_iter()
-        .chain(metricsctl::queries::maintenance())
+        .chain(metricsctl::db::queries::maintenance())
         .map(|q| q.file)
         .collect();
     let on_disk: std::collections::BTreeSet<String> =

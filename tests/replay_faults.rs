@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use metricsctl::sandbox::{Sandbox, SandboxOptions};
+use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::{
     Layout, TestDatabase, assert_claim_holds, assert_consistent, assert_exactly_once,

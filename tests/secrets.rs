@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use predicates::str::contains;
 
-use metricsctl::sandbox::{Sandbox, SandboxOptions};
+use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::{
     TestDatabase, metricsctl, metricsctl_process, stderr_of, stdout_of, url_with_database,
@@ -457,7 +457,7 @@ fn migrate_holds_its_lock_on_the_session_that_migrates() {
         .query_one(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
              AND ((classid::bigint << 32) | objid::bigint) = $1",
-            &[&metricsctl::migrations::MIGRATION_LOCK_KEY],
+            &[&metricsctl::schema::migrations::MIGRATION_LOCK_KEY],
         )
         .unwrap()
         .get(0);
@@ -492,8 +492,8 @@ fn an_abandoned_sandbox_still_has_its_own_server_stopped() {
         .trim()
         .parse()
         .unwrap();
-    assert!(metricsctl::sandbox::is_postmaster_of(pid, &data));
-    assert!(!metricsctl::sandbox::is_postmaster_of(
+    assert!(metricsctl::db::sandbox::is_postmaster_of(pid, &data));
+    assert!(!metricsctl::db::sandbox::is_postmaster_of(
         std::process::id() as i32,
         &data
     ));

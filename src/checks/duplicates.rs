@@ -5,8 +5,9 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold};
+use crate::db::queries;
+use crate::schema::partitions;
 use crate::status::Status;
-use crate::{partitions, queries};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DuplicatesReport {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Cell;
 use super::{CheckReport, Column, Measure, Section, Threshold, count_of, human_seconds};
-use crate::queries;
+use crate::db::queries;
 use crate::status::Status;
 
 #[derive(Debug, Clone)]

@@ -264,7 +264,10 @@ pub fn series_of(check: &str) -> (Vec<&'static str>, Vec<Measure>) {
         "sequence" => (vec!["sequence"], sequence::measures(None)),
         "lag" => (vec!["lag"], lag::measures(None)),
         "rate" => (vec!["rate"], rate::measures(None)),
-        "migrations" => (vec!["migrations"], crate::migrations::measures_of(None)),
+        "migrations" => (
+            vec!["migrations"],
+            crate::schema::migrations::measures_of(None),
+        ),
         _ => (Vec::new(), Vec::new()),
     }
 }

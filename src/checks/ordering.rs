@@ -8,7 +8,7 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of, human_seconds};
-use crate::queries;
+use crate::db::queries;
 use crate::status::Status;
 
 #[derive(Debug, Clone)]

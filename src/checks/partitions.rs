@@ -5,7 +5,7 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
-use crate::partitions::{self, Bound, Month, Partition};
+use crate::schema::partitions::{self, Bound, Month, Partition};
 use crate::status::{Failure, Status};
 
 /// DEFAULT is counted up to this many rows: enough to say it holds some.

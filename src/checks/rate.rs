@@ -5,7 +5,7 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
-use crate::queries;
+use crate::db::queries;
 use crate::status::Status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]

@@ -5,7 +5,7 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold};
-use crate::queries;
+use crate::db::queries;
 use crate::status::Status;
 
 #[derive(Debug, Clone, Serialize)]

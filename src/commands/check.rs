@@ -9,7 +9,7 @@ use crate::cli::{CheckAction, CheckCommand, CheckFormat, CheckOutputArgs};
 use crate::config::Context;
 use crate::db;
 use crate::output::{self, Destination};
-use crate::partitions::{DEFAULT_MONTHS_AHEAD, Layout};
+use crate::schema::partitions::{DEFAULT_MONTHS_AHEAD, Layout};
 use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 pub fn exec(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
@@ -55,7 +55,7 @@ fn all(ctx: &Context, output: &CheckOutputArgs, limit: u32) -> CommandResult {
         all.add(&ordering::run(client, &options)?)?;
         all.add(&duplicates::run(client, limit)?)?;
         all.add(&sequence::run(client)?)?;
-        if crate::partitions::layout(client)? == Layout::Partitioned {
+        if crate::schema::partitions::layout(client)? == Layout::Partitioned {
             all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?)?;
         }
         Ok(all)

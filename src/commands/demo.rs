@@ -14,11 +14,11 @@ use crate::cli::{
 };
 use crate::commands::{check, lag, migrate, partitions, rate, repair, replay};
 use crate::config::Context;
-use crate::generate;
+use crate::db::sandbox::{Sandbox, SandboxOptions};
+use crate::db::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
+use crate::ingest::generate;
 use crate::output::{self, shell_quote};
-use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::status::{CommandResult, CouldNotRun, Status};
-use crate::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
 
 const DEMO_DATABASE: &str = "metrics";
 
@@ -267,7 +267,7 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     );
     let (lost, bypassed) = (&facts.first_event_id, &facts.last_event_id);
     ctx.connect()?
-        .query_one(crate::queries::DEMO_DAMAGE.sql(), &[lost, bypassed])?;
+        .query_one(crate::db::queries::DEMO_DAMAGE.sql(), &[lost, bypassed])?;
     ctx.say(format!(
         "Deleted the metric of {lost} and the guard row of {bypassed} (two of the sample's events)."
     ));

@@ -6,7 +6,7 @@ use std::io::{BufWriter, ErrorKind, Write};
 use anyhow::{Context as _, anyhow};
 
 use crate::cli::GenerateArgs;
-use crate::generate::{self, EventGenerator, EventWriter, GeneratorSettings};
+use crate::ingest::generate::{self, EventGenerator, EventWriter, GeneratorSettings};
 use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 pub fn exec(args: &GenerateArgs) -> CommandResult {

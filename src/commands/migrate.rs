@@ -3,8 +3,8 @@
 use crate::cli::{MigrateArgs, MigrateRepairArgs, MigrateStatusArgs, ReportFormat};
 use crate::commands::check::run_report;
 use crate::config::Context;
-use crate::migrations::{self, MigrationReport, RepairReport};
 use crate::output;
+use crate::schema::migrations::{self, MigrationReport, RepairReport};
 use crate::status::{CommandResult, Status};
 
 pub fn exec(ctx: &Context, args: &MigrateArgs) -> CommandResult {
@@ -75,7 +75,7 @@ fn dry_run(ctx: &Context, client: &mut postgres::Client, args: &MigrateArgs) -> 
     status.ensure_no_drift()?;
     let pending = migrations::pending_sql(&status);
     let partitioning = if args.partitioned {
-        crate::partitions::partitioned_layout_sql(client)?
+        crate::schema::partitions::partitioned_layout_sql(client)?
     } else {
         Vec::new()
     };
@@ -120,7 +120,7 @@ fn dry_run(ctx: &Context, client: &mut postgres::Client, args: &MigrateArgs) -> 
                 text.push_str(&format!(
                     "\n-- --partitioned: metrics partitioned by UTC month, with this month and the \
                      next {} ahead\n{}\n",
-                    crate::partitions::DEFAULT_MONTHS_AHEAD,
+                    crate::schema::partitions::DEFAULT_MONTHS_AHEAD,
                     partitioning.join("\n")
                 ));
             }

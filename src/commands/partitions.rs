@@ -10,7 +10,7 @@ use crate::cli::{
 };
 use crate::config::Context;
 use crate::output;
-use crate::partitions::{self, RetentionOptions};
+use crate::schema::partitions::{self, RetentionOptions};
 use crate::status::{CommandResult, Status};
 
 pub fn exec(ctx: &Context, cmd: &PartitionsCommand) -> CommandResult {

@@ -6,8 +6,8 @@ use crate::checks::{CheckReport, duplicates, sequence};
 use crate::cli::{RepairArgs, ReportFormat};
 use crate::config::Context;
 use crate::db;
+use crate::ingest::repair::{self, RepairError, RepairOptions, RepairReport};
 use crate::output;
-use crate::repair::{self, RepairError, RepairOptions, RepairReport};
 use crate::status::{CommandResult, Failure, Status};
 
 pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {

@@ -12,8 +12,8 @@ use crate::config::Context;
 use crate::db;
 use crate::events::open_inputs;
 use crate::ingest::Ingestor;
+use crate::ingest::replay::{self, ReplayOptions, ReplaySummary, StopCause};
 use crate::output;
-use crate::replay::{self, ReplayOptions, ReplaySummary, StopCause};
 use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 /// Rejections printed one by one on stderr; the rest are counted (all go to --rejects).

@@ -9,10 +9,10 @@ use anyhow::anyhow;
 use postgres::Client;
 use postgres::error::SqlState;
 
+use crate::db::queries;
+use crate::db::target::{DatabaseTarget, TargetOrigin};
 use crate::output::{escape_control, shell_quote};
-use crate::queries;
 use crate::status::{CouldNotRun, Failure};
-use crate::target::{DatabaseTarget, TargetOrigin};
 
 /// Shown in pg_stat_activity, so a blocked operator can see who holds a lock.
 pub const APPLICATION_NAME: &str = "metricsctl";

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use anyhow::{Context as _, anyhow, bail};
 use postgres::config::Host;
 
-use crate::tls::{RootCerts, SslMode, TlsPolicy};
+use crate::db::tls::{RootCerts, SslMode, TlsPolicy};
 
 /// The seed's connection string, used when nothing else is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgresql://metrics:metrics@localhost:5432/metrics";

@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
 use postgres::{Client, Statement};
 
+use crate::db::queries;
 use crate::events::Event;
-use crate::{partitions, queries};
+use crate::schema::partitions;
 
 /// How often a batch that lost a deadlock or serialization race is tried again.
 const MAX_ATTEMPTS: u32 = 8;

@@ -14,8 +14,8 @@ use postgres::{Client, GenericClient, Transaction};
 use serde::Serialize;
 
 use crate::db;
-use crate::partitions::{self, Layout};
-use crate::queries;
+use crate::db::queries;
+use crate::schema::partitions::{self, Layout};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RepairOptions {

@@ -27,9 +27,9 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::events::{Event, EventReader, Format, InputFile, Parsed, Record};
+use crate::ingest::rejects::RejectsFile;
 use crate::ingest::{EventBatch, IngestError, Ingestor};
-use crate::partitions::{self, Coverage};
-use crate::rejects::RejectsFile;
+use crate::schema::partitions::{self, Coverage};
 
 /// Rejections kept in the summary; all are counted and all go to `--rejects`.
 const REJECTIONS_IN_SUMMARY: usize = 100;

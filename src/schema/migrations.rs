@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::checks::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
 use crate::db;
-use crate::queries;
+use crate::db::queries;
 use crate::status::{CouldNotRun, Failure, Status};
 
 mod embedded {
@@ -356,7 +356,7 @@ pub fn pending_sql(status: &SchemaStatus) -> Vec<(MigrationStatus, String)> {
 pub struct MigrationReport {
     pub applied: Vec<MigrationStatus>,
     pub schema_version: Option<i32>,
-    pub layout: crate::partitions::Layout,
+    pub layout: crate::schema::partitions::Layout,
     /// With `--partitioned`: the monthly partitions this run created.
     pub partitions_created: Vec<String>,
     pub elapsed_ms: u128,
@@ -407,7 +407,7 @@ fn migrate_locked(
     }
     // Still under the lock, so replicas starting `migrate --partitioned` together convert once.
     let partitions_created = if partitioned {
-        crate::partitions::ensure_partitioned_layout(client, lock_timeout)?
+        crate::schema::partitions::ensure_partitioned_layout(client, lock_timeout)?
             .months
             .into_iter()
             .filter(|m| m.action != "present")
@@ -430,7 +430,7 @@ fn migrate_locked(
     Ok(MigrationReport {
         applied,
         schema_version: after.current_version(),
-        layout: crate::partitions::layout(client)?,
+        layout: crate::schema::partitions::layout(client)?,
         partitions_created,
         elapsed_ms: started.elapsed().as_millis(),
     })

@@ -20,7 +20,7 @@ use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
 use postgres::{Client, Transaction};
 use serde::Serialize;
 
-use crate::queries;
+use crate::db::queries;
 use crate::status::{CouldNotRun, Failure};
 
 /// How `metrics` is laid out.

@@ -14,8 +14,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use metricsctl::sandbox::{PgBinaries, Sandbox, SandboxOptions};
-use metricsctl::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
+use metricsctl::db::sandbox::{PgBinaries, Sandbox, SandboxOptions};
+use metricsctl::db::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
 
 pub const TEST_DATABASE_URL_VARIABLE: &str = "METRICSCTL_TEST_DATABASE_URL";
 
