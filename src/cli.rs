@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::checks::rate::Bucket;
 use crate::events::Format;
+use crate::output::CheckFormat;
 
 /// Events per transaction. Measured with bench/replay.sh (see README): throughput rises steeply
 /// up to a few thousand and is flat beyond; larger batches only hold locks and memory longer.
@@ -255,7 +256,7 @@ pub struct ReplayArgs {
 
     /// Read every file as this format instead of detecting it from its first line
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub input_format: Option<Format>,
+    pub input_format: Option<EventFormatArg>,
 
     /// Events per transaction
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH_SIZE,
@@ -305,8 +306,8 @@ pub struct GenerateArgs {
     pub seed: u64,
 
     /// The format to write
-    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = EventFormatArg::Jsonl)]
+    pub format: EventFormatArg,
 
     /// Compress the output with gzip
     #[arg(long)]
@@ -329,9 +330,9 @@ pub struct GenerateArgs {
     pub kafka_partitions: u32,
 }
 
-/// How a check reports, for people, scripts and monitoring.
+/// `--format` of the checks: how a check reports, for people, scripts and monitoring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum CheckFormat {
+pub enum CheckFormatArg {
     /// Tables for people
     #[default]
     Table,
@@ -345,15 +346,71 @@ pub enum CheckFormat {
     Prometheus,
 }
 
+impl From<CheckFormatArg> for CheckFormat {
+    fn from(format: CheckFormatArg) -> CheckFormat {
+        match format {
+            CheckFormatArg::Table => CheckFormat::Table,
+            CheckFormatArg::Json => CheckFormat::Json,
+            CheckFormatArg::Csv => CheckFormat::Csv,
+            CheckFormatArg::Nagios => CheckFormat::Nagios,
+            CheckFormatArg::Prometheus => CheckFormat::Prometheus,
+        }
+    }
+}
+
+/// `--input-format` of replay and `--format` of generate: an event file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventFormatArg {
+    /// One JSON object per line
+    Jsonl,
+    /// CSV with a header row naming the columns
+    Csv,
+    /// kcat -J envelopes whose payload is the event as a JSON string
+    Kcat,
+}
+
+impl From<EventFormatArg> for Format {
+    fn from(format: EventFormatArg) -> Format {
+        match format {
+            EventFormatArg::Jsonl => Format::Jsonl,
+            EventFormatArg::Csv => Format::Csv,
+            EventFormatArg::Kcat => Format::Kcat,
+        }
+    }
+}
+
+/// `rate --by`: the bucket size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BucketArg {
+    Minute,
+    Hour,
+}
+
+impl From<BucketArg> for Bucket {
+    fn from(bucket: BucketArg) -> Bucket {
+        match bucket {
+            BucketArg::Minute => Bucket::Minute,
+            BucketArg::Hour => Bucket::Hour,
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct CheckOutputArgs {
-    #[arg(long, value_enum, default_value_t)]
-    pub format: CheckFormat,
+    #[arg(long = "format", value_name = "FORMAT", value_enum, default_value_t)]
+    pub format_arg: CheckFormatArg,
 
     /// Write the report to FILE atomically (a temporary file in the same directory, then
     /// rename), whatever the exit status: for node_exporter's textfile collector
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+impl CheckOutputArgs {
+    /// How the report is rendered.
+    pub fn format(&self) -> CheckFormat {
+        self.format_arg.into()
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -626,8 +683,8 @@ pub struct RateArgs {
     pub minutes: u32,
 
     /// Bucket size
-    #[arg(long, value_enum, default_value_t = Bucket::Minute)]
-    pub by: Bucket,
+    #[arg(long, value_enum, default_value_t = BucketArg::Minute)]
+    pub by: BucketArg,
 
     /// WARNING when the last complete bucket has fewer events than this
     #[arg(long, value_name = "EVENTS")]

@@ -12,8 +12,23 @@ use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
 use crate::checks::{self, CheckReport, Measure, Section};
-use crate::cli::CheckFormat;
 use crate::status::{Failure, Status};
+
+/// How a check's report is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckFormat {
+    /// Tables for people.
+    #[default]
+    Table,
+    /// JSON for scripts (documented, stable shape).
+    Json,
+    /// The main table as CSV, raw values.
+    Csv,
+    /// A Nagios/Icinga plugin status line with perfdata, then details (at most 4 KB).
+    Nagios,
+    /// Prometheus text format, for node_exporter's textfile collector.
+    Prometheus,
+}
 
 /// Nagios reads at most this much of a plugin's output (Nagios 3's limit; Icinga's too).
 pub const NAGIOS_OUTPUT_LIMIT: usize = 4096;

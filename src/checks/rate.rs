@@ -8,7 +8,7 @@ use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
 use crate::db::queries;
 use crate::status::Status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Bucket {
     Minute,

@@ -5,9 +5,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::checks::rate::Bucket;
 use crate::cli::{
-    CheckAction, CheckAllArgs, CheckCommand, CheckOutputArgs, DEFAULT_BATCH_SIZE,
+    BucketArg, CheckAction, CheckAllArgs, CheckCommand, CheckOutputArgs, DEFAULT_BATCH_SIZE,
     DEFAULT_REPLAY_JOBS, DemoArgs, DuplicatesArgs, LagArgs, LimitArgs, MigrateArgs,
     MigrateStatusArgs, OrderingArgs, PartitionsListArgs, RateArgs, RepairArgs, ReplayArgs,
     ReportFormat,
@@ -347,7 +346,7 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     );
     let rate_args = RateArgs {
         minutes: 5,
-        by: Bucket::Minute,
+        by: BucketArg::Minute,
         warn_below: None,
         crit_below: None,
         output,

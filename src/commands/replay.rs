@@ -49,7 +49,7 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
         ingestors.push(Ingestor::new(ctx.connect()?)?);
     }
     let options = ReplayOptions {
-        format: args.input_format,
+        format: args.input_format.map(Into::into),
         batch_size: args.batch_size as usize,
         strict: args.strict,
         dry_run: args.dry_run,

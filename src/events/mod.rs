@@ -40,14 +40,14 @@ pub enum Parsed {
 }
 
 /// The input formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// One JSON object per line
+    /// One JSON object per line.
     Jsonl,
-    /// CSV with a header row naming the columns
+    /// CSV with a header row naming the columns.
     Csv,
-    /// kcat -J envelopes whose payload is the event as a JSON string
+    /// kcat -J envelopes whose payload is the event as a JSON string.
     Kcat,
 }
 
