@@ -315,7 +315,7 @@ impl Context {
     }
 
     pub fn connect(&self) -> Result<postgres::Client, Failure> {
-        db::connect(&self.target, self.connect_timeout)
+        Ok(db::connect(&self.target, self.connect_timeout)?)
     }
 
     /// Prints an informational line on stderr unless --quiet.
@@ -330,7 +330,7 @@ impl Context {
         &self,
         status: crate::status::Status,
         text: impl fmt::Display,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), crate::output::OutputLost> {
         if self.quiet && status == crate::status::Status::Ok {
             return Ok(());
         }

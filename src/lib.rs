@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod events;
 pub mod ingest;
 pub mod output;

@@ -57,19 +57,21 @@ pub fn table<H: Into<comfy_table::Cell>>(header: impl IntoIterator<Item = H>) ->
 
 /// Writes a line of data to stdout. A closed pipe (`metricsctl ... | head`) is not an error;
 /// any other failure (a full disk) is, so a lost report never reads as success.
-pub fn print(text: impl std::fmt::Display) -> anyhow::Result<()> {
+pub fn print(text: impl std::fmt::Display) -> Result<(), OutputLost> {
     let mut stdout = std::io::stdout().lock();
     let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
     match written {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(OutputLost(e).into()),
+        Err(e) => Err(OutputLost(e)),
     }
 }
 
 /// Writes a report as pretty JSON to stdout.
-pub fn print_json<T: Serialize>(report: &T) -> anyhow::Result<()> {
-    print(serde_json::to_string_pretty(report)?)
+pub fn print_json<T: Serialize>(report: &T) -> Result<(), OutputLost> {
+    let json =
+        serde_json::to_string_pretty(report).map_err(|e| OutputLost(std::io::Error::other(e)))?;
+    print(json)
 }
 
 /// Where a report goes: stdout, or a file replaced atomically.
@@ -91,7 +93,7 @@ impl Destination {
     pub fn deliver(&self, text: &str) -> anyhow::Result<()> {
         match self {
             Destination::Stdout if text.is_empty() => Ok(()),
-            Destination::Stdout => print(text),
+            Destination::Stdout => Ok(print(text)?),
             Destination::File(path) => write_atomically(path, text),
         }
     }

@@ -78,9 +78,29 @@ impl Failure {
     }
 }
 
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(error: E) -> Failure {
-        Failure::critical(error)
+/// What the library's kinds of trouble mean for a command, unless the command decides otherwise:
+/// the work failed (CRITICAL) only where the database refused it or drifted; everything else
+/// means the command could not run (UNKNOWN).
+impl From<crate::error::Error> for Failure {
+    fn from(error: crate::error::Error) -> Failure {
+        use crate::error::What;
+        let status = match error.what() {
+            What::Database | What::Drift => Status::Critical,
+            What::Unreachable | What::WrongSchema | What::LockTimeout | What::Refused => {
+                Status::Unknown
+            }
+        };
+        Failure {
+            status,
+            error: error.into_inner(),
+        }
+    }
+}
+
+/// A report that could not be written: whatever the command found, it could not say so.
+impl From<crate::output::OutputLost> for Failure {
+    fn from(lost: crate::output::OutputLost) -> Failure {
+        Failure::could_not_run(lost)
     }
 }
 
@@ -126,9 +146,19 @@ mod tests {
     }
 
     #[test]
-    fn plain_errors_are_critical_and_marked_ones_unknown() {
-        let plain: Failure = anyhow::anyhow!("boom").into();
-        assert_eq!(plain.status, Status::Critical);
+    fn the_domains_kinds_of_trouble_map_to_critical_only_where_the_work_failed() {
+        use crate::error::{Error, What};
+        let status_of = |what| Failure::from(Error::new(what, anyhow::anyhow!("x"))).status;
+        assert_eq!(status_of(What::Database), Status::Critical);
+        assert_eq!(status_of(What::Drift), Status::Critical);
+        for what in [
+            What::Unreachable,
+            What::WrongSchema,
+            What::LockTimeout,
+            What::Refused,
+        ] {
+            assert_eq!(status_of(what), Status::Unknown, "{what:?}");
+        }
         let marked = Err::<(), _>(anyhow::anyhow!("no server"))
             .could_not_run()
             .unwrap_err();

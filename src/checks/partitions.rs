@@ -5,8 +5,9 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
+use crate::error;
 use crate::schema::partitions::{self, Bound, Month, Partition};
-use crate::status::{Failure, Status};
+use crate::status::Status;
 
 /// DEFAULT is counted up to this many rows: enough to say it holds some.
 const DEFAULT_ROWS_CAP: i64 = 1_000_000;
@@ -30,7 +31,7 @@ pub fn run(
     client: &mut Client,
     ahead_required: u32,
     exact: bool,
-) -> Result<PartitionsReport, Failure> {
+) -> error::Result<PartitionsReport> {
     partitions::ensure_partitioned(client)?;
     let list = partitions::list(client, exact)?;
     let current = partitions::current_month(client)?;

@@ -8,6 +8,7 @@ use crate::checks::{AllChecks, CheckReport, duplicates, ordering, partitions, se
 use crate::cli::{CheckAction, CheckCommand, CheckOutputArgs};
 use crate::config::Context;
 use crate::db;
+use crate::error;
 use crate::output::CheckFormat;
 use crate::output::{self, Destination};
 use crate::schema::partitions::{DEFAULT_MONTHS_AHEAD, Layout};
@@ -53,11 +54,11 @@ fn all(ctx: &Context, output: &CheckOutputArgs, limit: u32) -> CommandResult {
             ingested_since: None,
             limit,
         };
-        all.add(&ordering::run(client, &options)?)?;
-        all.add(&duplicates::run(client, limit)?)?;
-        all.add(&sequence::run(client)?)?;
+        all.add(&ordering::run(client, &options)?);
+        all.add(&duplicates::run(client, limit)?);
+        all.add(&sequence::run(client)?);
         if crate::schema::partitions::layout(client)? == Layout::Partitioned {
-            all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?)?;
+            all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?);
         }
         Ok(all)
     })
@@ -71,7 +72,7 @@ pub fn run_check<R: CheckReport>(
     ctx: &Context,
     name: &str,
     output: &CheckOutputArgs,
-    check: impl FnOnce(&mut Client) -> Result<R, Failure>,
+    check: impl FnOnce(&mut Client) -> error::Result<R>,
 ) -> CommandResult {
     run_report(ctx, name, output, true, check)
 }
@@ -82,14 +83,14 @@ pub fn run_report<R: CheckReport>(
     name: &str,
     output: &CheckOutputArgs,
     needs_schema: bool,
-    check: impl FnOnce(&mut Client) -> Result<R, Failure>,
+    check: impl FnOnce(&mut Client) -> error::Result<R>,
 ) -> CommandResult {
-    let outcome = (|| {
+    let outcome = (|| -> Result<R, Failure> {
         let mut client = ctx.connect()?;
         if needs_schema {
             db::ensure_schema(&mut client)?;
         }
-        check(&mut client)
+        Ok(check(&mut client)?)
     })();
     let destination = Destination::from_flag(output.output.as_ref());
     match outcome {

@@ -266,7 +266,8 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     );
     let (lost, bypassed) = (&facts.first_event_id, &facts.last_event_id);
     ctx.connect()?
-        .query_one(crate::db::queries::DEMO_DAMAGE.sql(), &[lost, bypassed])?;
+        .query_one(crate::db::queries::DEMO_DAMAGE.sql(), &[lost, bypassed])
+        .map_err(crate::error::Error::from)?;
     ctx.say(format!(
         "Deleted the metric of {lost} and the guard row of {bypassed} (two of the sample's events)."
     ));

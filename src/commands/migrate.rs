@@ -3,7 +3,8 @@
 use crate::cli::{MigrateArgs, MigrateRepairArgs, MigrateStatusArgs, ReportFormat};
 use crate::commands::check::run_report;
 use crate::config::Context;
-use crate::output;
+use crate::error::Error;
+use crate::output::{self, OutputLost};
 use crate::schema::migrations::{self, MigrationReport, RepairReport};
 use crate::status::{CommandResult, Status};
 
@@ -25,7 +26,7 @@ fn print_report(
     ctx: &Context,
     report: &MigrationReport,
     format: ReportFormat,
-) -> anyhow::Result<()> {
+) -> Result<(), OutputLost> {
     let version = report
         .schema_version
         .map(|v| format!("version {v}"))
@@ -71,7 +72,7 @@ fn print_report(
 }
 
 fn dry_run(ctx: &Context, client: &mut postgres::Client, args: &MigrateArgs) -> CommandResult {
-    let status = migrations::read_status(client)?;
+    let status = migrations::read_status(client).map_err(Error::from)?;
     status.ensure_no_drift()?;
     let pending = migrations::pending_sql(&status);
     let partitioning = if args.partitioned {
@@ -165,7 +166,11 @@ pub fn exec_repair(ctx: &Context, args: &MigrateRepairArgs) -> CommandResult {
     Ok(report.status())
 }
 
-fn print_repair(ctx: &Context, report: &RepairReport, format: ReportFormat) -> anyhow::Result<()> {
+fn print_repair(
+    ctx: &Context,
+    report: &RepairReport,
+    format: ReportFormat,
+) -> Result<(), OutputLost> {
     if format == ReportFormat::Json {
         output::print_json(report)?;
     }

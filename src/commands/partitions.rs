@@ -9,7 +9,8 @@ use crate::cli::{
     PartitionsEnableArgs, PartitionsListArgs, ReportFormat,
 };
 use crate::config::Context;
-use crate::output;
+use crate::error::Error;
+use crate::output::{self, OutputLost};
 use crate::schema::partitions::{self, RetentionOptions};
 use crate::status::{CommandResult, Status};
 
@@ -89,7 +90,7 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
     Ok(Status::Ok)
 }
 
-fn print_months(plan: &partitions::EnablePlan) -> anyhow::Result<()> {
+fn print_months(plan: &partitions::EnablePlan) -> Result<(), OutputLost> {
     let mut table = output::table(["month", "partition", "rows"]);
     for month in &plan.months {
         table.add_row(vec![
@@ -105,7 +106,7 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
     let mut client = ctx.connect()?;
     let from = match args.from {
         Some(month) => month,
-        None => partitions::current_month(&mut client)?,
+        None => partitions::current_month(&mut client).map_err(Error::from)?,
     };
     let report = partitions::create(&mut client, from, args.months, args.lock_timeout)?;
     match args.format {

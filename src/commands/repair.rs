@@ -6,8 +6,9 @@ use crate::checks::{CheckReport, duplicates, sequence};
 use crate::cli::{RepairArgs, ReportFormat};
 use crate::config::Context;
 use crate::db;
+use crate::error::Error;
 use crate::ingest::repair::{self, RepairError, RepairOptions, RepairReport};
-use crate::output;
+use crate::output::{self, OutputLost};
 use crate::status::{CommandResult, Failure, Status};
 
 pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
@@ -24,8 +25,8 @@ pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
         RepairError::Database(_) => Failure::critical(error),
     })?;
     // The check afterwards: what the database holds now.
-    let duplicates = duplicates::run(&mut client, args.limit)?;
-    let sequence = sequence::run(&mut client)?;
+    let duplicates = duplicates::run(&mut client, args.limit).map_err(Error::from)?;
+    let sequence = sequence::run(&mut client).map_err(Error::from)?;
     let healthy = duplicates.status() == Status::Ok && sequence.status() == Status::Ok;
     let status = if report.needs_operator() || (!report.dry_run && !healthy) {
         Status::Warning
@@ -70,7 +71,7 @@ pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
 }
 
 /// The repairs for people (nothing under --quiet when all is well).
-fn print_table(ctx: &Context, status: Status, report: &RepairReport) -> anyhow::Result<()> {
+fn print_table(ctx: &Context, status: Status, report: &RepairReport) -> Result<(), OutputLost> {
     let mut table = output::table(["repair", "rows", "what", "constraint restored"]);
     for step in &report.steps {
         let constraint = step.constraint_restored.unwrap_or("-");

@@ -10,10 +10,11 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 use crate::cli::{ReplayArgs, ReportFormat};
 use crate::config::Context;
 use crate::db;
+use crate::error::Error;
 use crate::events::open_inputs;
 use crate::ingest::Ingestor;
 use crate::ingest::replay::{self, ReplayOptions, ReplaySummary, StopCause};
-use crate::output;
+use crate::output::{self, OutputLost};
 use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 /// Rejections printed one by one on stderr; the rest are counted (all go to --rejects).
@@ -44,9 +45,9 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
     let mut client = ctx.connect()?;
     db::ensure_schema(&mut client)?;
     let jobs = if args.strict { 1 } else { args.jobs as usize };
-    let mut ingestors = vec![Ingestor::new(client)?];
+    let mut ingestors = vec![Ingestor::new(client).map_err(Error::from)?];
     for _ in 1..jobs {
-        ingestors.push(Ingestor::new(ctx.connect()?)?);
+        ingestors.push(Ingestor::new(ctx.connect()?).map_err(Error::from)?);
     }
     let options = ReplayOptions {
         format: args.input_format.map(Into::into),
@@ -132,7 +133,7 @@ fn print_summary(
     summary: &ReplaySummary,
     format: ReportFormat,
     all_well: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), OutputLost> {
     match format {
         ReportFormat::Json => output::print_json(summary),
         ReportFormat::Table => {

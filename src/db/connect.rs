@@ -11,20 +11,23 @@ use postgres::error::SqlState;
 
 use crate::db::queries;
 use crate::db::target::{DatabaseTarget, TargetOrigin};
+use crate::error::{Error, Result, What};
 use crate::output::{escape_control, shell_quote};
-use crate::status::{CouldNotRun, Failure};
 
 /// Shown in pg_stat_activity, so a blocked operator can see who holds a lock.
 pub const APPLICATION_NAME: &str = "metricsctl";
 
 /// Connects, bounding the whole attempt (TCP, TLS and authentication) by `timeout`.
 /// Every failure is "could not run" and says where, why and what to try — never the password.
-pub fn connect(target: &DatabaseTarget, timeout: Duration) -> Result<Client, Failure> {
+pub fn connect(target: &DatabaseTarget, timeout: Duration) -> Result<Client> {
     let tls = target.tls.connector().map_err(|e| {
-        Failure::could_not_run(e.context(format!(
-            "cannot connect to PostgreSQL at {}",
-            target.endpoint()
-        )))
+        Error::new(
+            What::Unreachable,
+            e.context(format!(
+                "cannot connect to PostgreSQL at {}",
+                target.endpoint()
+            )),
+        )
     })?;
     let mut config = target.config.clone();
     config.connect_timeout(timeout);
@@ -45,7 +48,7 @@ pub fn connect(target: &DatabaseTarget, timeout: Duration) -> Result<Client, Fai
             "Check the host, port and firewall, or raise --connect-timeout.",
         )),
     };
-    outcome.could_not_run()
+    outcome.map_err(|e| Error::new(What::Unreachable, e))
 }
 
 fn connect_failure(target: &DatabaseTarget, cause: &str, hint: &str) -> anyhow::Error {
@@ -219,18 +222,19 @@ pub fn lock_session(
     what: &str,
     timeout: Duration,
     mut on_wait: impl FnMut(&LockHolder),
-) -> Result<(), Failure> {
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut told = false;
+    let session_broke = |e: postgres::Error| Error::new(What::Unreachable, e);
     loop {
         let acquired: bool = session
             .query_one(queries::ADVISORY_LOCK_TRY.sql(), &[&key])
-            .could_not_run()?
+            .map_err(session_broke)?
             .get(0);
         if acquired {
             return Ok(());
         }
-        let holder = lock_holder(session, key).could_not_run()?;
+        let holder = lock_holder(session, key).map_err(session_broke)?;
         if !told && let Some(holder) = &holder {
             on_wait(holder);
             told = true;
@@ -240,24 +244,29 @@ pub fn lock_session(
             let who = holder
                 .map(|h| format!("held by {h}"))
                 .unwrap_or_else(|| "held by a session that has just ended".to_string());
-            return Err(anyhow!(
-                "gave up waiting for the {what} lock after {}: {who}. If that session is stuck, \
-                 end it with SELECT pg_terminate_backend(pid); otherwise wait for it or raise --lock-timeout.",
-                humantime::format_duration(timeout)
-            ))
-            .could_not_run();
+            return Err(Error::new(
+                What::LockTimeout,
+                anyhow!(
+                    "gave up waiting for the {what} lock after {}: {who}. If that session is stuck, \
+                     end it with SELECT pg_terminate_backend(pid); otherwise wait for it or raise --lock-timeout.",
+                    humantime::format_duration(timeout)
+                ),
+            ));
         }
         thread::sleep(Duration::from_millis(100).min(deadline - now));
     }
 }
 
 /// Releases a lock taken with [`lock_session`].
-pub fn unlock_session(session: &mut Client, key: i64) -> Result<(), postgres::Error> {
+pub fn unlock_session(session: &mut Client, key: i64) -> std::result::Result<(), postgres::Error> {
     session.query_one(queries::ADVISORY_UNLOCK.sql(), &[&key])?;
     Ok(())
 }
 
-fn lock_holder(session: &mut Client, key: i64) -> Result<Option<LockHolder>, postgres::Error> {
+fn lock_holder(
+    session: &mut Client,
+    key: i64,
+) -> std::result::Result<Option<LockHolder>, postgres::Error> {
     let row = session.query_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[&key])?;
     Ok(row.as_ref().map(LockHolder::from_row))
 }
@@ -278,7 +287,7 @@ impl LockHolder {
 pub fn table_lock_holders(
     client: &mut impl postgres::GenericClient,
     table: &str,
-) -> Result<Vec<LockHolder>, postgres::Error> {
+) -> std::result::Result<Vec<LockHolder>, postgres::Error> {
     Ok(client
         .query(queries::TABLE_LOCK_HOLDERS.sql(), &[&table])?
         .iter()
@@ -296,26 +305,33 @@ pub fn describe_holders(holders: &[LockHolder]) -> String {
 }
 
 /// Refuses to go on (exit 3) when the tables are not there yet.
-pub fn ensure_schema(client: &mut Client) -> Result<(), Failure> {
+pub fn ensure_schema(client: &mut Client) -> Result<()> {
     for table in ["processed_events", "metrics"] {
         if !relation_exists(client, table)? {
-            return Err(Failure::could_not_run(anyhow!(
-                "the table {table} does not exist: run `metricsctl migrate` first"
-            )));
+            return Err(Error::new(
+                What::WrongSchema,
+                anyhow!("the table {table} does not exist: run `metricsctl migrate` first"),
+            ));
         }
     }
     Ok(())
 }
 
 /// Whether a table exists, without touching it.
-pub fn relation_exists(client: &mut Client, name: &str) -> Result<bool, postgres::Error> {
+pub fn relation_exists(
+    client: &mut Client,
+    name: &str,
+) -> std::result::Result<bool, postgres::Error> {
     Ok(client
         .query_one(queries::RELATION_EXISTS.sql(), &[&name])?
         .get(0))
 }
 
 /// Bounds how long this session waits for table locks.
-pub fn set_lock_timeout(client: &mut Client, timeout: Duration) -> Result<(), postgres::Error> {
+pub fn set_lock_timeout(
+    client: &mut Client,
+    timeout: Duration,
+) -> std::result::Result<(), postgres::Error> {
     let milliseconds = timeout.as_millis().max(1).to_string();
     client.query_one(queries::SET_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
     Ok(())

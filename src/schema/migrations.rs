@@ -23,7 +23,8 @@ use serde::Serialize;
 use crate::checks::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
 use crate::db;
 use crate::db::queries;
-use crate::status::{CouldNotRun, Failure, Status};
+use crate::error::{self, Error, What};
+use crate::status::Status;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -132,7 +133,7 @@ impl SchemaStatus {
     }
 
     /// Refuses to go on when the database and this binary disagree about the past.
-    pub fn ensure_no_drift(&self) -> Result<(), Failure> {
+    pub fn ensure_no_drift(&self) -> error::Result<()> {
         let problems: Vec<String> = self
             .drifted()
             .map(|m| match m.state {
@@ -157,21 +158,27 @@ impl SchemaStatus {
             self.current_version()
                 .is_some_and(|current| m.version < current)
         }) {
-            return Err(Failure::critical(anyhow!(
-                "V{}__{} is pending but a later version is already applied; refinery applies \
+            return Err(Error::new(
+                What::Drift,
+                anyhow!(
+                    "V{}__{} is pending but a later version is already applied; refinery applies \
                  migrations in order only. Apply it by hand and record it, or renumber it",
-                out_of_order.version,
-                out_of_order.name
-            )));
+                    out_of_order.version,
+                    out_of_order.name
+                ),
+            ));
         }
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(Failure::critical(anyhow!(
-                "the database's schema history has drifted from this binary's migrations; \
+            Err(Error::new(
+                What::Drift,
+                anyhow!(
+                    "the database's schema history has drifted from this binary's migrations; \
                  nothing was changed:\n  {}",
-                problems.join("\n  ")
-            )))
+                    problems.join("\n  ")
+                ),
+            ))
         }
     }
 }
@@ -371,7 +378,7 @@ pub fn migrate(
     lock_timeout: Duration,
     partitioned: bool,
     on_wait: impl FnMut(&db::LockHolder),
-) -> Result<MigrationReport, Failure> {
+) -> error::Result<MigrationReport> {
     let started = std::time::Instant::now();
     db::lock_session(
         client,
@@ -391,7 +398,7 @@ fn migrate_locked(
     lock_timeout: Duration,
     partitioned: bool,
     started: std::time::Instant,
-) -> Result<MigrationReport, Failure> {
+) -> error::Result<MigrationReport> {
     // Read under the lock: another replica may have just applied everything.
     let before = read_status(client)?;
     before.ensure_no_drift()?;
@@ -437,13 +444,13 @@ fn migrate_locked(
 }
 
 /// Every migration's SQL and its history row, in one transaction: all or nothing.
-fn apply_in_one_transaction(client: &mut Client, migrations: &[&Migration]) -> Result<(), Failure> {
+fn apply_in_one_transaction(client: &mut Client, migrations: &[&Migration]) -> error::Result<()> {
     let mut tx = client.transaction()?;
     tx.batch_execute(queries::MIGRATION_HISTORY_CREATE.sql())?;
     for migration in migrations {
         let sql = migration.sql().unwrap_or_default();
         tx.batch_execute(sql)
-            .map_err(|e| Failure::critical(explain_migration_error(migration, sql, &e)))?;
+            .map_err(|e| Error::new(What::Database, explain_migration_error(migration, sql, &e)))?;
         let applied_on = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         tx.execute(
             queries::MIGRATION_HISTORY_INSERT.sql(),
@@ -596,7 +603,7 @@ pub fn repair(
     lock_timeout: Duration,
     dry_run: bool,
     on_wait: impl FnMut(&db::LockHolder),
-) -> Result<RepairReport, Failure> {
+) -> error::Result<RepairReport> {
     db::lock_session(
         client,
         MIGRATION_LOCK_KEY,
@@ -609,8 +616,10 @@ pub fn repair(
     outcome
 }
 
-fn repair_locked(client: &mut Client, dry_run: bool) -> Result<RepairReport, Failure> {
-    let applied = applied_rows(client).could_not_run()?;
+fn repair_locked(client: &mut Client, dry_run: bool) -> error::Result<RepairReport> {
+    let applied = applied_rows(client).map_err(|e| {
+        Error::new(What::WrongSchema, e).context("cannot read the migration history")
+    })?;
     let local = local_migrations();
     let mut report = RepairReport {
         dry_run,
@@ -679,12 +688,15 @@ fn repair_locked(client: &mut Client, dry_run: bool) -> Result<RepairReport, Fai
                 ],
             )?;
             if updated != 1 {
-                return Err(Failure::could_not_run(anyhow!(
-                    "V{}__{}'s history row changed while it was examined; nothing was repaired, \
+                return Err(Error::new(
+                    What::Refused,
+                    anyhow!(
+                        "V{}__{}'s history row changed while it was examined; nothing was repaired, \
                      run `metricsctl migrate repair` again",
-                    repair.version,
-                    repair.name
-                )));
+                        repair.version,
+                        repair.name
+                    ),
+                ));
             }
         }
         tx.commit()?;
@@ -786,10 +798,10 @@ mod tests {
         let err = status_of(&[(1, Changed), (2, Applied)])
             .ensure_no_drift()
             .unwrap_err();
-        let message = format!("{:#}", err.error);
+        let message = err.to_string();
         assert!(message.contains("V1__m1"), "{message}");
         assert!(message.contains("migrate repair"), "{message}");
-        assert_eq!(err.status, Status::Critical);
+        assert_eq!(err.what(), What::Drift);
         assert!(
             status_of(&[(1, Applied), (2, Pending)])
                 .ensure_no_drift()
@@ -803,6 +815,6 @@ mod tests {
         let err = status_of(&[(1, Pending), (2, Applied)])
             .ensure_no_drift()
             .unwrap_err();
-        assert!(format!("{:#}", err.error).contains("V1__m1"));
+        assert!(err.to_string().contains("V1__m1"));
     }
 }

@@ -15,13 +15,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
 use postgres::{Client, Transaction};
 use serde::Serialize;
 
 use crate::db::queries;
-use crate::status::{CouldNotRun, Failure};
+use crate::error::{self, Error, ResultExt as _, What};
 
 /// How `metrics` is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,25 +31,29 @@ pub enum Layout {
     Partitioned,
 }
 
-pub fn layout(client: &mut impl postgres::GenericClient) -> Result<Layout, Failure> {
+pub fn layout(client: &mut impl postgres::GenericClient) -> error::Result<Layout> {
     let row = client.query_opt(queries::METRICS_LAYOUT.sql(), &[])?;
     match row.map(|r| r.get::<_, String>("relkind")).as_deref() {
         Some("p") => Ok(Layout::Partitioned),
         Some(_) => Ok(Layout::Plain),
-        None => Err(Failure::could_not_run(anyhow!(
-            "the table metrics does not exist: run `metricsctl migrate` first"
-        ))),
+        None => Err(Error::new(
+            What::WrongSchema,
+            anyhow!("the table metrics does not exist: run `metricsctl migrate` first"),
+        )),
     }
 }
 
 /// Refuses (exit 3) unless metrics is partitioned.
-pub fn ensure_partitioned(client: &mut Client) -> Result<(), Failure> {
+pub fn ensure_partitioned(client: &mut Client) -> error::Result<()> {
     match layout(client)? {
         Layout::Partitioned => Ok(()),
-        Layout::Plain => Err(Failure::could_not_run(anyhow!(
-            "metrics is a plain table, not partitioned: run `metricsctl partitions enable` to convert it \
+        Layout::Plain => Err(Error::new(
+            What::WrongSchema,
+            anyhow!(
+                "metrics is a plain table, not partitioned: run `metricsctl partitions enable` to convert it \
              (or `metricsctl migrate --partitioned` on a new database)"
-        ))),
+            ),
+        )),
     }
 }
 
@@ -218,7 +222,7 @@ fn parse_bound(text: &str) -> Bound {
 }
 
 /// The partitions of metrics, in name order (months sort chronologically by name).
-pub fn list(client: &mut Client, exact: bool) -> Result<Vec<Partition>, Failure> {
+pub fn list(client: &mut Client, exact: bool) -> error::Result<Vec<Partition>> {
     Ok(read_partitions(client, exact)?)
 }
 
@@ -303,19 +307,22 @@ pub fn month_of(at: DateTime<Utc>) -> Month {
 }
 
 /// Holds the maintenance transaction's locks in the one order all of it uses: the parent first.
-fn lock_parent(tx: &mut Transaction<'_>, lock_timeout: Duration) -> Result<(), Failure> {
+fn lock_parent(tx: &mut Transaction<'_>, lock_timeout: Duration) -> error::Result<()> {
     let milliseconds = lock_timeout.as_millis().max(1).to_string();
     tx.query_one(queries::SET_LOCAL_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
     tx.batch_execute(queries::LOCK_METRICS.sql()).map_err(|e| {
         if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-            Failure::could_not_run(anyhow!(
-                "could not lock metrics within {}: a long transaction (a query, a replay, another \
-                 maintenance run) holds it; nothing was changed. Look for it in pg_stat_activity, \
-                 or retry with a longer --lock-timeout",
-                humantime::format_duration(lock_timeout)
-            ))
+            Error::new(
+                What::LockTimeout,
+                anyhow!(
+                    "could not lock metrics within {}: a long transaction (a query, a replay, \
+                     another maintenance run) holds it; nothing was changed. Look for it in \
+                     pg_stat_activity, or retry with a longer --lock-timeout",
+                    humantime::format_duration(lock_timeout)
+                ),
+            )
         } else {
-            Failure::critical(e)
+            Error::from(e)
         }
     })
 }
@@ -343,7 +350,7 @@ pub fn create(
     from: Month,
     months_ahead: u32,
     lock_timeout: Duration,
-) -> Result<CreateReport, Failure> {
+) -> error::Result<CreateReport> {
     ensure_partitioned(client)?;
     let mut tx = client.transaction()?;
     tx.query_one(queries::UTC_SESSION.sql(), &[])?;
@@ -383,7 +390,7 @@ pub fn create(
             continue;
         }
         if !ranges.is_empty() {
-            return Err(Failure::could_not_run(anyhow!(
+            return Err(refused(format!(
                 "metrics has partitions that are not whole UTC months ({}); metricsctl manages only \
                  monthly partitions, so it changes nothing",
                 ranges.join(", ")
@@ -451,7 +458,7 @@ pub struct MonthRows {
     pub rows: i64,
 }
 
-pub fn plan_enable(client: &mut Client) -> Result<EnablePlan, Failure> {
+pub fn plan_enable(client: &mut Client) -> error::Result<EnablePlan> {
     if layout(client)? == Layout::Partitioned {
         return Ok(EnablePlan {
             already_partitioned: true,
@@ -510,7 +517,7 @@ pub fn enable(
     plan: &EnablePlan,
     lock_timeout: Duration,
     mut on_progress: impl FnMut(u64),
-) -> Result<(), Failure> {
+) -> error::Result<()> {
     if plan.already_partitioned {
         return Ok(());
     }
@@ -523,9 +530,9 @@ pub fn enable(
     // The plan was made before the lock: make sure no month appeared since.
     let months_now = tx.query(queries::MONTHS_HOLDING_METRICS.sql(), &[])?.len();
     if months_now != plan.months.len() {
-        bail_could_not_run(
+        return Err(refused(
             "metrics gained rows in a new month while the conversion was planned; run it again",
-        )?;
+        ));
     }
     tx.batch_execute(queries::SET_ASIDE_PLAIN_METRICS.sql())
         .context("setting the plain metrics table aside")?;
@@ -543,10 +550,10 @@ pub fn enable(
     }
     if copied as i64 != plan.rows {
         // Rows must not be left behind: the old table is about to be dropped.
-        bail_could_not_run(&format!(
+        return Err(refused(format!(
             "copied {copied} rows but metrics holds {}; nothing was changed",
             plan.rows
-        ))?;
+        )));
     }
     tx.batch_execute(queries::PARTITIONED_METRICS_KEYS.sql())
         .context("building the partitioned table's keys and indexes")?;
@@ -556,8 +563,9 @@ pub fn enable(
     Ok(())
 }
 
-fn bail_could_not_run(message: &str) -> Result<(), Failure> {
-    Err(Failure::could_not_run(anyhow!("{message}")))
+/// The operation stops without changing anything.
+fn refused(message: impl Into<String>) -> Error {
+    Error::new(What::Refused, anyhow!(message.into()))
 }
 
 /// What retention found and did.
@@ -622,11 +630,11 @@ pub fn retire(
     client: &mut Client,
     options: RetentionOptions,
     lock_timeout: Duration,
-) -> Result<RetentionReport, Failure> {
+) -> error::Result<RetentionReport> {
     if options.older_than_months == 0 {
-        return Err(Failure::could_not_run(anyhow!(
-            "--older-than must be at least 1: the current month is never retired"
-        )));
+        return Err(refused(
+            "--older-than must be at least 1: the current month is never retired",
+        ));
     }
     ensure_partitioned(client)?;
     let mut tx = client.transaction()?;
@@ -713,16 +721,15 @@ fn relation_exists(
 pub fn ensure_partitioned_layout(
     client: &mut Client,
     lock_timeout: Duration,
-) -> Result<CreateReport, Failure> {
+) -> error::Result<CreateReport> {
     if layout(client)? == Layout::Plain {
         let plan = plan_enable(client)?;
         if plan.rows > 0 {
-            return Err(anyhow!(
+            return Err(refused(format!(
                 "metrics already holds {} rows in the plain layout: convert it with \
                  `metricsctl partitions enable` (it locks the table while it copies them)",
                 plan.rows
-            ))
-            .could_not_run();
+            )));
         }
         enable(client, &plan, lock_timeout, |_| {})?;
     }
@@ -734,7 +741,7 @@ pub fn ensure_partitioned_layout(
 /// `--dry-run`: the conversion of the (empty) plain table, then the partitions for the current
 /// month and the next two that do not exist yet. Refuses, as the real run does, a plain table
 /// that holds rows.
-pub fn partitioned_layout_sql(client: &mut Client) -> Result<Vec<String>, Failure> {
+pub fn partitioned_layout_sql(client: &mut Client) -> error::Result<Vec<String>> {
     let current = current_month(client)?;
     let mut statements = Vec::new();
     let new_table = EnablePlan {
@@ -750,12 +757,11 @@ pub fn partitioned_layout_sql(client: &mut Client) -> Result<Vec<String>, Failur
             Layout::Plain => {
                 let plan = plan_enable(client)?;
                 if plan.rows > 0 {
-                    return Err(anyhow!(
+                    return Err(refused(format!(
                         "migrate --partitioned would stop here: metrics already holds {} rows in \
                          the plain layout; convert it with `metricsctl partitions enable --dry-run`",
                         plan.rows
-                    ))
-                    .could_not_run();
+                    )));
                 }
                 statements.extend(enable_statements(&plan));
                 Vec::new()

@@ -84,7 +84,7 @@ pub fn connect_url(url: &str) -> postgres::Client {
     let target = DatabaseTarget::parse(url, TargetOrigin::Flag, &TlsDefaults::default())
         .expect("test URL parses");
     metricsctl::db::connect(&target, Duration::from_secs(30))
-        .unwrap_or_else(|f| panic!("connecting to the test server: {:#}", f.error))
+        .unwrap_or_else(|e| panic!("connecting to the test server: {e}"))
 }
 
 static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
