@@ -19,11 +19,11 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 
 use crate::cli::{GlobalArgs, MAX_CONNECT_TIMEOUT};
-use crate::db;
 use crate::db::pgpass;
 use crate::db::target::{
     DEFAULT_DATABASE_URL, DatabaseTarget, PasswordSource, TargetOrigin, TlsDefaults,
 };
+use crate::output::Console;
 use crate::status::{CouldNotRun, Failure};
 
 /// Connecting gives up after this long unless told otherwise.
@@ -270,17 +270,14 @@ fn password_from_file(target: &mut DatabaseTarget, env: &Environment, warnings: 
     }
 }
 
-/// Everything a database command needs, resolved once.
+/// Everything a command needs, resolved once from the flags and the environment. It only
+/// resolves: connecting is `db::connect`, printing is `output::Console`.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub target: DatabaseTarget,
     pub connect_timeout: Duration,
-    /// Draw progress bars (stderr is a terminal and --quiet is off).
-    pub progress: bool,
-    /// Informational messages on stderr are wanted.
-    pub verbose: bool,
-    /// --quiet: a successful run prints nothing (reports asked for are still written).
-    pub quiet: bool,
+    /// How talk and reports reach the operator.
+    pub console: Console,
 }
 
 impl Context {
@@ -300,9 +297,11 @@ impl Context {
         Ok(Context {
             target,
             connect_timeout,
-            progress: !global.quiet && std::io::stderr().is_terminal(),
-            verbose: !global.quiet,
-            quiet: global.quiet,
+            console: Console {
+                progress: !global.quiet && std::io::stderr().is_terminal(),
+                verbose: !global.quiet,
+                quiet: global.quiet,
+            },
         })
     }
 
@@ -312,29 +311,6 @@ impl Context {
             target,
             ..self.clone()
         }
-    }
-
-    pub fn connect(&self) -> Result<postgres::Client, Failure> {
-        Ok(db::connect(&self.target, self.connect_timeout)?)
-    }
-
-    /// Prints an informational line on stderr unless --quiet.
-    pub fn say(&self, message: impl std::fmt::Display) {
-        if self.verbose {
-            eprintln!("{message}");
-        }
-    }
-
-    /// Prints a table (or other report for people) on stdout, unless --quiet and all is well.
-    pub fn show(
-        &self,
-        status: crate::status::Status,
-        text: impl fmt::Display,
-    ) -> Result<(), crate::output::OutputLost> {
-        if self.quiet && status == crate::status::Status::Ok {
-            return Ok(());
-        }
-        crate::output::print(text)
     }
 }
 

@@ -45,6 +45,34 @@ impl std::fmt::Display for OutputLost {
 
 impl std::error::Error for OutputLost {}
 
+/// How talk (stderr) and reports for people (stdout) reach the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Console {
+    /// Draw progress bars (stderr is a terminal and --quiet is off).
+    pub progress: bool,
+    /// Informational messages on stderr are wanted.
+    pub verbose: bool,
+    /// --quiet: a successful run prints nothing (reports asked for are still written).
+    pub quiet: bool,
+}
+
+impl Console {
+    /// Prints an informational line on stderr unless --quiet.
+    pub fn say(&self, message: impl std::fmt::Display) {
+        if self.verbose {
+            eprintln!("{message}");
+        }
+    }
+
+    /// Prints a table (or other report for people) on stdout, unless --quiet and all is well.
+    pub fn show(&self, status: Status, text: impl std::fmt::Display) -> Result<(), OutputLost> {
+        if self.quiet && status == Status::Ok {
+            return Ok(());
+        }
+        print(text)
+    }
+}
+
 /// A table with metricsctl's look: condensed borders, wrapped to the terminal when there is one.
 pub fn table<H: Into<comfy_table::Cell>>(header: impl IntoIterator<Item = H>) -> Table {
     let mut table = Table::new();

@@ -6,6 +6,7 @@ use postgres::Client;
 use crate::checks::ordering::OrderingOptions;
 use crate::checks::{AllChecks, CheckReport, duplicates, ordering, partitions, sequence};
 use crate::cli::{CheckAction, CheckCommand, CheckOutputArgs};
+use crate::commands;
 use crate::config::Context;
 use crate::db;
 use crate::error;
@@ -86,7 +87,7 @@ pub fn run_report<R: CheckReport>(
     check: impl FnOnce(&mut Client) -> error::Result<R>,
 ) -> CommandResult {
     let outcome = (|| -> Result<R, Failure> {
-        let mut client = ctx.connect()?;
+        let mut client = commands::connect(ctx)?;
         if needs_schema {
             db::ensure_schema(&mut client)?;
         }
@@ -130,7 +131,7 @@ pub fn deliver(
     status: Status,
     text: &str,
 ) -> Result<(), Failure> {
-    if ctx.quiet
+    if ctx.console.quiet
         && status == Status::Ok
         && format == CheckFormat::Table
         && *destination == Destination::Stdout

@@ -11,6 +11,7 @@ use crate::cli::{
     MigrateStatusArgs, OrderingArgs, PartitionsListArgs, RateArgs, RepairArgs, ReplayArgs,
     ReportFormat,
 };
+use crate::commands;
 use crate::commands::{check, lag, migrate, partitions, rate, repair, replay};
 use crate::config::Context;
 use crate::db::sandbox::{Sandbox, SandboxOptions};
@@ -29,7 +30,7 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         .could_not_run()?;
     if ctx.target.origin != TargetOrigin::BuiltInDefault {
         confirm_configured_database(ctx, args.yes)?;
-        ctx.say(format!(
+        ctx.console.say(format!(
             "Running the demo on the configured database {} (from {}).",
             ctx.target.redacted(),
             ctx.target.origin.describe()
@@ -37,7 +38,8 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         return run_steps(ctx, files.path(), args.partitioned);
     }
 
-    ctx.say("No database configured: starting a throwaway local PostgreSQL…");
+    ctx.console
+        .say("No database configured: starting a throwaway local PostgreSQL…");
     let sandbox = Sandbox::start(&SandboxOptions::default()).could_not_run()?;
     sandbox.create_database(DEMO_DATABASE).could_not_run()?;
     let target = DatabaseTarget::parse(
@@ -46,7 +48,7 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         &TlsDefaults::default(),
     )
     .could_not_run()?;
-    ctx.say(format!(
+    ctx.console.say(format!(
         "Started PostgreSQL on 127.0.0.1:{} in {}.",
         sandbox.port(),
         sandbox.directory().display()
@@ -70,7 +72,8 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         ))?;
     } else {
         sandbox.stop().could_not_run()?;
-        ctx.say("Stopped and removed the throwaway PostgreSQL (use --keep to leave it running).");
+        ctx.console
+            .say("Stopped and removed the throwaway PostgreSQL (use --keep to leave it running).");
     }
     outcome
 }
@@ -265,10 +268,10 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         "two incidents: a metric lost (its guard row stays) and one written around the guard",
     );
     let (lost, bypassed) = (&facts.first_event_id, &facts.last_event_id);
-    ctx.connect()?
+    commands::connect(ctx)?
         .query_one(crate::db::queries::DEMO_DAMAGE.sql(), &[lost, bypassed])
         .map_err(crate::error::Error::from)?;
-    ctx.say(format!(
+    ctx.console.say(format!(
         "Deleted the metric of {lost} and the guard row of {bypassed} (two of the sample's events)."
     ));
     let duplicates_check = CheckCommand {
@@ -358,12 +361,13 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         "the replay landed within the last minute",
     );
 
-    ctx.say("\nDemo finished.");
+    ctx.console.say("\nDemo finished.");
     Ok(Status::Ok)
 }
 
 fn outcome(ctx: &Context, status: Status, meaning: &str) {
-    ctx.say(format!("→ exit {} ({status}): {meaning}", status.code()));
+    ctx.console
+        .say(format!("→ exit {} ({status}): {meaning}", status.code()));
 }
 
 /// Numbers the demo's steps as they come (some only run with --partitioned).
@@ -372,6 +376,6 @@ struct Steps(u32);
 impl Steps {
     fn next(&mut self, ctx: &Context, title: &str) {
         self.0 += 1;
-        ctx.say(format!("\n── Step {}: {title}", self.0));
+        ctx.console.say(format!("\n── Step {}: {title}", self.0));
     }
 }

@@ -1,6 +1,7 @@
 //! `metricsctl migrate`, `migrate --dry-run`, `migrate status` and `migrate repair`.
 
 use crate::cli::{MigrateArgs, MigrateRepairArgs, MigrateStatusArgs, ReportFormat};
+use crate::commands;
 use crate::commands::check::run_report;
 use crate::config::Context;
 use crate::error::Error;
@@ -9,12 +10,12 @@ use crate::schema::migrations::{self, MigrationReport, RepairReport};
 use crate::status::{CommandResult, Status};
 
 pub fn exec(ctx: &Context, args: &MigrateArgs) -> CommandResult {
-    let mut client = ctx.connect()?;
+    let mut client = commands::connect(ctx)?;
     if args.dry_run {
         return dry_run(ctx, &mut client, args);
     }
     let report = migrations::migrate(&mut client, args.lock_timeout, args.partitioned, |holder| {
-        ctx.say(format!(
+        ctx.console.say(format!(
             "Waiting for another migrate to finish: lock held by {holder}"
         ))
     })?;
@@ -32,18 +33,18 @@ fn print_report(
         .map(|v| format!("version {v}"))
         .unwrap_or_else(|| "no version".to_string());
     if !report.partitions_created.is_empty() {
-        ctx.say(format!(
+        ctx.console.say(format!(
             "metrics is partitioned by month; created {}.",
             report.partitions_created.join(", ")
         ));
     }
     if report.applied.is_empty() {
-        ctx.say(format!(
+        ctx.console.say(format!(
             "Schema is up to date at {version} on {}; nothing to do.",
             ctx.target.redacted()
         ));
     } else {
-        ctx.say(format!(
+        ctx.console.say(format!(
             "Applied {} migration(s) in one transaction on {} in {} ms; schema is at {version}.",
             report.applied.len(),
             ctx.target.redacted(),
@@ -64,7 +65,7 @@ fn print_report(
                         .unwrap_or_default(),
                 ]);
             }
-            ctx.show(Status::Ok, table)?;
+            ctx.console.show(Status::Ok, table)?;
         }
         ReportFormat::Table => {}
     }
@@ -131,9 +132,10 @@ fn dry_run(ctx: &Context, client: &mut postgres::Client, args: &MigrateArgs) -> 
         }
     }
     if pending.is_empty() && partitioning.is_empty() {
-        ctx.say("Dry run: schema is up to date; nothing would run.");
+        ctx.console
+            .say("Dry run: schema is up to date; nothing would run.");
     } else {
-        ctx.say(format!(
+        ctx.console.say(format!(
             "Dry run: {} migration(s){} would run; nothing was changed.",
             pending.len(),
             if partitioning.is_empty() {
@@ -156,9 +158,9 @@ pub fn exec_status(ctx: &Context, args: &MigrateStatusArgs) -> CommandResult {
 
 /// `migrate repair`: shows each whitespace-only difference and records the new checksum.
 pub fn exec_repair(ctx: &Context, args: &MigrateRepairArgs) -> CommandResult {
-    let mut client = ctx.connect()?;
+    let mut client = commands::connect(ctx)?;
     let report = migrations::repair(&mut client, args.lock_timeout, args.dry_run, |holder| {
-        ctx.say(format!(
+        ctx.console.say(format!(
             "Waiting for another migrate to finish: lock held by {holder}"
         ))
     })?;
@@ -189,7 +191,8 @@ fn print_repair(
             repair.new_checksum
         );
         if format == ReportFormat::Table {
-            ctx.show(report.status(), output::escape_control(&line))?;
+            ctx.console
+                .show(report.status(), output::escape_control(&line))?;
         }
     }
     for refused in &report.refused {
@@ -201,9 +204,10 @@ fn print_repair(
         );
     }
     if report.repaired.is_empty() && report.refused.is_empty() {
-        ctx.say("Every applied migration matches this binary's; nothing to repair.");
+        ctx.console
+            .say("Every applied migration matches this binary's; nothing to repair.");
     } else if report.dry_run {
-        ctx.say("Dry run: nothing was changed.");
+        ctx.console.say("Dry run: nothing was changed.");
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::cli::{
     PartitionsAction, PartitionsCommand, PartitionsCreateArgs, PartitionsDropArgs,
     PartitionsEnableArgs, PartitionsListArgs, ReportFormat,
 };
+use crate::commands;
 use crate::config::Context;
 use crate::error::Error;
 use crate::output::{self, OutputLost};
@@ -24,10 +25,11 @@ pub fn exec(ctx: &Context, cmd: &PartitionsCommand) -> CommandResult {
 }
 
 fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
-    let mut client = ctx.connect()?;
+    let mut client = commands::connect(ctx)?;
     let plan = partitions::plan_enable(&mut client)?;
     if plan.already_partitioned {
-        ctx.say("metrics is already partitioned; nothing to do.");
+        ctx.console
+            .say("metrics is already partitioned; nothing to do.");
         if args.format == ReportFormat::Json {
             output::print_json(&plan)?;
         }
@@ -48,20 +50,20 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
                 ))?;
             }
         }
-        ctx.say(format!(
+        ctx.console.say(format!(
             "Dry run: {} rows would move into {} monthly partitions; nothing was changed.",
             plan.rows,
             plan.months.len()
         ));
         return Ok(Status::Ok);
     }
-    ctx.say(format!(
+    ctx.console.say(format!(
         "Converting metrics ({} rows, {} months) to monthly partitions in one transaction; \
          metrics is locked until it commits…",
         plan.rows,
         plan.months.len()
     ));
-    let progress = if ctx.progress {
+    let progress = if ctx.console.progress {
         ProgressBar::new(plan.rows.max(0) as u64).with_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ETA {eta}",
@@ -78,10 +80,10 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
     progress.finish_and_clear();
     match args.format {
         ReportFormat::Json => output::print_json(&plan)?,
-        ReportFormat::Table if ctx.quiet => {}
+        ReportFormat::Table if ctx.console.quiet => {}
         ReportFormat::Table => print_months(&plan)?,
     }
-    ctx.say(format!(
+    ctx.console.say(format!(
         "metrics is now partitioned by UTC month ({} partitions and DEFAULT), every row and id kept, \
          in {:.1} s. Next: `metricsctl partitions create --months 2` for the months ahead.",
         plan.months.len(),
@@ -103,7 +105,7 @@ fn print_months(plan: &partitions::EnablePlan) -> Result<(), OutputLost> {
 }
 
 fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
-    let mut client = ctx.connect()?;
+    let mut client = commands::connect(ctx)?;
     let from = match args.from {
         Some(month) => month,
         None => partitions::current_month(&mut client).map_err(Error::from)?,
@@ -121,7 +123,7 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
                     month.moved_from_default.to_string(),
                 ]);
             }
-            ctx.show(Status::Ok, table)?;
+            ctx.console.show(Status::Ok, table)?;
         }
     }
     let created = report
@@ -129,7 +131,7 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
         .iter()
         .filter(|m| m.action != "present")
         .count();
-    ctx.say(if created == 0 {
+    ctx.console.say(if created == 0 {
         "Every month already has its partition; nothing changed.".to_string()
     } else {
         format!("Created {created} partition(s).")
@@ -138,13 +140,13 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
 }
 
 pub fn list(ctx: &Context, args: &PartitionsListArgs) -> CommandResult {
-    let mut client = ctx.connect()?;
+    let mut client = commands::connect(ctx)?;
     let report = partitions_check::run(&mut client, partitions::DEFAULT_MONTHS_AHEAD, args.exact)?;
     match args.format {
         ReportFormat::Json => output::print_json(&report)?,
         ReportFormat::Table => {
             let section = partition_section(&report.partitions);
-            ctx.show(
+            ctx.console.show(
                 Status::Ok,
                 format!(
                     "{}\n{}",
@@ -158,7 +160,7 @@ pub fn list(ctx: &Context, args: &PartitionsListArgs) -> CommandResult {
 }
 
 fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
-    let mut client = ctx.connect()?;
+    let mut client = commands::connect(ctx)?;
     let options = RetentionOptions {
         older_than_months: args.older_than,
         detach: args.detach,
@@ -187,7 +189,7 @@ fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
                 ]);
             }
             if !report.partitions.is_empty() {
-                ctx.show(Status::Ok, table)?;
+                ctx.console.show(Status::Ok, table)?;
             }
         }
     }
@@ -196,19 +198,19 @@ fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
     } else {
         report.action.to_string()
     };
-    ctx.say(format!(
+    ctx.console.say(format!(
         "{} partition(s) ending before {} {verb}.",
         report.partitions.len(),
         report.cutoff
     ));
     if let Some(deleted) = report.earlier_guard_rows_deleted {
-        ctx.say(format!(
+        ctx.console.say(format!(
             "{deleted} guard row(s) of events retired earlier (months before {}) deleted.",
             report.cutoff
         ));
     }
     if !args.forget_guard_rows && !report.partitions.is_empty() {
-        ctx.say(
+        ctx.console.say(
             "Their events stay retired: their guard rows are kept, so neither the consumer nor a \
              replay stores them again. To reclaim that space instead, add --forget-guard-rows.",
         );

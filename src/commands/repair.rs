@@ -4,6 +4,7 @@
 
 use crate::checks::{CheckReport, duplicates, sequence};
 use crate::cli::{RepairArgs, ReportFormat};
+use crate::commands;
 use crate::config::Context;
 use crate::db;
 use crate::error::Error;
@@ -12,7 +13,7 @@ use crate::output::{self, OutputLost};
 use crate::status::{CommandResult, Failure, Status};
 
 pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
-    let mut client = ctx.connect()?;
+    let mut client = commands::connect(ctx)?;
     db::ensure_schema(&mut client)?;
     let options = RepairOptions {
         dry_run: args.dry_run,
@@ -51,11 +52,13 @@ pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
     } else {
         "changed"
     };
-    ctx.say(format!("Repair {verb} {} row(s).", report.changed()));
+    ctx.console
+        .say(format!("Repair {verb} {} row(s).", report.changed()));
     if report.dry_run {
-        ctx.say("Dry run: the repairs ran and were rolled back; nothing was changed.");
+        ctx.console
+            .say("Dry run: the repairs ran and were rolled back; nothing was changed.");
     }
-    ctx.say(format!(
+    ctx.console.say(format!(
         "{}: duplicates {} ({}); sequence {} ({}).",
         if report.dry_run {
             "Check now (nothing was changed)"
@@ -87,7 +90,7 @@ fn print_table(ctx: &Context, status: Status, report: &RepairReport) -> Result<(
             constraint.to_string(),
         ]);
     }
-    ctx.show(status, table)?;
+    ctx.console.show(status, table)?;
     for step in report.steps.iter().filter(|s| !s.rows.is_empty()) {
         let mut rows = output::table([step.kind]);
         for row in &step.rows {
@@ -99,7 +102,7 @@ fn print_table(ctx: &Context, status: Status, report: &RepairReport) -> Result<(
                 step.changed - step.rows.len() as u64
             )]);
         }
-        ctx.show(status, rows)?;
+        ctx.console.show(status, rows)?;
     }
     Ok(())
 }

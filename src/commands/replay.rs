@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use crate::cli::{ReplayArgs, ReportFormat};
+use crate::commands;
 use crate::config::Context;
 use crate::db;
 use crate::error::Error;
@@ -42,12 +43,12 @@ fn stop_gently_on_interrupt() {
 
 pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
     let inputs = open_inputs(&args.files).could_not_run()?;
-    let mut client = ctx.connect()?;
+    let mut client = commands::connect(ctx)?;
     db::ensure_schema(&mut client)?;
     let jobs = if args.strict { 1 } else { args.jobs as usize };
     let mut ingestors = vec![Ingestor::new(client).map_err(Error::from)?];
     for _ in 1..jobs {
-        ingestors.push(Ingestor::new(ctx.connect()?).map_err(Error::from)?);
+        ingestors.push(Ingestor::new(commands::connect(ctx)?).map_err(Error::from)?);
     }
     let options = ReplayOptions {
         format: args.input_format.map(Into::into),
@@ -62,7 +63,7 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
     let mut shown = 0u64;
     let mut on_reject = |rejection: &replay::Rejection| {
         shown += 1;
-        if !ctx.verbose {
+        if !ctx.console.verbose {
             return;
         }
         progress.suspend(|| {
@@ -75,15 +76,20 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
             }
         });
     };
+    let on_progress = |at: replay::Progress| {
+        progress.set_position(at.bytes_read);
+        progress.set_message(format!(
+            "{} events written, {:.0} events/s",
+            at.events_written, at.events_per_second
+        ));
+    };
     stop_gently_on_interrupt();
-    let outcome = replay::replay(
-        ingestors,
-        inputs,
-        &options,
-        &progress,
-        &mut on_reject,
-        &INTERRUPTED,
-    );
+    let watch = replay::Watch {
+        on_reject: &mut on_reject,
+        on_progress: &on_progress,
+        interrupted: &INTERRUPTED,
+    };
+    let outcome = replay::replay(ingestors, inputs, &options, watch);
     progress.finish_and_clear();
     match outcome {
         Ok(summary) => {
@@ -109,7 +115,7 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
 }
 
 fn progress_bar(ctx: &Context, total_bytes: Option<u64>) -> ProgressBar {
-    if !ctx.progress {
+    if !ctx.console.progress {
         return ProgressBar::hidden();
     }
     let bar = match total_bytes {
@@ -167,7 +173,7 @@ fn print_summary(
                 table.add_row(vec![label.to_string(), value]);
             }
             // --quiet: a run where every line went in prints nothing.
-            ctx.show(
+            ctx.console.show(
                 if all_well {
                     Status::Ok
                 } else {
@@ -176,20 +182,20 @@ fn print_summary(
                 table,
             )?;
             if summary.dry_run {
-                ctx.say("Dry run: nothing was written.");
+                ctx.console.say("Dry run: nothing was written.");
             }
             if let Some(stopped) = &summary.stopped_at {
-                ctx.say(format!(
+                ctx.console.say(format!(
                     "Stopped at {stopped}; nothing from that file was committed."
                 ));
             }
             if summary.rejected > 0 && summary.complete {
                 match &summary.rejects_file {
-                    Some(file) => ctx.say(format!(
+                    Some(file) => ctx.console.say(format!(
                         "{} rejected line(s) written verbatim to {file}: fix them and replay that file.",
                         summary.rejected
                     )),
-                    None => ctx.say(format!(
+                    None => ctx.console.say(format!(
                         "{} line(s) rejected; add --rejects FILE to keep them for fixing.",
                         summary.rejected
                     )),

@@ -23,7 +23,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::events::{Event, EventReader, Format, InputFile, Parsed, Record};
@@ -216,7 +215,7 @@ impl Ledger {
 /// State the reader and the writers share.
 struct Shared<'a> {
     options: &'a ReplayOptions,
-    progress: &'a ProgressBar,
+    on_progress: &'a (dyn Fn(Progress) + Sync),
     interrupted: &'a AtomicBool,
     started: Instant,
     bytes_read: Arc<AtomicU64>,
@@ -248,17 +247,38 @@ enum Work {
     },
 }
 
+/// How far a replay has got, for whoever shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Raw bytes read from the inputs (compressed bytes, for gzip).
+    pub bytes_read: u64,
+    pub events_written: u64,
+    pub events_per_second: f64,
+}
+
+/// How a replay reports as it goes, and how it is told to stop. The library draws nothing: the
+/// command shows what it hears.
+pub struct Watch<'a> {
+    /// Every rejected record, as it happens (on the reading thread).
+    pub on_reject: &'a mut (dyn FnMut(&Rejection) + Send),
+    /// After every batch written (on the writing threads).
+    pub on_progress: &'a (dyn Fn(Progress) + Sync),
+    /// Raised (by a signal handler, say): the replay stops after the batches being written.
+    pub interrupted: &'a AtomicBool,
+}
+
 /// Replays `inputs` in order, with one writer per ingestor (`--strict` needs exactly one).
-/// `on_reject` hears about every rejected record as it happens; raising `interrupted` stops the
-/// replay after the batches being written.
 pub fn replay(
     mut ingestors: Vec<Ingestor>,
     inputs: Vec<InputFile>,
     options: &ReplayOptions,
-    progress: &ProgressBar,
-    on_reject: &mut (dyn FnMut(&Rejection) + Send),
-    interrupted: &AtomicBool,
+    watch: Watch<'_>,
 ) -> Result<ReplaySummary, ReplayError> {
+    let Watch {
+        on_reject,
+        on_progress,
+        interrupted,
+    } = watch;
     assert!(!ingestors.is_empty(), "at least one writer");
     assert!(
         !options.strict || ingestors.len() == 1,
@@ -305,7 +325,7 @@ pub fn replay(
 
     let shared = Shared {
         options,
-        progress,
+        on_progress,
         interrupted,
         started: Instant::now(),
         bytes_read: Arc::new(AtomicU64::new(0)),
@@ -976,18 +996,12 @@ impl Writer<'_> {
             .events_written
             .fetch_add(unique, Ordering::Relaxed)
             + unique;
-        self.show_progress(written);
-        Ok(())
-    }
-
-    fn show_progress(&self, written: u64) {
         let elapsed = self.shared.started.elapsed().as_secs_f64().max(1e-9);
-        self.shared
-            .progress
-            .set_position(self.shared.bytes_read.load(Ordering::Relaxed));
-        self.shared.progress.set_message(format!(
-            "{written} events written, {:.0} events/s",
-            written as f64 / elapsed,
-        ));
+        (self.shared.on_progress)(Progress {
+            bytes_read: self.shared.bytes_read.load(Ordering::Relaxed),
+            events_written: written,
+            events_per_second: written as f64 / elapsed,
+        });
+        Ok(())
     }
 }
