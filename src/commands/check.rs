@@ -47,22 +47,33 @@ pub fn exec(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
 }
 
 fn all(ctx: &Context, output: &CheckOutputArgs, limit: u32) -> CommandResult {
-    run_check(ctx, "all", output, |client| {
-        let mut all = AllChecks::new();
-        let options = OrderingOptions {
-            sensor: None,
-            since: None,
-            ingested_since: None,
-            limit,
-        };
-        all.add(&ordering::run(client, &options)?);
-        all.add(&duplicates::run(client, limit)?);
-        all.add(&sequence::run(client)?);
-        if crate::schema::partitions::layout(client)? == Layout::Partitioned {
-            all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?);
-        }
-        Ok(all)
-    })
+    run_check(ctx, "all", output, |client| every_check(client, limit))
+}
+
+/// `check all`: every check (partitions too on a partitioned database).
+pub(crate) fn every_check(client: &mut Client, limit: u32) -> error::Result<AllChecks> {
+    let mut all = AllChecks::new();
+    let options = OrderingOptions {
+        sensor: None,
+        since: None,
+        ingested_since: None,
+        limit,
+    };
+    all.add(&ordering::run(client, &options)?);
+    all.add(&duplicates::run(client, limit)?);
+    all.add(&sequence::run(client)?);
+    if crate::schema::partitions::layout(client)? == Layout::Partitioned {
+        all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?);
+    }
+    Ok(all)
+}
+
+/// Shows a report as a table for people on stdout; its status is the outcome.
+pub(crate) fn show_table<R: CheckReport>(ctx: &Context, report: &R) -> CommandResult {
+    let status = report.status();
+    let text = output::render_check(report, CheckFormat::Table).could_not_run()?;
+    deliver(ctx, &Destination::Stdout, CheckFormat::Table, status, &text)?;
+    Ok(status)
 }
 
 /// Connects, checks the schema is there, runs one check and delivers its report; the exit

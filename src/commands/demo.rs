@@ -1,23 +1,30 @@
 //! `metricsctl demo`: the newcomer's first command. On a throwaway local PostgreSQL (or the
 //! configured database) it runs each capability in turn and shows what it found.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::cli::{
-    BucketArg, CheckAction, CheckAllArgs, CheckCommand, CheckOutputArgs, DEFAULT_BATCH_SIZE,
-    DEFAULT_REPLAY_JOBS, DemoArgs, DuplicatesArgs, LagArgs, LimitArgs, MigrateArgs,
-    MigrateStatusArgs, OrderingArgs, PartitionsListArgs, RateArgs, RepairArgs, ReplayArgs,
-    ReportFormat,
-};
-use crate::commands;
-use crate::commands::{check, lag, migrate, partitions, rate, repair, replay};
+use crate::checks::duplicates;
+use crate::checks::lag::{self, LagOptions};
+use crate::checks::ordering::{self, OrderingOptions};
+use crate::checks::partitions as partitions_check;
+use crate::checks::rate::{self, Bucket, RateOptions};
+use crate::cli::{DEFAULT_BATCH_SIZE, DEFAULT_REPLAY_JOBS, DemoArgs, ReportFormat};
+use crate::commands::{self, check, partitions, repair, replay};
 use crate::config::Context;
+use crate::db::queries;
 use crate::db::sandbox::{Sandbox, SandboxOptions};
 use crate::db::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
+use crate::error::Error;
 use crate::ingest::generate;
+use crate::ingest::generate::SampleFacts;
+use crate::ingest::repair::RepairOptions;
+use crate::ingest::replay::ReplayOptions;
 use crate::output::{self, shell_quote};
+use crate::schema::migrations;
+use crate::schema::partitions::DEFAULT_MONTHS_AHEAD;
 use crate::status::{CommandResult, CouldNotRun, Status};
 
 const DEMO_DATABASE: &str = "metrics";
@@ -105,33 +112,229 @@ fn confirm_configured_database(ctx: &Context, yes: bool) -> Result<(), crate::st
     }
 }
 
-/// The demo's steps. Each prints what it found and its exit status; the sample is built with
-/// problems in it, so some steps report WARNING on purpose. The demo itself exits 0 unless a step
-/// could not run.
-fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
-    let mut steps = Steps(0);
-    steps.next(
-        ctx,
-        if partitioned {
-            "migrate --partitioned: the guide's schema, metrics partitioned by UTC month"
-        } else {
-            "migrate: apply the schema from the schema implementation guide"
+/// The demo's state as its steps go: one connection for the library calls, the sample and what
+/// it holds.
+struct Demo<'a> {
+    ctx: &'a Context,
+    client: postgres::Client,
+    partitioned: bool,
+    sample: PathBuf,
+    rejects: PathBuf,
+    facts: SampleFacts,
+}
+
+/// One step: what it shows, the library call that does it (shown as the command would show
+/// it), and what its outcome means (`None`: no outcome line).
+struct Step {
+    title: fn(&Demo) -> String,
+    run: fn(&mut Demo) -> CommandResult,
+    meaning: Option<fn(&Demo) -> String>,
+    /// Only on the partitioned layout.
+    partitioned_only: bool,
+}
+
+const fn step(
+    title: fn(&Demo) -> String,
+    run: fn(&mut Demo) -> CommandResult,
+    meaning: fn(&Demo) -> String,
+) -> Step {
+    Step {
+        title,
+        run,
+        meaning: Some(meaning),
+        partitioned_only: false,
+    }
+}
+
+/// Sample rows the checks show.
+const LIMIT: u32 = 5;
+
+/// The demo, in order. The sample is built with problems in it, so some steps report WARNING
+/// or CRITICAL on purpose; the demo itself exits 0 unless a step could not run.
+const STEPS: [Step; 15] = [
+    step(
+        |d| {
+            if d.partitioned {
+                "migrate --partitioned: the guide's schema, metrics partitioned by UTC month".into()
+            } else {
+                "migrate: apply the schema from the schema implementation guide".into()
+            }
         },
-    );
-    let apply = MigrateArgs {
-        dry_run: false,
-        partitioned,
-        lock_timeout: std::time::Duration::from_secs(60),
-        format: ReportFormat::Table,
-    };
-    outcome(ctx, migrate::exec(ctx, &apply)?, "the schema is in place");
+        migrate,
+        |_| "the schema is in place".into(),
+    ),
+    step(
+        |_| "migrate status: every migration and its state".into(),
+        |d| {
+            let status = migrations::read_status(&mut d.client).map_err(Error::from)?;
+            check::show_table(d.ctx, &status)
+        },
+        |_| "nothing pending".into(),
+    ),
+    step(
+        |d| {
+            let f = &d.facts;
+            format!(
+                "replay --dry-run {}: {} lines, {} distinct events over 6 sensors, {} delivered \
+                 twice, one late event ({}) and {} bad lines",
+                d.sample.display(),
+                f.lines,
+                f.distinct_events,
+                f.repeated_lines,
+                f.out_of_order_sensor,
+                f.bad_lines
+            )
+        },
+        |d| replay_sample(d, Replay::DryRun),
+        |_| {
+            "a dry run first: \"would insert\" is exactly what the real run inserts; nothing written"
+            .into()
+        },
+    ),
+    step(
+        |_| "replay: the same file for real, the bad lines kept verbatim in a rejects file".into(),
+        |d| replay_sample(d, Replay::WithRejects),
+        |d| {
+            format!(
+                "WARNING is expected: the {} bad lines were rejected, named by line, and kept",
+                d.facts.bad_lines
+            )
+        },
+    ),
+    step(
+        |_| "replay the same file again: exactly once, nothing is inserted twice".into(),
+        |d| replay_sample(d, Replay::Again),
+        |_| "every event is already present; the bad lines are rejected again".into(),
+    ),
+    Step {
+        partitioned_only: true,
+        ..step(
+            |_| "partitions list: each month's partition, DEFAULT, rows and sizes".into(),
+            |d| {
+                let report = partitions_check::run(&mut d.client, DEFAULT_MONTHS_AHEAD, true)?;
+                partitions::show_list(d.ctx, &report, ReportFormat::Table)
+            },
+            |_| "the sample's events sit in the current month's partition; DEFAULT is empty".into(),
+        )
+    },
+    step(
+        |d| {
+            if d.partitioned {
+                "check: every validation check (partitions too), exit code the worst of them".into()
+            } else {
+                "check: every validation check, exit code the worst of them".into()
+            }
+        },
+        |d| {
+            let all = check::every_check(&mut d.client, LIMIT)?;
+            check::show_table(d.ctx, &all)
+        },
+        |d| {
+            format!(
+                "CRITICAL is expected: {}'s late event is out of delivery order",
+                d.facts.out_of_order_sensor
+            )
+        },
+    ),
+    step(
+        |d| {
+            format!(
+                "check ordering --sensor {}: the violation itself, from the sensor's indexes",
+                d.facts.out_of_order_sensor
+            )
+        },
+        |d| {
+            let options = OrderingOptions {
+                sensor: Some(d.facts.out_of_order_sensor.clone()),
+                since: None,
+                ingested_since: None,
+                limit: LIMIT,
+            };
+            let report = ordering::run(&mut d.client, &options).map_err(Error::from)?;
+            check::show_table(d.ctx, &report)
+        },
+        |_| "the late event and the one it followed".into(),
+    ),
+    Step {
+        meaning: None,
+        ..step(
+            |_| {
+                "two incidents: a metric lost (its guard row stays) and one written around the guard"
+                    .into()
+            },
+            damage_two_events,
+            |_| String::new(),
+        )
+    },
+    step(
+        |_| "check duplicates: find them".into(),
+        check_duplicates,
+        |_| "CRITICAL is expected: one lost metric, one metric without its guard row".into(),
+    ),
+    step(
+        |_| {
+            "repair: fix what can be fixed without the operator (here: the missing guard row)"
+                .into()
+        },
+        |d| {
+            let options = RepairOptions {
+                dry_run: false,
+                release_lost: false,
+                lock_timeout: Duration::from_secs(10),
+                limit: LIMIT as usize,
+            };
+            repair::run(d.ctx, &options, ReportFormat::Table)
+        },
+        |_| "WARNING is expected: the lost metric needs the operator's decision".into(),
+    ),
+    step(
+        |_| "replay --repair: restore the lost metric from the sample, exactly once".into(),
+        |d| replay_sample(d, Replay::Repair),
+        |_| "1 restored; the bad lines are rejected again (WARNING)".into(),
+    ),
+    step(
+        |_| "check duplicates: repaired".into(),
+        check_duplicates,
+        |_| "every event once in each table again".into(),
+    ),
+    step(
+        |_| "lag: how far behind ingestion is, silent sensors, end-to-end latency".into(),
+        |d| {
+            let options = LagOptions {
+                stale: Duration::from_secs(15 * 60),
+                window: Duration::from_secs(3 * 3600),
+                latency_sample: 1000,
+                warn: Duration::from_secs(60),
+                crit: Duration::from_secs(300),
+                clock_tolerance: Duration::from_secs(60),
+                limit: LIMIT,
+            };
+            let report = lag::run(&mut d.client, &options).map_err(Error::from)?;
+            check::show_table(d.ctx, &report)
+        },
+        |_| {
+            "the sample's newest events are seconds old; its latency is large because it was replayed"
+                .into()
+        },
+    ),
+    step(
+        |_| "rate: events ingested per minute, empty minutes included".into(),
+        |d| {
+            let options = RateOptions {
+                minutes: 5,
+                by: Bucket::Minute,
+                warn_below: None,
+                crit_below: None,
+            };
+            let report = rate::run(&mut d.client, &options).map_err(Error::from)?;
+            check::show_table(d.ctx, &report)
+        },
+        |_| "the replay landed within the last minute".into(),
+    ),
+];
 
-    steps.next(ctx, "migrate status: every migration and its state");
-    let status = MigrateStatusArgs {
-        output: CheckOutputArgs::default(),
-    };
-    outcome(ctx, migrate::exec_status(ctx, &status)?, "nothing pending");
-
+/// Runs the steps in order, numbering them as they come (some only run partitioned).
+fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     let sample = files.join(SAMPLE_FILE);
     let facts = generate::write_demo_sample(
         std::fs::File::create(&sample)
@@ -139,243 +342,81 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
             .could_not_run()?,
     )
     .could_not_run()?;
-    steps.next(
+    let mut demo = Demo {
         ctx,
-        &format!(
-            "replay --dry-run {}: {} lines, {} distinct events over 6 sensors, {} delivered \
-             twice, one late event ({}) and {} bad lines",
-            sample.display(),
-            facts.lines,
-            facts.distinct_events,
-            facts.repeated_lines,
-            facts.out_of_order_sensor,
-            facts.bad_lines
-        ),
-    );
-    let replay_args = ReplayArgs {
-        files: vec![sample.display().to_string()],
-        input_format: None,
-        batch_size: DEFAULT_BATCH_SIZE,
-        jobs: DEFAULT_REPLAY_JOBS,
-        rejects: Some(files.join("sample-rejects.jsonl")),
-        strict: false,
-        dry_run: true,
-        repair: false,
-        format: ReportFormat::Table,
+        client: commands::connect(ctx)?,
+        partitioned,
+        sample,
+        rejects: files.join("sample-rejects.jsonl"),
+        facts,
     };
-    outcome(
-        ctx,
-        replay::exec(ctx, &replay_args)?,
-        "a dry run first: \"would insert\" is exactly what the real run inserts; nothing written",
-    );
-    steps.next(
-        ctx,
-        "replay: the same file for real, the bad lines kept verbatim in a rejects file",
-    );
-    let replay_args = ReplayArgs {
-        dry_run: false,
-        ..replay_args
-    };
-    outcome(
-        ctx,
-        replay::exec(ctx, &replay_args)?,
-        &format!(
-            "WARNING is expected: the {} bad lines were rejected, named by line, and kept",
-            facts.bad_lines
-        ),
-    );
-
-    steps.next(
-        ctx,
-        "replay the same file again: exactly once, nothing is inserted twice",
-    );
-    let again = ReplayArgs {
-        rejects: None,
-        ..replay_args
-    };
-    outcome(
-        ctx,
-        replay::exec(ctx, &again)?,
-        "every event is already present; the bad lines are rejected again",
-    );
-
-    let output = CheckOutputArgs::default();
-    let limit = LimitArgs { limit: 5 };
-    if partitioned {
-        steps.next(
-            ctx,
-            "partitions list: each month's partition, DEFAULT, rows and sizes",
-        );
-        let list = PartitionsListArgs {
-            exact: true,
-            format: ReportFormat::Table,
-        };
-        outcome(
-            ctx,
-            partitions::list(ctx, &list)?,
-            "the sample's events sit in the current month's partition; DEFAULT is empty",
-        );
+    let steps = STEPS.iter().filter(|s| partitioned || !s.partitioned_only);
+    for (number, step) in steps.enumerate() {
+        ctx.console
+            .say(format!("\n── Step {}: {}", number + 1, (step.title)(&demo)));
+        let status = (step.run)(&mut demo)?;
+        if let Some(meaning) = step.meaning {
+            ctx.console.say(format!(
+                "→ exit {} ({status}): {}",
+                status.code(),
+                meaning(&demo)
+            ));
+        }
     }
-    steps.next(
-        ctx,
-        if partitioned {
-            "check: every validation check (partitions too), exit code the worst of them"
-        } else {
-            "check: every validation check, exit code the worst of them"
-        },
-    );
-    let all = CheckCommand {
-        action: None,
-        all: CheckAllArgs {
-            output: output.clone(),
-            limit: limit.clone(),
-        },
-    };
-    outcome(
-        ctx,
-        check::exec(ctx, &all)?,
-        &format!(
-            "CRITICAL is expected: {}'s late event is out of delivery order",
-            facts.out_of_order_sensor
-        ),
-    );
-
-    steps.next(
-        ctx,
-        &format!(
-            "check ordering --sensor {}: the violation itself, from the sensor's indexes",
-            facts.out_of_order_sensor
-        ),
-    );
-    let ordering = CheckCommand {
-        action: Some(CheckAction::Ordering(OrderingArgs {
-            sensor: Some(facts.out_of_order_sensor.clone()),
-            since: None,
-            ingested_since: None,
-            output: output.clone(),
-            limit: limit.clone(),
-        })),
-        all: CheckAllArgs::default(),
-    };
-    outcome(
-        ctx,
-        check::exec(ctx, &ordering)?,
-        "the late event and the one it followed",
-    );
-
-    steps.next(
-        ctx,
-        "two incidents: a metric lost (its guard row stays) and one written around the guard",
-    );
-    let (lost, bypassed) = (&facts.first_event_id, &facts.last_event_id);
-    commands::connect(ctx)?
-        .query_one(crate::db::queries::DEMO_DAMAGE.sql(), &[lost, bypassed])
-        .map_err(crate::error::Error::from)?;
-    ctx.console.say(format!(
-        "Deleted the metric of {lost} and the guard row of {bypassed} (two of the sample's events)."
-    ));
-    let duplicates_check = CheckCommand {
-        action: Some(CheckAction::Duplicates(DuplicatesArgs {
-            output: output.clone(),
-            limit: limit.clone(),
-        })),
-        all: CheckAllArgs::default(),
-    };
-    steps.next(ctx, "check duplicates: find them");
-    outcome(
-        ctx,
-        check::exec(ctx, &duplicates_check)?,
-        "CRITICAL is expected: one lost metric, one metric without its guard row",
-    );
-    steps.next(
-        ctx,
-        "repair: fix what can be fixed without the operator (here: the missing guard row)",
-    );
-    let repair_args = RepairArgs {
-        dry_run: false,
-        release_lost: false,
-        lock_timeout: std::time::Duration::from_secs(10),
-        limit: 5,
-        format: ReportFormat::Table,
-    };
-    outcome(
-        ctx,
-        repair::exec(ctx, &repair_args)?,
-        "WARNING is expected: the lost metric needs the operator's decision",
-    );
-    steps.next(
-        ctx,
-        "replay --repair: restore the lost metric from the sample, exactly once",
-    );
-    let restore = ReplayArgs {
-        rejects: None,
-        repair: true,
-        ..again
-    };
-    outcome(
-        ctx,
-        replay::exec(ctx, &restore)?,
-        "1 restored; the bad lines are rejected again (WARNING)",
-    );
-    steps.next(ctx, "check duplicates: repaired");
-    outcome(
-        ctx,
-        check::exec(ctx, &duplicates_check)?,
-        "every event once in each table again",
-    );
-
-    steps.next(
-        ctx,
-        "lag: how far behind ingestion is, silent sensors, end-to-end latency",
-    );
-    let lag_args = LagArgs {
-        stale: std::time::Duration::from_secs(15 * 60),
-        window: std::time::Duration::from_secs(3 * 3600),
-        latency_sample: 1000,
-        warn: std::time::Duration::from_secs(60),
-        crit: std::time::Duration::from_secs(300),
-        clock_tolerance: std::time::Duration::from_secs(60),
-        output: output.clone(),
-        limit,
-    };
-    outcome(
-        ctx,
-        lag::exec(ctx, &lag_args)?,
-        "the sample's newest events are seconds old; its latency is large because it was replayed",
-    );
-
-    steps.next(
-        ctx,
-        "rate: events ingested per minute, empty minutes included",
-    );
-    let rate_args = RateArgs {
-        minutes: 5,
-        by: BucketArg::Minute,
-        warn_below: None,
-        crit_below: None,
-        output,
-    };
-    outcome(
-        ctx,
-        rate::exec(ctx, &rate_args)?,
-        "the replay landed within the last minute",
-    );
-
     ctx.console.say("\nDemo finished.");
     Ok(Status::Ok)
 }
 
-fn outcome(ctx: &Context, status: Status, meaning: &str) {
-    ctx.console
-        .say(format!("→ exit {} ({status}): {meaning}", status.code()));
+fn migrate(d: &mut Demo) -> CommandResult {
+    let report = migrations::migrate(
+        &mut d.client,
+        Duration::from_secs(60),
+        d.partitioned,
+        |_| {},
+    )?;
+    commands::migrate::print_report(d.ctx, &report, ReportFormat::Table)?;
+    Ok(Status::Ok)
 }
 
-/// Numbers the demo's steps as they come (some only run with --partitioned).
-struct Steps(u32);
+/// The ways the demo replays its sample.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    DryRun,
+    WithRejects,
+    Again,
+    Repair,
+}
 
-impl Steps {
-    fn next(&mut self, ctx: &Context, title: &str) {
-        self.0 += 1;
-        ctx.console.say(format!("\n── Step {}: {title}", self.0));
-    }
+fn replay_sample(d: &mut Demo, how: Replay) -> CommandResult {
+    let request = replay::Request {
+        files: vec![d.sample.display().to_string()],
+        jobs: DEFAULT_REPLAY_JOBS as usize,
+        options: ReplayOptions {
+            format: None,
+            batch_size: DEFAULT_BATCH_SIZE as usize,
+            strict: false,
+            dry_run: how == Replay::DryRun,
+            repair: how == Replay::Repair,
+            rejects: matches!(how, Replay::DryRun | Replay::WithRejects).then(|| d.rejects.clone()),
+        },
+        format: ReportFormat::Table,
+    };
+    replay::run(d.ctx, &request)
+}
+
+/// Deletes the metric of the sample's first event and the guard row of its last one.
+fn damage_two_events(d: &mut Demo) -> CommandResult {
+    let (lost, bypassed) = (&d.facts.first_event_id, &d.facts.last_event_id);
+    d.client
+        .query_one(queries::DEMO_DAMAGE.sql(), &[lost, bypassed])
+        .map_err(Error::from)?;
+    d.ctx.console.say(format!(
+        "Deleted the metric of {lost} and the guard row of {bypassed} (two of the sample's events)."
+    ));
+    Ok(Status::Ok)
+}
+
+fn check_duplicates(d: &mut Demo) -> CommandResult {
+    let report = duplicates::run(&mut d.client, LIMIT).map_err(Error::from)?;
+    check::show_table(d.ctx, &report)
 }

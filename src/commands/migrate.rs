@@ -23,7 +23,7 @@ pub fn exec(ctx: &Context, args: &MigrateArgs) -> CommandResult {
     Ok(Status::Ok)
 }
 
-fn print_report(
+pub(crate) fn print_report(
     ctx: &Context,
     report: &MigrationReport,
     format: ReportFormat,

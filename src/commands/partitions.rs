@@ -142,8 +142,17 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
 pub fn list(ctx: &Context, args: &PartitionsListArgs) -> CommandResult {
     let mut client = commands::connect(ctx)?;
     let report = partitions_check::run(&mut client, partitions::DEFAULT_MONTHS_AHEAD, args.exact)?;
-    match args.format {
-        ReportFormat::Json => output::print_json(&report)?,
+    show_list(ctx, &report, args.format)
+}
+
+/// The partitions as a table (and what needs attention), or the report as JSON.
+pub(crate) fn show_list(
+    ctx: &Context,
+    report: &partitions_check::PartitionsReport,
+    format: ReportFormat,
+) -> CommandResult {
+    match format {
+        ReportFormat::Json => output::print_json(report)?,
         ReportFormat::Table => {
             let section = partition_section(&report.partitions);
             ctx.console.show(

@@ -13,20 +13,26 @@ use crate::output::{self, OutputLost};
 use crate::status::{CommandResult, Failure, Status};
 
 pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
-    let mut client = commands::connect(ctx)?;
-    db::ensure_schema(&mut client)?;
     let options = RepairOptions {
         dry_run: args.dry_run,
         release_lost: args.release_lost,
         lock_timeout: args.lock_timeout,
         limit: args.limit as usize,
     };
-    let report = repair::repair(&mut client, &options).map_err(|error| match error {
+    run(ctx, &options, args.format)
+}
+
+/// Repairs, checks again, shows both; exit status as the module says.
+pub(crate) fn run(ctx: &Context, options: &RepairOptions, format: ReportFormat) -> CommandResult {
+    let mut client = commands::connect(ctx)?;
+    db::ensure_schema(&mut client)?;
+    let limit = options.limit as u32;
+    let report = repair::repair(&mut client, options).map_err(|error| match error {
         RepairError::LockTimeout { .. } => Failure::could_not_run(error),
         RepairError::Database(_) => Failure::critical(error),
     })?;
     // The check afterwards: what the database holds now.
-    let duplicates = duplicates::run(&mut client, args.limit).map_err(Error::from)?;
+    let duplicates = duplicates::run(&mut client, limit).map_err(Error::from)?;
     let sequence = sequence::run(&mut client).map_err(Error::from)?;
     let healthy = duplicates.status() == Status::Ok && sequence.status() == Status::Ok;
     let status = if report.needs_operator() || (!report.dry_run && !healthy) {
@@ -34,7 +40,7 @@ pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
     } else {
         Status::Ok
     };
-    match args.format {
+    match format {
         ReportFormat::Json => output::print_json(&serde_json::json!({
             "dry_run": report.dry_run,
             "layout": report.layout,

@@ -42,22 +42,42 @@ fn stop_gently_on_interrupt() {
 }
 
 pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
-    let inputs = open_inputs(&args.files).could_not_run()?;
+    let request = Request {
+        files: args.files.clone(),
+        jobs: if args.strict { 1 } else { args.jobs as usize },
+        options: ReplayOptions {
+            format: args.input_format.map(Into::into),
+            batch_size: args.batch_size as usize,
+            strict: args.strict,
+            dry_run: args.dry_run,
+            repair: args.repair,
+            rejects: args.rejects.clone(),
+        },
+        format: args.format,
+    };
+    stop_gently_on_interrupt();
+    run(ctx, &request)
+}
+
+/// A replay to run: the inputs, the writers and the options.
+pub(crate) struct Request {
+    pub files: Vec<String>,
+    /// Writers, each on its own connection.
+    pub jobs: usize,
+    pub options: ReplayOptions,
+    pub format: ReportFormat,
+}
+
+/// Replays with a progress bar and rejections on stderr, then the summary; the outcome's status.
+pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
+    let inputs = open_inputs(&request.files).could_not_run()?;
     let mut client = commands::connect(ctx)?;
     db::ensure_schema(&mut client)?;
-    let jobs = if args.strict { 1 } else { args.jobs as usize };
     let mut ingestors = vec![Ingestor::new(client).map_err(Error::from)?];
-    for _ in 1..jobs {
+    for _ in 1..request.jobs {
         ingestors.push(Ingestor::new(commands::connect(ctx)?).map_err(Error::from)?);
     }
-    let options = ReplayOptions {
-        format: args.input_format.map(Into::into),
-        batch_size: args.batch_size as usize,
-        strict: args.strict,
-        dry_run: args.dry_run,
-        repair: args.repair,
-        rejects: args.rejects.clone(),
-    };
+    let options = &request.options;
     let total_bytes: Option<u64> = inputs.iter().map(|i| i.size).sum();
     let progress = progress_bar(ctx, total_bytes);
     let mut shown = 0u64;
@@ -83,18 +103,17 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
             at.events_written, at.events_per_second
         ));
     };
-    stop_gently_on_interrupt();
     let watch = replay::Watch {
         on_reject: &mut on_reject,
         on_progress: &on_progress,
         interrupted: &INTERRUPTED,
     };
-    let outcome = replay::replay(ingestors, inputs, &options, watch);
+    let outcome = replay::replay(ingestors, inputs, options, watch);
     progress.finish_and_clear();
     match outcome {
         Ok(summary) => {
             let all_well = summary.rejected == 0 && summary.stopped_at.is_none();
-            print_summary(ctx, &summary, args.format, all_well)?;
+            print_summary(ctx, &summary, request.format, all_well)?;
             Ok(if summary.rejected > 0 {
                 Status::Warning
             } else {
@@ -102,7 +121,7 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
             })
         }
         Err(failure) => {
-            print_summary(ctx, &failure.summary, args.format, false)?;
+            print_summary(ctx, &failure.summary, request.format, false)?;
             Err(Failure {
                 status: match failure.cause {
                     StopCause::Input | StopCause::Interrupted => Status::Unknown,
