@@ -53,6 +53,7 @@ impl Environment {
         }
     }
 
+    #[cfg(test)]
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Environment {
         Environment {
             vars: pairs

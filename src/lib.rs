@@ -2,17 +2,19 @@
 //!
 //! The binary is a thin wrapper around [`run`]; everything else lives here so tests can use it.
 
-pub mod checks;
+// The library's surface: `run` for the binary, and for the tests the command line (its help),
+// the database layer, events and the insert path. The rest is the binary's own.
+pub(crate) mod checks;
 pub mod cli;
-pub mod commands;
-pub mod config;
+pub(crate) mod commands;
+pub(crate) mod config;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod ingest;
-pub mod output;
+pub(crate) mod output;
 pub mod schema;
-pub mod status;
+pub(crate) mod status;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -88,34 +88,27 @@ fn compiled_queries_are_the_files_on_disk() {
     }
 }
 
+/// Values from the command line reach the SQL as bind parameters: a hostile sensor id is just a
+/// sensor id, found among the others and never run.
 #[test]
-fn the_seeds_queries_answer_through_bind_parameters() {
+fn a_sensor_id_goes_in_as_a_bind_parameter_never_as_sql() {
     let db = TestDatabase::new();
     db.migrate();
-    let mut client = db.client();
-    client
-        .batch_execute(
+    let hostile = "x'; DROP TABLE metrics; --";
+    db.client()
+        .execute(
             "INSERT INTO metrics (sensor_id, event_id, timestamp, value) VALUES \
-             ('sensor_123', 'e1', '2026-01-01T00:00:02Z', 1), \
-             ('sensor_123', 'e2', '2026-01-01T00:00:01Z', 2), \
-             ('x''; DROP TABLE metrics; --', 'e3', '2026-01-01T00:00:00Z', 3)",
+             ($1, 'e1', '2026-01-01T00:00:01Z', 1), ($1, 'e2', '2026-01-01T00:00:00Z', 2)",
+            &[&hostile],
         )
         .unwrap();
-    let rows = client
-        .query(
-            metricsctl::db::queries::SENSOR_EVENTS_BY_TIMESTAMP.sql(),
-            &[&"sensor_123"],
-        )
+    let output = db
+        .metricsctl(&["check", "ordering", "--format", "json", "--sensor", hostile])
+        .output()
         .unwrap();
-    let ids: Vec<String> = rows.iter().map(|r| r.get("event_id")).collect();
-    assert_eq!(ids, vec!["e2", "e1"]);
-    let hostile = client
-        .query(
-            metricsctl::db::queries::SENSOR_EVENTS_BY_TIMESTAMP.sql(),
-            &[&"x'; DROP TABLE metrics; --"],
-        )
-        .unwrap();
-    assert_eq!(hostile.len(), 1, "a hostile sensor id is just a sensor id");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["sensor"], hostile, "{report}");
+    assert_eq!(report["events_checked"], 2, "{report}");
     assert!(db.relation_exists("metrics"));
 }
 

@@ -26,6 +26,7 @@ pub enum Threshold {
 
 impl Threshold {
     /// Whether `value` is outside the range, as Monitoring::Plugin would judge it.
+    #[cfg(test)]
     pub fn alerts(self, value: f64) -> bool {
         match self {
             Threshold::Above(limit) => value < 0.0 || value > limit,

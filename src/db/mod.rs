@@ -3,10 +3,10 @@
 //! server the demo and the tests start.
 
 pub mod connect;
-pub mod pgpass;
+pub(crate) mod pgpass;
 pub mod queries;
 pub mod sandbox;
 pub mod target;
-pub mod tls;
+pub(crate) mod tls;
 
 pub use connect::*;

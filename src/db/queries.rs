@@ -126,26 +126,6 @@ const INGEST_PARAMS: &[&str] = &[
     "delivery_order",
 ];
 
-query!(
-    /// The seed's per-sensor ordering query.
-    SENSOR_EVENTS_BY_TIMESTAMP = "sensor_events_by_timestamp.sql", "sensor_id"
-);
-query!(
-    /// The seed's idempotency query: total vs distinct event ids in processed_events.
-    PROCESSED_EVENTS_UNIQUENESS = "processed_events_uniqueness.sql"
-);
-query!(
-    /// The seed's duplicate-metrics query.
-    DUPLICATE_METRIC_EVENT_IDS = "duplicate_metric_event_ids.sql"
-);
-query!(
-    /// The seed's ingestion-rate query.
-    INGESTION_RATE_PER_MINUTE = "ingestion_rate_per_minute.sql"
-);
-query!(
-    /// The seed's consumer-lag query.
-    CONSUMER_LAG = "consumer_lag.sql"
-);
 query!(RELATION_EXISTS = "relation_exists.sql", "relation");
 query!(MIGRATION_HISTORY = "migration_history.sql");
 query!(MIGRATION_HISTORY_CREATE = "migration_history_create.sql");
@@ -301,11 +281,6 @@ query!(
 /// Every compiled-in query, so tests can check them all.
 pub fn all() -> Vec<&'static Query> {
     vec![
-        &SENSOR_EVENTS_BY_TIMESTAMP,
-        &PROCESSED_EVENTS_UNIQUENESS,
-        &DUPLICATE_METRIC_EVENT_IDS,
-        &INGESTION_RATE_PER_MINUTE,
-        &CONSUMER_LAG,
         &RELATION_EXISTS,
         &MIGRATION_HISTORY,
         &ADVISORY_LOCK_TRY,

@@ -506,81 +506,6 @@ fn keyword_pairs(s: &str) -> anyhow::Result<Vec<(String, String)>> {
     }
 }
 
-/// Hides the password in a raw connection string: the user information of a URL (up to its
-/// last '@' before the path), and every `password` parameter in any case.
-pub fn redact(connection_string: &str) -> String {
-    let s = connection_string.trim();
-    if is_url(s) {
-        let scheme_end = s.find("://").map(|i| i + 3).unwrap_or(0);
-        let authority_end = s[scheme_end..]
-            .find(['/', '?'])
-            .map(|i| scheme_end + i)
-            .unwrap_or(s.len());
-        let authority = &s[scheme_end..authority_end];
-        let authority = match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{user}:***{}", &authority[at..]),
-                    None => authority.to_string(),
-                }
-            }
-            None => authority.to_string(),
-        };
-        let tail = redact_password_parameter(&s[authority_end..], '&');
-        format!("{}{authority}{tail}", &s[..scheme_end])
-    } else {
-        redact_password_parameter(s, ' ')
-    }
-}
-
-fn redact_password_parameter(s: &str, separator: char) -> String {
-    const KEY: &str = "password";
-    let lower = s.to_ascii_lowercase();
-    let mut out = String::with_capacity(s.len());
-    let mut position = 0;
-    while let Some(found) = lower[position..].find(KEY) {
-        let pos = position + found;
-        let after = pos + KEY.len();
-        let rest = &s[after..];
-        let trimmed = rest.trim_start();
-        // Any key ending in "password" (sslpassword too), in any case.
-        if let Some(after_equals) = trimmed.strip_prefix('=') {
-            out.push_str(&s[position..pos]);
-            out.push_str(&s[pos..after]);
-            out.push_str("=***");
-            let value_start = s.len() - after_equals.trim_start().len();
-            let value = &s[value_start..];
-            let consumed = if let Some(quoted) = value.strip_prefix('\'') {
-                let mut end = quoted.len();
-                let mut escaped = false;
-                for (i, c) in quoted.char_indices() {
-                    match c {
-                        _ if escaped => escaped = false,
-                        '\\' => escaped = true,
-                        '\'' => {
-                            end = i + 1;
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                1 + end.min(quoted.len())
-            } else {
-                value
-                    .find(|c: char| c == separator || c.is_whitespace())
-                    .unwrap_or(value.len())
-            };
-            position = value_start + consumed;
-        } else {
-            out.push_str(&s[position..after]);
-            position = after;
-        }
-    }
-    out.push_str(&s[position..]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,38 +579,5 @@ mod tests {
         assert!(!message.contains("hunter2"), "{message}");
         assert!(message.contains("DATABASE_URL"), "{message}");
         assert!(message.contains("sslmode"), "{message}");
-    }
-
-    #[test]
-    fn redact_handles_urls_and_keyword_strings() {
-        assert_eq!(
-            redact("postgresql://u:p%40ss@h:1/db?password=x&sslmode=require"),
-            "postgresql://u:***@h:1/db?password=***&sslmode=require"
-        );
-        assert_eq!(
-            redact("host=h password='a b\\' c' user=u"),
-            "host=h password=*** user=u"
-        );
-        assert_eq!(
-            redact("host=h password = x user=u"),
-            "host=h password=*** user=u"
-        );
-        assert_eq!(
-            redact("postgresql://u@h/db"),
-            "postgresql://u@h/db",
-            "nothing to hide"
-        );
-        assert_eq!(
-            redact("postgresql://metrics:Pa@ss@host/db"),
-            "postgresql://metrics:***@host/db"
-        );
-        assert_eq!(
-            redact("host=h PASSWORD=secret user=u"),
-            "host=h PASSWORD=*** user=u"
-        );
-        assert_eq!(
-            redact("postgresql://h/db?Password=secret&x=1"),
-            "postgresql://h/db?Password=***&x=1"
-        );
     }
 }

@@ -182,6 +182,7 @@ impl EventReader {
         Ok(this)
     }
 
+    #[cfg(test)]
     pub fn format(&self) -> Format {
         self.format
     }

@@ -191,14 +191,6 @@ impl IngestError {
         // intervention (shutdown, cancel), 55P03 lock not available, 58 system errors.
         matches!(class, "08" | "40" | "53" | "57" | "58") || code == &SqlState::LOCK_NOT_AVAILABLE
     }
-
-    /// The SQLSTATE, when PostgreSQL gave one.
-    pub fn code(&self) -> Option<&SqlState> {
-        match self {
-            IngestError::Database(error) => error.code(),
-            IngestError::SequenceBehind(_) => None,
-        }
-    }
 }
 
 /// A connection ready to ingest batches.

@@ -2,9 +2,9 @@
 //! through it (with their rejects file), repairing what the checks find, and synthetic events.
 
 pub mod batch;
-pub mod generate;
-pub mod rejects;
-pub mod repair;
-pub mod replay;
+pub(crate) mod generate;
+pub(crate) mod rejects;
+pub(crate) mod repair;
+pub(crate) mod replay;
 
 pub use batch::*;

@@ -1,4 +1,4 @@
 //! The schema's shape: the guide's migrations and the monthly partitions of metrics.
 
 pub mod migrations;
-pub mod partitions;
+pub(crate) mod partitions;

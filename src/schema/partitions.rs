@@ -81,10 +81,6 @@ impl Month {
         }
     }
 
-    pub fn first_day(self) -> NaiveDate {
-        self.0
-    }
-
     pub fn plus(self, months: u32) -> Month {
         Month(self.0 + Months::new(months))
     }
