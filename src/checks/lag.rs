@@ -211,6 +211,122 @@ pub fn measures(report: Option<&LagReport>) -> Vec<Measure> {
     measures
 }
 
+impl LagReport {
+    fn summary_section(&self) -> Section {
+        let row =
+            |what: String, raw_what: &str, value: Cell| vec![Cell::new(what, raw_what), value];
+        Section::new(
+            "lag",
+            vec![Column::new("what", "what"), Column::new("value", "value")],
+            vec![
+                row(
+                    "newest metric timestamp".to_string(),
+                    "latest_metric_time",
+                    Cell::time(self.latest_metric_time),
+                ),
+                row(
+                    "now".to_string(),
+                    "current_time",
+                    Cell::time(Some(self.current_time)),
+                ),
+                row(
+                    format!(
+                        "lag (warn above {}, crit above {})",
+                        human_seconds(self.warn_seconds),
+                        human_seconds(self.crit_seconds)
+                    ),
+                    "lag_seconds",
+                    Cell::seconds(self.lag_seconds),
+                ),
+                row(
+                    format!(
+                        "sensors silent for {}",
+                        human_seconds(self.stale_after_seconds)
+                    ),
+                    "stale_sensors",
+                    Cell::new(
+                        format!("{} of {}", self.stale_sensors, self.sensors),
+                        self.stale_sensors.to_string(),
+                    ),
+                ),
+                row(
+                    format!(
+                        "sensors with a clock ahead (more than {})",
+                        human_seconds(self.clock_tolerance_seconds)
+                    ),
+                    "clock_ahead_sensors",
+                    Cell::count(self.clock_ahead_sensors),
+                ),
+                row(
+                    format!(
+                        "latency sample (newest events of the last {})",
+                        human_seconds(self.window_seconds)
+                    ),
+                    "latency_events",
+                    Cell::count(self.latency_events),
+                ),
+                row(
+                    "latency p50".to_string(),
+                    "latency_p50_seconds",
+                    Cell::seconds(self.latency_seconds.p50),
+                ),
+                row(
+                    "latency p95".to_string(),
+                    "latency_p95_seconds",
+                    Cell::seconds(self.latency_seconds.p95),
+                ),
+                row(
+                    "latency p99".to_string(),
+                    "latency_p99_seconds",
+                    Cell::seconds(self.latency_seconds.p99),
+                ),
+            ],
+        )
+    }
+
+    fn silent_section(&self) -> Section {
+        Section::new(
+            "silent sensors, longest silent first",
+            vec![
+                Column::new("sensor", "sensor_id"),
+                Column::new("newest metric", "newest_timestamp"),
+                Column::new("silent for", "silent_seconds"),
+            ],
+            self.stale
+                .iter()
+                .map(|s| {
+                    vec![
+                        Cell::text(s.sensor_id.clone()),
+                        Cell::time(Some(s.newest_timestamp)),
+                        Cell::seconds(Some(s.silent_seconds)),
+                    ]
+                })
+                .collect(),
+        )
+        .with_not_shown(self.stale_sensors - self.stale.len() as i64)
+    }
+
+    fn clock_ahead_section(&self) -> Section {
+        Section::new(
+            "sensors with a clock ahead, furthest first (their events are left out of the lag)",
+            vec![
+                Column::new("sensor", "sensor_id"),
+                Column::new("ahead by", "ahead_seconds"),
+            ],
+            self.clock_ahead
+                .iter()
+                .map(|s| {
+                    vec![
+                        Cell::text(s.sensor_id.clone()),
+                        Cell::seconds(Some(s.ahead_seconds)),
+                    ]
+                })
+                .collect(),
+        )
+        .with_not_shown(self.clock_ahead_sensors - self.clock_ahead.len() as i64)
+    }
+}
+
 impl CheckReport for LagReport {
     fn check(&self) -> &'static str {
         "lag"
@@ -282,112 +398,10 @@ impl CheckReport for LagReport {
     }
 
     fn sections(&self) -> Vec<Section> {
-        let row =
-            |what: String, raw_what: &str, value: Cell| vec![Cell::new(what, raw_what), value];
         vec![
-            Section::new(
-                "lag",
-                vec![Column::new("what", "what"), Column::new("value", "value")],
-                vec![
-                    row(
-                        "newest metric timestamp".to_string(),
-                        "latest_metric_time",
-                        Cell::time(self.latest_metric_time),
-                    ),
-                    row(
-                        "now".to_string(),
-                        "current_time",
-                        Cell::time(Some(self.current_time)),
-                    ),
-                    row(
-                        format!(
-                            "lag (warn above {}, crit above {})",
-                            human_seconds(self.warn_seconds),
-                            human_seconds(self.crit_seconds)
-                        ),
-                        "lag_seconds",
-                        Cell::seconds(self.lag_seconds),
-                    ),
-                    row(
-                        format!(
-                            "sensors silent for {}",
-                            human_seconds(self.stale_after_seconds)
-                        ),
-                        "stale_sensors",
-                        Cell::new(
-                            format!("{} of {}", self.stale_sensors, self.sensors),
-                            self.stale_sensors.to_string(),
-                        ),
-                    ),
-                    row(
-                        format!(
-                            "sensors with a clock ahead (more than {})",
-                            human_seconds(self.clock_tolerance_seconds)
-                        ),
-                        "clock_ahead_sensors",
-                        Cell::count(self.clock_ahead_sensors),
-                    ),
-                    row(
-                        format!(
-                            "latency sample (newest events of the last {})",
-                            human_seconds(self.window_seconds)
-                        ),
-                        "latency_events",
-                        Cell::count(self.latency_events),
-                    ),
-                    row(
-                        "latency p50".to_string(),
-                        "latency_p50_seconds",
-                        Cell::seconds(self.latency_seconds.p50),
-                    ),
-                    row(
-                        "latency p95".to_string(),
-                        "latency_p95_seconds",
-                        Cell::seconds(self.latency_seconds.p95),
-                    ),
-                    row(
-                        "latency p99".to_string(),
-                        "latency_p99_seconds",
-                        Cell::seconds(self.latency_seconds.p99),
-                    ),
-                ],
-            ),
-            Section::new(
-                "silent sensors, longest silent first",
-                vec![
-                    Column::new("sensor", "sensor_id"),
-                    Column::new("newest metric", "newest_timestamp"),
-                    Column::new("silent for", "silent_seconds"),
-                ],
-                self.stale
-                    .iter()
-                    .map(|s| {
-                        vec![
-                            Cell::text(s.sensor_id.clone()),
-                            Cell::time(Some(s.newest_timestamp)),
-                            Cell::seconds(Some(s.silent_seconds)),
-                        ]
-                    })
-                    .collect(),
-            )
-            .with_not_shown(self.stale_sensors - self.stale.len() as i64),
-            Section::new(
-                "sensors with a clock ahead, furthest first (their events are left out of the lag)",
-                vec![
-                    Column::new("sensor", "sensor_id"),
-                    Column::new("ahead by", "ahead_seconds"),
-                ],
-                self.clock_ahead
-                    .iter()
-                    .map(|s| {
-                        vec![
-                            Cell::text(s.sensor_id.clone()),
-                            Cell::seconds(Some(s.ahead_seconds)),
-                        ]
-                    })
-                    .collect(),
-            )
-            .with_not_shown(self.clock_ahead_sensors - self.clock_ahead.len() as i64),
+            self.summary_section(),
+            self.silent_section(),
+            self.clock_ahead_section(),
         ]
     }
 }

@@ -67,6 +67,31 @@ fn connect_failure(target: &DatabaseTarget, cause: &str, hint: &str) -> anyhow::
     )
 }
 
+/// What to do when the server itself refused the connection.
+fn server_refusal_hint(target: &DatabaseTarget, code: &SqlState) -> String {
+    let origin = target.origin.describe();
+    match *code {
+        SqlState::INVALID_PASSWORD => target.password_hint(),
+        SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
+            "Check the user name in {origin}, and that pg_hba.conf admits this user from this host."
+        ),
+        SqlState::INVALID_CATALOG_NAME => format!(
+            "Create it (createdb -h {} -p {} -U {} {}) or name an existing database in {origin}.",
+            shell_quote(&host_of(target)),
+            port_of(target),
+            shell_quote(target.user()),
+            shell_quote(target.database())
+        ),
+        SqlState::TOO_MANY_CONNECTIONS => {
+            "The server is at max_connections; try again shortly.".to_string()
+        }
+        SqlState::CANNOT_CONNECT_NOW => {
+            "The server is starting up or shutting down; try again in a moment.".to_string()
+        }
+        _ => format!("Check the settings in {origin}."),
+    }
+}
+
 fn explain_connect_error(
     target: &DatabaseTarget,
     timeout: Duration,
@@ -74,27 +99,11 @@ fn explain_connect_error(
 ) -> anyhow::Error {
     let origin = target.origin.describe();
     if let Some(db) = error.as_db_error() {
-        let hint = match *db.code() {
-            SqlState::INVALID_PASSWORD => target.password_hint(),
-            SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
-                "Check the user name in {origin}, and that pg_hba.conf admits this user from this host."
-            ),
-            SqlState::INVALID_CATALOG_NAME => format!(
-                "Create it (createdb -h {} -p {} -U {} {}) or name an existing database in {origin}.",
-                shell_quote(&host_of(target)),
-                port_of(target),
-                shell_quote(target.user()),
-                shell_quote(target.database())
-            ),
-            SqlState::TOO_MANY_CONNECTIONS => {
-                "The server is at max_connections; try again shortly.".to_string()
-            }
-            SqlState::CANNOT_CONNECT_NOW => {
-                "The server is starting up or shutting down; try again in a moment.".to_string()
-            }
-            _ => format!("Check the settings in {origin}."),
-        };
-        return connect_failure(target, &escape_control(db.message()), &hint);
+        return connect_failure(
+            target,
+            &escape_control(db.message()),
+            &server_refusal_hint(target, db.code()),
+        );
     }
     let chain: Vec<String> = error_chain(error);
     let text = chain.join(": ");

@@ -274,16 +274,75 @@ pub fn replay(
     options: &ReplayOptions,
     watch: Watch<'_>,
 ) -> Result<ReplaySummary, ReplayError> {
-    let Watch {
-        on_reject,
-        on_progress,
-        interrupted,
-    } = watch;
     assert!(!ingestors.is_empty(), "at least one writer");
     assert!(
         !options.strict || ingestors.len() == 1,
         "--strict keeps a file in one transaction, so one writer"
     );
+    let (rejects, coverage) = prepare(&mut ingestors, &inputs, options)?;
+    let Watch {
+        on_reject,
+        on_progress,
+        interrupted,
+    } = watch;
+    let shared = Shared {
+        options,
+        on_progress,
+        interrupted,
+        started: Instant::now(),
+        bytes_read: Arc::new(AtomicU64::new(0)),
+        events_written: AtomicU64::new(0),
+        ledger: Ledger::default(),
+        failed: AtomicBool::new(false),
+    };
+    let names: Vec<Arc<str>> = inputs.iter().map(|i| Arc::from(i.name.as_str())).collect();
+    let mut reading = Reading {
+        shared: &shared,
+        on_reject,
+        rejects,
+        coverage,
+        summary: ReplaySummary::default(),
+        stopped_at: Position { file: 0, line: 1 },
+    };
+    let mut writers: Vec<Writer> = ingestors
+        .into_iter()
+        .map(|ingestor| Writer::new(ingestor, &shared))
+        .collect();
+    let (read_outcome, write_outcomes) = read_and_write(&mut reading, &mut writers, inputs);
+
+    let Reading {
+        mut summary,
+        rejects,
+        stopped_at: reader_position,
+        ..
+    } = reading;
+    add_up(&mut summary, &writers, options, shared.started);
+    // A writer's failure comes first: it also ends the reading, which then sees closed channels.
+    // An interruption counts only if it left something undone.
+    let halted = matches!(read_outcome, Ok(ReadEnd::Halted));
+    let stop = if let Some(failure) = write_outcomes.into_iter().find_map(Result::err) {
+        Some(Stop::Write(failure))
+    } else if interrupted.load(Ordering::Relaxed) && (halted || summary.unconfirmed > 0) {
+        Some(Stop::Interrupted)
+    } else {
+        read_outcome.err().map(Stop::Read)
+    };
+    match stop {
+        None => finish(summary, rejects),
+        Some(stop) => {
+            let resume = shared.ledger.earliest_open().unwrap_or(reader_position);
+            Err(stopped_early(summary, stop, resume, &names, options))
+        }
+    }
+}
+
+/// Before anything is read: the rejects file (never one of the inputs), the repair statements,
+/// the sequence (refused when behind, before anything is written) and where partitions are.
+fn prepare(
+    ingestors: &mut [Ingestor],
+    inputs: &[InputFile],
+    options: &ReplayOptions,
+) -> Result<(Option<RejectsFile>, Option<Coverage>), ReplayError> {
     let before_start = |cause, error: anyhow::Error| ReplayError {
         summary: Box::new(ReplaySummary {
             dry_run: options.dry_run,
@@ -292,6 +351,7 @@ pub fn replay(
         cause,
         error: error.context("nothing was written"),
     };
+    let database = |e: IngestError| before_start(StopCause::Database, anyhow!(e));
     let rejects = match &options.rejects {
         Some(path) => {
             let identities: Vec<_> = inputs
@@ -306,14 +366,13 @@ pub fn replay(
         None => None,
     };
     if options.repair {
-        for ingestor in &mut ingestors {
+        for ingestor in ingestors.iter_mut() {
             ingestor
                 .restore_lost_metrics()
-                .map_err(|e| before_start(StopCause::Database, anyhow!(IngestError::from(e))))?;
+                .map_err(|e| database(e.into()))?;
         }
     }
     let first = &mut ingestors[0];
-    let database = |e: IngestError| before_start(StopCause::Database, anyhow!(e));
     if let Some(position) = first
         .sequence_position()
         .map_err(|e| database(e.into()))?
@@ -322,62 +381,40 @@ pub fn replay(
         return Err(database(IngestError::SequenceBehind(position)));
     }
     let coverage = partitions::coverage(first.client()).map_err(|e| database(e.into()))?;
+    Ok((rejects, coverage))
+}
 
-    let shared = Shared {
-        options,
-        on_progress,
-        interrupted,
-        started: Instant::now(),
-        bytes_read: Arc::new(AtomicU64::new(0)),
-        events_written: AtomicU64::new(0),
-        ledger: Ledger::default(),
-        failed: AtomicBool::new(false),
-    };
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..ingestors.len())
+/// The reading thread (this one) and a thread per writer, until all are done.
+fn read_and_write(
+    reading: &mut Reading<'_>,
+    writers: &mut [Writer<'_>],
+    inputs: Vec<InputFile>,
+) -> (Result<ReadEnd, ReadFailure>, Vec<Result<(), WriteFailure>>) {
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..writers.len())
         .map(|_| sync_channel::<Work>(BATCHES_IN_FLIGHT))
         .unzip();
-    let names: Vec<Arc<str>> = inputs.iter().map(|i| Arc::from(i.name.as_str())).collect();
-    let mut reading = Reading {
-        shared: &shared,
-        on_reject,
-        rejects,
-        coverage,
-        summary: ReplaySummary::default(),
-        stopped_at: Position { file: 0, line: 1 },
-    };
-    let mut writers: Vec<Writer> = ingestors
-        .into_iter()
-        .map(|ingestor| Writer {
-            ingestor,
-            shared: &shared,
-            inserted: 0,
-            restored: 0,
-            already_present: 0,
-            pending: (0, 0, 0),
-            in_transaction: false,
-        })
-        .collect();
-
-    let (read_outcome, write_outcomes) = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = writers
             .iter_mut()
             .zip(receivers)
             .map(|(writer, work)| scope.spawn(move || writer.write_all(work)))
             .collect();
         let read_outcome = reading.read_all(inputs, senders);
-        let write_outcomes: Vec<Result<(), WriteFailure>> = handles
+        let write_outcomes = handles
             .into_iter()
             .map(|h| h.join().expect("writer threads do not panic"))
             .collect();
         (read_outcome, write_outcomes)
-    });
+    })
+}
 
-    let Reading {
-        mut summary,
-        rejects,
-        stopped_at: reader_position,
-        ..
-    } = reading;
+/// The writers' counts into the summary, and what is left unconfirmed.
+fn add_up(
+    summary: &mut ReplaySummary,
+    writers: &[Writer<'_>],
+    options: &ReplayOptions,
+    started: Instant,
+) {
     summary.dry_run = options.dry_run;
     summary.inserted = writers.iter().map(|w| w.inserted).sum();
     summary.restored = writers.iter().map(|w| w.restored).sum();
@@ -385,48 +422,52 @@ pub fn replay(
     summary.unconfirmed = summary.events.saturating_sub(
         summary.inserted + summary.restored + summary.already_present + summary.repeated_in_input,
     );
-    let elapsed = shared.started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed().as_secs_f64();
     summary.elapsed_seconds = (elapsed * 1000.0).round() / 1000.0;
     summary.events_per_second = if elapsed > 0.0 {
         (summary.events as f64 / elapsed).round()
     } else {
         0.0
     };
+}
 
-    // A writer's failure comes first: it also ends the reading, which then sees closed channels.
-    // An interruption counts only if it left something undone.
-    let halted = matches!(read_outcome, Ok(ReadEnd::Halted));
-    let stop = if let Some(failure) = write_outcomes.into_iter().find_map(Result::err) {
-        Some(Stop::Write(failure))
-    } else if interrupted.load(Ordering::Relaxed) && (halted || summary.unconfirmed > 0) {
-        Some(Stop::Interrupted)
-    } else {
-        read_outcome.err().map(Stop::Read)
-    };
-    let Some(stop) = stop else {
-        summary.complete = true;
-        if let Some(rejects) = rejects {
-            let path = rejects.path().display().to_string();
-            if let Err(error) = rejects.finish() {
-                summary.complete = false;
-                return Err(ReplayError {
-                    error: anyhow!(
-                        "cannot write the rejects file {path}: {error}. Every event read is \
-                         committed, but the {} rejected line(s) are not saved there. Free space \
-                         or name another --rejects file, then rerun the same command: stored \
-                         events are skipped and the rejected lines are written again",
-                        summary.rejected
-                    ),
-                    summary: Box::new(summary),
-                    cause: StopCause::Input,
-                });
-            }
-            summary.rejects_file = Some(path);
-        }
+/// A replay that read everything: the rejects file is put in place (or that fails loudly).
+fn finish(
+    mut summary: ReplaySummary,
+    rejects: Option<RejectsFile>,
+) -> Result<ReplaySummary, ReplayError> {
+    summary.complete = true;
+    let Some(rejects) = rejects else {
         return Ok(summary);
     };
+    let path = rejects.path().display().to_string();
+    if let Err(error) = rejects.finish() {
+        summary.complete = false;
+        return Err(ReplayError {
+            error: anyhow!(
+                "cannot write the rejects file {path}: {error}. Every event read is committed, \
+                 but the {} rejected line(s) are not saved there. Free space or name another \
+                 --rejects file, then rerun the same command: stored events are skipped and the \
+                 rejected lines are written again",
+                summary.rejected
+            ),
+            summary: Box::new(summary),
+            cause: StopCause::Input,
+        });
+    }
+    summary.rejects_file = Some(path);
+    Ok(summary)
+}
 
-    let resume = shared.ledger.earliest_open().unwrap_or(reader_position);
+/// A replay that stopped early: what is committed (every event before `resume`), why it
+/// stopped, and whether a rerun can finish it.
+fn stopped_early(
+    mut summary: ReplaySummary,
+    stop: Stop,
+    resume: Position,
+    names: &[Arc<str>],
+    options: &ReplayOptions,
+) -> ReplayError {
     let resume_text = format!(
         "{}:{}",
         names[resume.file.min(names.len() - 1)],
@@ -452,8 +493,18 @@ pub fn replay(
         ),
         _ => String::new(),
     };
+    let (cause, message) = why_it_stopped(stop, &claim, names);
+    ReplayError {
+        summary: Box::new(summary),
+        cause,
+        error: anyhow!("{message}{rejects_note}"),
+    }
+}
+
+/// The stop's cause, and the message: what happened, what is committed, what to do.
+fn why_it_stopped(stop: Stop, claim: &str, names: &[Arc<str>]) -> (StopCause, String) {
     let rerun = "rerun the same command: events already stored are skipped, never duplicated";
-    let (cause, message) = match stop {
+    match stop {
         Stop::Write(WriteFailure { error, batch_start }) => {
             let whence = match batch_start {
                 Some(at) => format!(
@@ -499,12 +550,7 @@ pub fn replay(
             };
             (StopCause::Input, message)
         }
-    };
-    Err(ReplayError {
-        summary: Box::new(summary),
-        cause,
-        error: anyhow!("{message}{rejects_note}"),
-    })
+    }
 }
 
 enum Stop {
@@ -645,80 +691,37 @@ impl Reading<'_> {
         input: InputFile,
         work: &[SyncSender<Work>],
     ) -> Result<FileEnd, ReadFailure> {
-        let options = self.shared.options;
-        let name: Arc<str> = Arc::from(input.name.as_str());
         self.summary.files += 1;
-        let fail = |kind| ReadFailure { file, kind };
-        let (reader, gzip) =
-            input
-                .into_reader(self.shared.bytes_read.clone())
-                .map_err(|error| {
-                    fail(ReadFailureKind::Unreadable {
-                        after_line: 0,
-                        error,
-                    })
-                })?;
-        let mut reader = match EventReader::new(reader, options.format, Some(&name)) {
-            Ok(reader) => reader,
-            Err(error) => {
-                return Err(fail(match error.downcast::<io::Error>() {
-                    Ok(error) => read_error(gzip, 0, error),
-                    Err(error) => ReadFailureKind::Unusable(error),
-                }));
-            }
-        };
+        let name: Arc<str> = Arc::from(input.name.as_str());
+        let (mut reader, gzip) = self.open(file, input, &name)?;
         if broadcast(work, || Work::FileStarted).is_err() {
             return Ok(FileEnd::Halted);
         }
-        let mut shards = Shards::new(work.len(), options.batch_size, options.dry_run);
-        let mut kept = true;
-        let outcome: Result<(), ReadFailure> = loop {
-            if self.shared.should_stop() {
-                self.summary.lines += reader.lines_read();
-                self.stopped_at = Position {
-                    file,
-                    line: reader.next_line(),
-                };
-                return Ok(FileEnd::Halted);
-            }
-            let record = match reader.next_record() {
-                Ok(Some(record)) => record,
-                Ok(None) => break Ok(()),
-                Err(error) => break Err(fail(read_error(gzip, reader.lines_read(), error))),
-            };
-            match self.take_record(file, &name, &reader, record, &mut shards, work) {
-                Ok(true) => {}
-                Ok(false) => {
-                    kept = false;
-                    break Ok(());
-                }
-                Err(TakeError::Halt) => {
-                    self.summary.lines += reader.lines_read();
-                    self.stopped_at = Position {
-                        file,
-                        line: reader.next_line(),
-                    };
-                    return Ok(FileEnd::Halted);
-                }
-                Err(TakeError::Rejects(error)) => {
-                    break Err(fail(ReadFailureKind::RejectsUnwritable(error)));
-                }
-            }
-        };
+        let mut shards = Shards::new(
+            work.len(),
+            self.shared.options.batch_size,
+            self.shared.options.dry_run,
+        );
+        let outcome = self.read_records(file, &name, &mut reader, gzip, &mut shards, work);
         self.summary.lines += reader.lines_read();
         self.stopped_at = Position {
             file,
             line: reader.next_line(),
         };
+        let kept = match outcome {
+            Ok(RecordsEnd::Halted) => return Ok(FileEnd::Halted),
+            Ok(RecordsEnd::StrictStop) => false,
+            Ok(RecordsEnd::End) | Err(_) => true,
+        };
         // Every complete event read goes to the database, even when reading then failed: what
         // is said to be committed must be (with --strict the file commits whole or not at all).
-        let flush = kept && !(options.strict && outcome.is_err());
+        let flush = kept && !(self.shared.options.strict && outcome.is_err());
         if flush {
             for shard in 0..work.len() {
                 if !shards.batches[shard].is_empty()
                     && self.send_batch(work, &mut shards, shard).is_err()
                 {
-                    return outcome.map(|()| FileEnd::Halted);
+                    return outcome.map(|_| FileEnd::Halted);
                 }
             }
         }
@@ -731,6 +734,62 @@ impl Reading<'_> {
         })
     }
 
+    /// The file's records, with whether it is gzip (whose read errors mean it is cut off).
+    fn open(
+        &mut self,
+        file: usize,
+        input: InputFile,
+        name: &str,
+    ) -> Result<(EventReader, bool), ReadFailure> {
+        let fail = |kind| ReadFailure { file, kind };
+        let (reader, gzip) =
+            input
+                .into_reader(self.shared.bytes_read.clone())
+                .map_err(|error| {
+                    fail(ReadFailureKind::Unreadable {
+                        after_line: 0,
+                        error,
+                    })
+                })?;
+        match EventReader::new(reader, self.shared.options.format, Some(name)) {
+            Ok(reader) => Ok((reader, gzip)),
+            Err(error) => Err(fail(match error.downcast::<io::Error>() {
+                Ok(error) => read_error(gzip, 0, error),
+                Err(error) => ReadFailureKind::Unusable(error),
+            })),
+        }
+    }
+
+    /// Takes the file's records until its end, a `--strict` stop, a halt or a read failure.
+    fn read_records(
+        &mut self,
+        file: usize,
+        name: &Arc<str>,
+        reader: &mut EventReader,
+        gzip: bool,
+        shards: &mut Shards,
+        work: &[SyncSender<Work>],
+    ) -> Result<RecordsEnd, ReadFailure> {
+        let fail = |kind| ReadFailure { file, kind };
+        loop {
+            if self.shared.should_stop() {
+                return Ok(RecordsEnd::Halted);
+            }
+            let record = match reader.next_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => return Ok(RecordsEnd::End),
+                Err(error) => return Err(fail(read_error(gzip, reader.lines_read(), error))),
+            };
+            match self.take_record(file, name, reader, record, shards, work) {
+                Ok(true) => {}
+                Ok(false) => return Ok(RecordsEnd::StrictStop),
+                Err(TakeError::Halt) => return Ok(RecordsEnd::Halted),
+                Err(TakeError::Rejects(error)) => {
+                    return Err(fail(ReadFailureKind::RejectsUnwritable(error)));
+                }
+            }
+        }
+    }
     /// Takes one record; `Ok(false)` when `--strict` stops at it.
     fn take_record(
         &mut self,
@@ -872,6 +931,13 @@ enum FileEnd {
     Halted,
 }
 
+/// How reading a file's records ended, when it did not fail.
+enum RecordsEnd {
+    End,
+    StrictStop,
+    Halted,
+}
+
 enum TakeError {
     Halt,
     Rejects(io::Error),
@@ -903,7 +969,19 @@ struct Writer<'a> {
     in_transaction: bool,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    fn new(ingestor: Ingestor, shared: &'a Shared<'a>) -> Writer<'a> {
+        Writer {
+            ingestor,
+            shared,
+            inserted: 0,
+            restored: 0,
+            already_present: 0,
+            pending: (0, 0, 0),
+            in_transaction: false,
+        }
+    }
+
     /// Consumes work until the reader is done. The first database error ends it; dropping the
     /// receiver and raising `failed` stops the reader and the other writers.
     fn write_all(&mut self, work: Receiver<Work>) -> Result<(), WriteFailure> {

@@ -627,81 +627,92 @@ fn repair_locked(client: &mut Client, dry_run: bool) -> error::Result<RepairRepo
         refused: Vec::new(),
     };
     for row in &applied {
-        let Some(migration) = local.iter().find(|m| m.version() == row.version) else {
-            report.refused.push(Unrepairable {
-                version: row.version,
-                name: row.name.clone(),
-                reason: "applied in the database but unknown to this binary".to_string(),
-            });
-            continue;
-        };
-        let new_checksum = migration.checksum().to_string();
-        if row.checksum == new_checksum && row.name == migration.name() {
-            continue;
-        }
-        if row.name != migration.name() {
-            report.refused.push(Unrepairable {
-                version: row.version,
-                name: row.name.clone(),
-                reason: format!(
-                    "applied under the name {:?}, this binary calls it {:?}: not a whitespace change",
-                    row.name,
-                    migration.name()
-                ),
-            });
-            continue;
-        }
-        let sql = migration.sql().unwrap_or_default();
-        let found = whitespace_variants(sql).into_iter().find(|(variant, _)| {
-            migration_from(migration.version(), migration.name(), variant)
-                .checksum()
-                .to_string()
-                == row.checksum
-        });
-        match found {
-            Some((_, difference)) => report.repaired.push(Repair {
-                version: row.version,
-                name: row.name.clone(),
-                difference,
-                recorded_checksum: row.checksum.clone(),
-                new_checksum,
-            }),
-            None => report.refused.push(Unrepairable {
-                version: row.version,
-                name: row.name.clone(),
-                reason: "its SQL differs from the applied one by more than whitespace (line \
-                         endings, trailing spaces, final newline, byte order mark): restore the \
-                         file as it was, or add a new migration"
-                    .to_string(),
-            }),
+        match examine(row, &local) {
+            Some(Ok(repair)) => report.repaired.push(repair),
+            Some(Err(refused)) => report.refused.push(refused),
+            None => {}
         }
     }
     if !dry_run && !report.repaired.is_empty() {
-        let mut tx = client.transaction()?;
-        for repair in &report.repaired {
-            let updated = tx.execute(
-                queries::MIGRATION_HISTORY_REPAIR.sql(),
-                &[
-                    &repair.version,
-                    &repair.recorded_checksum,
-                    &repair.new_checksum,
-                ],
-            )?;
-            if updated != 1 {
-                return Err(Error::new(
-                    What::Refused,
-                    anyhow!(
-                        "V{}__{}'s history row changed while it was examined; nothing was repaired, \
-                     run `metricsctl migrate repair` again",
-                        repair.version,
-                        repair.name
-                    ),
-                ));
-            }
-        }
-        tx.commit()?;
+        record_checksums(client, &report.repaired)?;
     }
     Ok(report)
+}
+
+/// An applied migration against this binary's: nothing to do (`None`), a whitespace-only
+/// difference to accept, or a difference to refuse.
+fn examine(row: &AppliedRow, local: &[Migration]) -> Option<Result<Repair, Unrepairable>> {
+    let refuse = |reason: String| {
+        Some(Err(Unrepairable {
+            version: row.version,
+            name: row.name.clone(),
+            reason,
+        }))
+    };
+    let Some(migration) = local.iter().find(|m| m.version() == row.version) else {
+        return refuse("applied in the database but unknown to this binary".to_string());
+    };
+    let new_checksum = migration.checksum().to_string();
+    if row.checksum == new_checksum && row.name == migration.name() {
+        return None;
+    }
+    if row.name != migration.name() {
+        return refuse(format!(
+            "applied under the name {:?}, this binary calls it {:?}: not a whitespace change",
+            row.name,
+            migration.name()
+        ));
+    }
+    let sql = migration.sql().unwrap_or_default();
+    let found = whitespace_variants(sql).into_iter().find(|(variant, _)| {
+        migration_from(migration.version(), migration.name(), variant)
+            .checksum()
+            .to_string()
+            == row.checksum
+    });
+    match found {
+        Some((_, difference)) => Some(Ok(Repair {
+            version: row.version,
+            name: row.name.clone(),
+            difference,
+            recorded_checksum: row.checksum.clone(),
+            new_checksum,
+        })),
+        None => refuse(
+            "its SQL differs from the applied one by more than whitespace (line endings, \
+             trailing spaces, final newline, byte order mark): restore the file as it was, or \
+             add a new migration"
+                .to_string(),
+        ),
+    }
+}
+
+/// Records the accepted checksums, all or none.
+fn record_checksums(client: &mut Client, repaired: &[Repair]) -> error::Result<()> {
+    let mut tx = client.transaction()?;
+    for repair in repaired {
+        let updated = tx.execute(
+            queries::MIGRATION_HISTORY_REPAIR.sql(),
+            &[
+                &repair.version,
+                &repair.recorded_checksum,
+                &repair.new_checksum,
+            ],
+        )?;
+        if updated != 1 {
+            return Err(Error::new(
+                What::Refused,
+                anyhow!(
+                    "V{}__{}'s history row changed while it was examined; nothing was repaired, \
+                     run `metricsctl migrate repair` again",
+                    repair.version,
+                    repair.name
+                ),
+            ));
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]
