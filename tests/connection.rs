@@ -63,15 +63,9 @@ fn an_unanswering_server_times_out_after_connect_timeout() {
 }
 
 /// A cluster of our own where passwords are checked, whatever the shared server trusts.
+/// A server of this test's own that checks the password, and its address.
 fn password_checking_server() -> (Sandbox, String) {
-    let sandbox = Sandbox::start(&SandboxOptions::default()).expect("starting PostgreSQL");
-    let mut admin = connect_url(&sandbox.url("postgres"));
-    admin
-        .batch_execute(&format!("CREATE ROLE app LOGIN PASSWORD '{SECRET}'"))
-        .unwrap();
-    admin
-        .batch_execute("CREATE DATABASE appdb OWNER app")
-        .unwrap();
+    let sandbox = crate::support::password_checking_server(SECRET);
     let port = sandbox.port();
     (sandbox, format!("127.0.0.1:{port}"))
 }

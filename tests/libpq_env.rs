@@ -8,27 +8,16 @@ use std::time::{Duration, Instant};
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
-use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
+use metricsctl::db::sandbox::Sandbox;
 
-use crate::support::{connect_url, metricsctl, pg_tool, stderr_of, stdout_of};
+use crate::support::{metricsctl, pg_tool, stderr_of, stdout_of};
 
 /// A password that needs escaping in a password file (':' and '\').
 const PASSWORD: &str = "Sup3r:S3cret\\x";
 
 /// A cluster of our own where passwords are checked.
 fn password_checking_server() -> Sandbox {
-    let sandbox = Sandbox::start(&SandboxOptions::default()).expect("starting PostgreSQL");
-    let mut admin = connect_url(&sandbox.url("postgres"));
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE app LOGIN PASSWORD '{}'",
-            PASSWORD.replace('\'', "''")
-        ))
-        .unwrap();
-    admin
-        .batch_execute("CREATE DATABASE appdb OWNER app")
-        .unwrap();
-    sandbox
+    crate::support::password_checking_server(PASSWORD)
 }
 
 /// What psql connects to in this environment: "user database port", or None.

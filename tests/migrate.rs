@@ -6,29 +6,9 @@ use std::time::{Duration, Instant};
 use predicates::str::contains;
 use serde_json::Value;
 
-use crate::support::{TestDatabase, metricsctl_process, pg_tool, stderr_of};
-
-/// `pg_dump --schema-only` of one database, minus what differs between any two dumps.
-fn schema_dump(db: &TestDatabase) -> String {
-    let output = std::process::Command::new(pg_tool("pg_dump"))
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--no-privileges",
-            "--exclude-table=refinery_schema_history",
-        ])
-        .arg(format!("--dbname={}", db.url))
-        .output()
-        .expect("running pg_dump");
-    assert!(output.status.success(), "pg_dump: {}", stderr_of(&output));
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        // pg_dump 15.14+ brackets its output with a random \restrict key.
-        .filter(|line| !line.starts_with("\\restrict") && !line.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use crate::support::{
+    LockHolder, TestDatabase, metricsctl_process, schema_dump, stderr_of, wait_until,
+};
 
 const SEED_INIT_SQL: &str = include_str!("fixtures/seed_init.sql");
 
@@ -108,18 +88,12 @@ fn concurrent_migrates_all_succeed_and_apply_the_schema_once() {
 fn a_second_migrate_waits_for_the_lock_then_finds_nothing_to_do() {
     let db = TestDatabase::new();
     db.migrate();
-    let mut holder =
-        crate::support::connect_url(&format!("{}?application_name=deploy-replica-7", db.url));
-    holder
-        .execute(
-            "SELECT pg_advisory_lock($1)",
-            &[&metricsctl::schema::migrations::MIGRATION_LOCK_KEY],
-        )
-        .unwrap();
-    let holder_pid: i32 = holder
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
+    let mut holder = LockHolder::advisory(
+        &db,
+        "deploy-replica-7",
+        metricsctl::schema::migrations::MIGRATION_LOCK_KEY,
+    );
+    let holder_pid = holder.pid();
 
     let waiting = metricsctl_process()
         .args([
@@ -133,9 +107,23 @@ fn a_second_migrate_waits_for_the_lock_then_finds_nothing_to_do() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Release only once it has tried the lock and been told who holds it (the holder query has
+    // finished: its session is idle after it).
+    let mut observer = db.client();
+    wait_until("the second migrate to meet the lock", || {
+        observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'metricsctl' AND pid <> pg_backend_pid() \
+                 AND state = 'idle' AND query LIKE '%pg_locks%'",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    });
     let released_at = Instant::now();
-    holder.close().unwrap();
+    holder.release();
     let output = waiting.wait_with_output().unwrap();
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
@@ -148,18 +136,12 @@ fn a_second_migrate_waits_for_the_lock_then_finds_nothing_to_do() {
 #[test]
 fn the_lock_timeout_names_the_holder_and_exits_3() {
     let db = TestDatabase::new();
-    let mut holder =
-        crate::support::connect_url(&format!("{}?application_name=stuck-deploy", db.url));
-    holder
-        .execute(
-            "SELECT pg_advisory_lock($1)",
-            &[&metricsctl::schema::migrations::MIGRATION_LOCK_KEY],
-        )
-        .unwrap();
-    let holder_pid: i32 = holder
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
+    let mut holder = LockHolder::advisory(
+        &db,
+        "stuck-deploy",
+        metricsctl::schema::migrations::MIGRATION_LOCK_KEY,
+    );
+    let holder_pid = holder.pid();
 
     let started = Instant::now();
     db.metricsctl(&["migrate", "--lock-timeout", "1s"])

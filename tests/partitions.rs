@@ -11,8 +11,8 @@ use serde_json::Value;
 use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::{
-    TestDatabase, assert_exactly_once, generate_events, metricsctl_process, pg_tool, stderr_of,
-    stdout_of,
+    LockHolder, TestDatabase, assert_exactly_once, generate_events, json_of, metricsctl_process,
+    schema_dump, spawn_replay, stderr_of, wait_until_writing,
 };
 
 /// The current month in UTC by the test server's clock, as (year, month).
@@ -53,32 +53,6 @@ fn relkind(db: &TestDatabase) -> String {
 
 fn partition_names(db: &TestDatabase) -> BTreeSet<String> {
     bounds(db).into_iter().map(|(name, _)| name).collect()
-}
-
-fn json(db: &TestDatabase, args: &[&str], code: i32) -> Value {
-    let output = db
-        .metricsctl(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(code), "{}", stderr_of(&output));
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(&output)))
-}
-
-fn schema_dump(db: &TestDatabase) -> String {
-    let output = std::process::Command::new(pg_tool("pg_dump"))
-        .args(["--schema-only", "--no-owner", "--no-privileges"])
-        .args(["--exclude-table=refinery_schema_history"])
-        .arg(format!("--dbname={}", db.url))
-        .env("PGTZ", "UTC")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr_of(&output));
-    stdout_of(&output)
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]
@@ -140,11 +114,11 @@ fn plain_migrate_on_a_partitioned_database_works_and_status_agrees() {
         .assert()
         .code(0)
         .stderr(contains("up to date"));
-    let status = json(&db, &["migrate", "status"], 0);
+    let status = json_of(&db, &["migrate", "status"], 0);
     for migration in status["migrations"].as_array().unwrap() {
         assert_eq!(migration["state"], "applied");
     }
-    let report = json(&db, &["migrate"], 0);
+    let report = json_of(&db, &["migrate"], 0);
     assert_eq!(report["layout"], "partitioned");
     // A second --partitioned run finds everything in place.
     migrate_partitioned(&db);
@@ -187,7 +161,7 @@ fn partitions_enable_converts_in_place_keeping_rows_ids_and_the_sequence() {
     let sequence_before: i64 = db.scalar("SELECT last_value FROM metrics_id_seq");
 
     // The dry run shows the plan and changes nothing.
-    let plan = json(&db, &["partitions", "enable", "--dry-run"], 0);
+    let plan = json_of(&db, &["partitions", "enable", "--dry-run"], 0);
     assert_eq!(plan["plan"]["rows"], 299);
     let months: Vec<&str> = plan["plan"]["months"]
         .as_array()
@@ -292,14 +266,14 @@ fn rows_waiting_in_default_move_into_their_new_partition() {
     // June and July 2025 rows wait in DEFAULT; creating June's partition over them would fail
     // without moving them first.
     assert_eq!(db.count("SELECT count(*) FROM metrics_default"), 40);
-    json(&db, &["check", "partitions"], 1);
+    json_of(&db, &["check", "partitions"], 1);
     let ids_before: Vec<i64> = client
         .query("SELECT id FROM metrics ORDER BY id", &[])
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let report = json(
+    let report = json_of(
         &db,
         &["partitions", "create", "--from", "2025-06", "--months", "0"],
         0,
@@ -325,7 +299,7 @@ fn rows_waiting_in_default_move_into_their_new_partition() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(ids_after, ids_before);
-    json(&db, &["check", "partitions"], 0);
+    json_of(&db, &["check", "partitions"], 0);
 }
 
 #[test]
@@ -334,7 +308,7 @@ fn gaps_are_filled_and_a_rerun_changes_nothing() {
     migrate_partitioned(&db);
     let current = current_month(&db);
     let far = current - Months::new(5);
-    let report = json(
+    let report = json_of(
         &db,
         &[
             "partitions",
@@ -364,11 +338,11 @@ fn gaps_are_filled_and_a_rerun_changes_nothing() {
         actions[1..].iter().all(|(_, a)| a == "created (gap)"),
         "{actions:?}"
     );
-    let list = json(&db, &["partitions", "list"], 0);
+    let list = json_of(&db, &["partitions", "list"], 0);
     assert_eq!(list["gaps"].as_array().unwrap().len(), 0);
 
     let names_before = partition_names(&db);
-    let rerun = json(
+    let rerun = json_of(
         &db,
         &[
             "partitions",
@@ -406,7 +380,7 @@ fn partitions_commands_on_a_plain_table_say_to_enable() {
             .stderr(contains("partitions enable"));
     }
     // check all leaves the partitions check out on a plain database.
-    let all = json(&db, &["check"], 0);
+    let all = json_of(&db, &["check"], 0);
     assert!(
         all["checks"]
             .as_array()
@@ -530,7 +504,7 @@ fn two_creates_at_once_both_succeed_and_create_each_partition_once() {
         names.contains("metrics_2025_01") && names.contains("metrics_2027_07"),
         "{names:?}"
     );
-    json(&db, &["check", "partitions"], 0);
+    json_of(&db, &["check", "partitions"], 0);
 }
 
 #[test]
@@ -541,14 +515,8 @@ fn a_replay_running_while_partitions_are_created_loses_nothing() {
     let input = dir.path().join("events.jsonl");
     // 120,000 events from 2026-01-01 on: January, February... all waiting for their partitions.
     generate_events(&input, 120_000, 20, 31, "jsonl");
-    let replay = metricsctl_process()
-        .args(["replay", "--batch-size", "1000", "--database-url", &db.url])
-        .arg(&input)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let replay = spawn_replay(&db, &["--batch-size", "1000"], &[&input]);
+    wait_until_writing(&db);
     for _ in 0..3 {
         let output = metricsctl_process()
             .args(["partitions", "create", "--from", "2026-01", "--months", "1"])
@@ -572,10 +540,11 @@ fn a_replay_running_while_partitions_are_created_loses_nothing() {
 fn partitions_create_gives_up_after_its_lock_timeout() {
     let db = TestDatabase::new();
     migrate_partitioned(&db);
-    let mut holder = db.client();
-    let mut tx = holder.transaction().unwrap();
-    tx.batch_execute("LOCK TABLE metrics IN ACCESS SHARE MODE")
-        .unwrap();
+    let holder = LockHolder::table(
+        &db,
+        "long-report",
+        "LOCK TABLE metrics IN ACCESS SHARE MODE",
+    );
     db.metricsctl(&[
         "partitions",
         "create",
@@ -589,7 +558,7 @@ fn partitions_create_gives_up_after_its_lock_timeout() {
     .assert()
     .code(3)
     .stderr(contains("could not lock metrics within 1s"));
-    tx.rollback().unwrap();
+    holder.release();
     assert!(
         !partition_names(&db).contains("metrics_2025_01"),
         "nothing was created"
@@ -622,7 +591,7 @@ fn retention_drops_or_detaches_old_months_and_never_default_or_current() {
             .unwrap();
         let names_before = partition_names(&db);
 
-        let dry = json(
+        let dry = json_of(
             &db,
             &["partitions", "drop", "--older-than", "6", "--dry-run"],
             0,
@@ -651,7 +620,7 @@ fn retention_drops_or_detaches_old_months_and_never_default_or_current() {
         if forget {
             args.push("--forget-guard-rows");
         }
-        let report = json(&db, &args, 0);
+        let report = json_of(&db, &args, 0);
         assert_eq!(report["partitions"].as_array().unwrap().len(), 2);
         let (kept, deleted) = if forget {
             (None, Some(1))
@@ -688,7 +657,7 @@ fn retention_drops_or_detaches_old_months_and_never_default_or_current() {
             "7 retained months + DEFAULT's"
         );
         // Kept guard rows belong to retired events, forgotten ones are gone: nothing looks lost.
-        let duplicates = json(&db, &["check", "duplicates"], 0);
+        let duplicates = json_of(&db, &["check", "duplicates"], 0);
         assert_eq!(duplicates["lost_metrics"], 0, "{duplicates}");
         assert_eq!(
             duplicates["retired_events"],
@@ -707,12 +676,12 @@ fn check_partitions_grades_every_state() {
     let db = TestDatabase::new();
     migrate_partitioned(&db);
     let current = current_month(&db);
-    let ok = json(&db, &["check", "partitions"], 0);
+    let ok = json_of(&db, &["check", "partitions"], 0);
     assert_eq!(ok["months_ahead"], 2);
     assert_eq!(ok["current_month_partition"], month_name(current));
 
     // Fewer future months than --ahead: WARNING.
-    json(&db, &["check", "partitions", "--ahead", "3"], 1);
+    json_of(&db, &["check", "partitions", "--ahead", "3"], 1);
     // Rows in DEFAULT: WARNING.
     let mut client = db.client();
     client
@@ -721,7 +690,7 @@ fn check_partitions_grades_every_state() {
             &[],
         )
         .unwrap();
-    let warning = json(&db, &["check", "partitions"], 1);
+    let warning = json_of(&db, &["check", "partitions"], 1);
     assert_eq!(warning["default_rows"], 1);
     client
         .execute("DELETE FROM metrics WHERE event_id = 'x'", &[])
@@ -733,14 +702,14 @@ fn check_partitions_grades_every_state() {
             month_name(current + Months::new(1))
         ))
         .unwrap();
-    let gap = json(&db, &["check", "partitions"], 1);
+    let gap = json_of(&db, &["check", "partitions"], 1);
     assert_eq!(gap["gaps"].as_array().unwrap().len(), 1);
     // No partition for the current month: CRITICAL, also in check all and for monitoring.
     client
         .batch_execute(&format!("DROP TABLE {}", month_name(current)))
         .unwrap();
-    json(&db, &["check", "partitions"], 2);
-    let all = json(&db, &["check"], 2);
+    json_of(&db, &["check", "partitions"], 2);
+    let all = json_of(&db, &["check"], 2);
     assert!(
         all["checks"]
             .as_array()
@@ -768,7 +737,7 @@ fn list_shows_bounds_rows_sizes_and_flags() {
              VALUES ('s', 'old', '2001-01-01T00:00:00Z', 1);",
         )
         .unwrap();
-    let list = json(&db, &["partitions", "list", "--exact"], 0);
+    let list = json_of(&db, &["partitions", "list", "--exact"], 0);
     let current = month_name(current_month(&db));
     let partitions = list["partitions"].as_array().unwrap();
     let this_month = partitions.iter().find(|p| p["name"] == current).unwrap();
@@ -798,7 +767,7 @@ fn duplicates_finds_one_event_stored_in_two_partitions() {
              VALUES ('s', 'twice', '2026-01-15T00:00:00Z', 1), ('s', 'twice', '2026-02-15T00:00:00Z', 1);",
         )
         .unwrap();
-    let report = json(&db, &["check", "duplicates"], 2);
+    let report = json_of(&db, &["check", "duplicates"], 2);
     assert_eq!(report["duplicated_metric_ids"], 1);
     assert_eq!(report["samples"]["duplicated_metric_ids"][0], "twice");
 }

@@ -2,12 +2,10 @@
 //! plain SQL on both layouts, is repaired exactly, idempotently, beside a running replay, and the
 //! guide's own queries agree afterwards.
 
-use std::process::Stdio;
-
 use serde_json::Value;
 
 use crate::support::{
-    Layout, TestDatabase, assert_exactly_once, event_line, generate_events, metricsctl_process,
+    Layout, TestDatabase, assert_exactly_once, event_line, generate_events, spawn_replay,
     stderr_of, summary_of, write_lines,
 };
 
@@ -65,11 +63,16 @@ fn guide_says_sound(db: &TestDatabase) -> bool {
     total == unique && duplicates.is_empty()
 }
 
-fn plant_every_anomaly(db: &TestDatabase, layout: Layout) {
-    let unique_key = match layout {
+/// The guide's unique key of metrics on each layout.
+fn unique_key_of(layout: Layout) -> &'static str {
+    match layout {
         Layout::Plain => "metrics_event_id_key",
         Layout::Partitioned => "metrics_event_id_timestamp_key",
-    };
+    }
+}
+
+fn plant_every_anomaly(db: &TestDatabase, layout: Layout) {
+    let unique_key = unique_key_of(layout);
     db.client()
         .batch_execute(&format!(
             "ALTER TABLE metrics DROP CONSTRAINT {unique_key};
@@ -196,10 +199,7 @@ fn every_anomaly_is_repaired_exactly_and_check_passes_afterwards(layout: Layout)
     );
     assert_eq!(added, 2);
     // The guide's constraints are back, by their names.
-    let unique_key = match layout {
-        Layout::Plain => "metrics_event_id_key",
-        Layout::Partitioned => "metrics_event_id_timestamp_key",
-    };
+    let unique_key = unique_key_of(layout);
     for name in ["processed_events_pkey", unique_key] {
         assert_eq!(
             db.count(&format!(
@@ -312,10 +312,7 @@ fn a_repair_beside_a_concurrent_replay_loses_nothing(layout: Layout) {
     db.migrate_as(layout);
     assert_eq!(db.replay(&[], &[&first]).0, 0);
     // Bypassed guard rows and a duplicated metric to repair while the replay writes.
-    let unique_key = match layout {
-        Layout::Plain => "metrics_event_id_key",
-        Layout::Partitioned => "metrics_event_id_timestamp_key",
-    };
+    let unique_key = unique_key_of(layout);
     db.client()
         .batch_execute(&format!(
             "DELETE FROM processed_events WHERE event_id IN (SELECT event_id FROM metrics ORDER BY id LIMIT 50);
@@ -324,13 +321,7 @@ fn a_repair_beside_a_concurrent_replay_loses_nothing(layout: Layout) {
                SELECT sensor_id, event_id, timestamp, value FROM metrics ORDER BY id DESC LIMIT 5;"
         ))
         .unwrap();
-    let replay = metricsctl_process()
-        .args(["replay", "--batch-size", "1000", "--database-url", &db.url])
-        .arg(&second)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let replay = spawn_replay(&db, &["--batch-size", "1000"], &[&second]);
     crate::support::wait_until_writing_more_than(&db, 2000);
     let report = repair(&db, &["--lock-timeout", "60s"], 0);
     assert_eq!(step(&report, "unguarded_metrics")["changed"], 50);

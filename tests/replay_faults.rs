@@ -1,14 +1,14 @@
 //! Exactly once under faults: a replay killed at a random moment, PostgreSQL restarted under a
 //! replay, two overlapping replays at once.
 
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
 
 use crate::support::{
     Layout, TestDatabase, assert_claim_holds, assert_consistent, assert_exactly_once,
-    generate_events, metricsctl_process, slice_lines, stderr_of, summary_of,
+    generate_events, metricsctl_process, slice_lines, spawn_replay, stderr_of, summary_of,
+    wait_until_writing, wait_until_writing_more_than,
 };
 
 /// A different moment every run; printed so a failure can be replayed by hand.
@@ -27,19 +27,19 @@ fn a_replay_killed_at_random_moments_finishes_exactly_once_when_rerun(layout: La
     let db = TestDatabase::new();
     db.migrate_as(layout);
     for round in 1..=3 {
-        let delay = random_millis(50, 1500);
-        let mut replay = metricsctl_process()
-            .args(["replay", "--batch-size", "2000", "--database-url", &db.url])
-            .arg(&input)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        // Kill only once this round has written something (a kill before its first batch would
+        // test nothing), then at a random moment.
+        let before = db.count("SELECT count(*) FROM processed_events");
+        let mut replay = spawn_replay(&db, &["--batch-size", "2000"], &[&input]);
+        wait_until_writing_more_than(&db, before);
+        let delay = random_millis(0, 800);
         std::thread::sleep(Duration::from_millis(delay));
         replay.kill().unwrap(); // SIGKILL
         replay.wait().unwrap();
         let committed = assert_consistent(&db);
-        eprintln!("round {round}: killed after {delay} ms with {committed} events committed");
+        eprintln!(
+            "round {round}: killed {delay} ms into writing with {committed} events committed"
+        );
     }
     let output = metricsctl_process()
         .args(["replay", "--format", "json", "--database-url", &db.url])
@@ -63,31 +63,10 @@ fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes(layo
     let input = dir.path().join("events.jsonl");
     generate_events(&input, 300_000, 40, 22, "jsonl");
 
-    let replay = metricsctl_process()
-        .args(["replay", "--batch-size", "2000", "--format", "json"])
-        .args(["--database-url", &db.url])
-        .arg(&input)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let replay = spawn_replay(&db, &["--batch-size", "2000"], &[&input]);
     // Restart only once the replay is writing (under load it can take a while to get going;
     // restarting before it connects would test the connect error instead), then at a random moment.
-    let mut watcher = db.client();
-    let started = std::time::Instant::now();
-    while watcher
-        .query_one("SELECT count(*) FROM processed_events", &[])
-        .unwrap()
-        .get::<_, i64>(0)
-        == 0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the replay never wrote"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(watcher);
+    wait_until_writing(&db);
     std::thread::sleep(Duration::from_millis(random_millis(50, 600)));
     server.restart().expect("restarting PostgreSQL");
     let output = replay.wait_with_output().unwrap();
@@ -131,23 +110,7 @@ fn two_overlapping_replays_at_once_both_finish_and_nothing_is_duplicated(layout:
 
     let replays: Vec<_> = [&first, &second]
         .iter()
-        .map(|input| {
-            metricsctl_process()
-                .args([
-                    "replay",
-                    "--batch-size",
-                    "500",
-                    "--format",
-                    "json",
-                    "--database-url",
-                    &db.url,
-                ])
-                .arg(input)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|input| spawn_replay(&db, &["--batch-size", "500"], &[input]))
         .collect();
     let mut inserted = 0;
     let mut present = 0;

@@ -430,6 +430,35 @@ mod tests {
         assert_eq!(batch.len(), batch.kafka_offsets.len());
     }
 
+    /// The SQL of a statement, without its comments and indentation, a line each.
+    fn code_lines(sql: &str) -> Vec<&str> {
+        sql.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("--"))
+            .collect()
+    }
+
+    #[test]
+    fn the_fast_and_checked_statements_differ_only_in_the_existence_check() {
+        let fast = code_lines(queries::INGEST_BATCH.psql_text);
+        let checked = code_lines(queries::INGEST_BATCH_CHECKED.psql_text);
+        let check = "WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = b.event_id)";
+        let without_check: Vec<&str> = checked.iter().copied().filter(|l| *l != check).collect();
+        assert_eq!(
+            without_check, fast,
+            "the same statement apart from the check"
+        );
+        assert_eq!(
+            checked.len(),
+            fast.len() + 1,
+            "the check is in the checked form"
+        );
+        assert!(
+            fast.iter().all(|l| !l.contains("ON CONFLICT DO NOTHING")),
+            "no target-less ON CONFLICT: it would swallow a collision on metrics_pkey"
+        );
+    }
+
     #[test]
     fn backoff_grows_and_stays_bounded() {
         assert!(backoff(1) <= Duration::from_millis(40));

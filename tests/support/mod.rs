@@ -507,3 +507,129 @@ pub fn program(name: &str, override_variable: &str) -> Option<std::path::PathBuf
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
+
+/// Polls `ready` every 20 ms until it holds, failing the test after 60 s. Tests wait for what
+/// they need to have happened, never for a fixed time.
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "gave up waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `metricsctl replay --format json ARGS INPUTS` on this database, running in the background with
+/// its output piped.
+pub fn spawn_replay(
+    db: &TestDatabase,
+    args: &[&str],
+    inputs: &[&std::path::Path],
+) -> std::process::Child {
+    metricsctl_process()
+        .args(["replay", "--format", "json", "--database-url", &db.url])
+        .args(args)
+        .args(inputs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A session of its own holding a lock until dropped: a table lock in an open transaction, or
+/// a session-level advisory lock. Its application_name names it in other sessions' messages.
+pub struct LockHolder {
+    client: postgres::Client,
+}
+
+impl LockHolder {
+    /// Runs `lock_sql` (e.g. `LOCK TABLE metrics IN ACCESS SHARE MODE`) in a transaction it
+    /// keeps open.
+    pub fn table(db: &TestDatabase, application_name: &str, lock_sql: &str) -> LockHolder {
+        let mut client = connect_url(&format!("{}?application_name={application_name}", db.url));
+        client.batch_execute("BEGIN").unwrap();
+        client.batch_execute(lock_sql).unwrap();
+        LockHolder { client }
+    }
+
+    /// Takes the session-level advisory lock `key`.
+    pub fn advisory(db: &TestDatabase, application_name: &str, key: i64) -> LockHolder {
+        let mut client = connect_url(&format!("{}?application_name={application_name}", db.url));
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .unwrap();
+        LockHolder { client }
+    }
+
+    pub fn pid(&mut self) -> i32 {
+        self.client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0)
+    }
+
+    /// Ends the session, releasing the lock.
+    pub fn release(self) {
+        self.client.close().unwrap();
+    }
+}
+
+/// The schema as pg_dump prints it (UTC, without owners, privileges or refinery's history).
+pub fn schema_dump(db: &TestDatabase) -> String {
+    let output = StdCommand::new(pg_tool("pg_dump"))
+        .args(["--schema-only", "--no-owner", "--no-privileges"])
+        .args(["--exclude-table=refinery_schema_history"])
+        .arg(format!("--dbname={}", db.url))
+        .env("PGTZ", "UTC")
+        .output()
+        .expect("running pg_dump");
+    assert!(output.status.success(), "pg_dump: {}", stderr_of(&output));
+    stdout_of(&output)
+        .lines()
+        // pg_dump 15.14+ brackets its output with a random \restrict key.
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs a command with `--format json` on this database: its JSON, having checked the exit code
+/// (and, for a check, that the JSON says the same code).
+pub fn json_of(db: &TestDatabase, args: &[&str], expected_code: i32) -> serde_json::Value {
+    let output = db
+        .metricsctl(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(expected_code),
+        "{args:?}: {}{}",
+        stdout_of(&output),
+        stderr_of(&output)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stdout_of(&output)));
+    if let Some(code) = json.get("exit_code") {
+        assert_eq!(code, expected_code, "{json}");
+    }
+    json
+}
+
+/// A server of this test's own that checks passwords: role `app` with `password`, owning
+/// database `appdb`.
+pub fn password_checking_server(password: &str) -> Sandbox {
+    let sandbox = Sandbox::start(&SandboxOptions::default()).expect("starting PostgreSQL");
+    let mut admin = connect_url(&sandbox.url("postgres"));
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE app LOGIN PASSWORD '{}'",
+            password.replace('\'', "''")
+        ))
+        .unwrap();
+    admin
+        .batch_execute("CREATE DATABASE appdb OWNER app")
+        .unwrap();
+    sandbox
+}
