@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::checks::rate::Bucket;
@@ -256,7 +257,7 @@ pub struct ReplayArgs {
 
     /// Read every file as this format instead of detecting it from its first line
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub input_format: Option<EventFormatArg>,
+    pub input_format: Option<Format>,
 
     /// Events per transaction
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH_SIZE,
@@ -306,8 +307,8 @@ pub struct GenerateArgs {
     pub seed: u64,
 
     /// The format to write
-    #[arg(long, value_enum, default_value_t = EventFormatArg::Jsonl)]
-    pub format: EventFormatArg,
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
 
     /// Compress the output with gzip
     #[arg(long)]
@@ -330,87 +331,72 @@ pub struct GenerateArgs {
     pub kafka_partitions: u32,
 }
 
-/// `--format` of the checks: how a check reports, for people, scripts and monitoring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum CheckFormatArg {
-    /// Tables for people
-    #[default]
-    Table,
-    /// JSON for scripts (documented, stable shape)
-    Json,
-    /// The main table as CSV, raw values
-    Csv,
-    /// A Nagios/Icinga plugin status line with perfdata, then details (at most 4 KB)
-    Nagios,
-    /// Prometheus text format, for node_exporter's textfile collector
-    Prometheus,
-}
+// The domain's and the output's enums stay free of clap: their values on the command line, with
+// the help each shows, are given here.
 
-impl From<CheckFormatArg> for CheckFormat {
-    fn from(format: CheckFormatArg) -> CheckFormat {
-        match format {
-            CheckFormatArg::Table => CheckFormat::Table,
-            CheckFormatArg::Json => CheckFormat::Json,
-            CheckFormatArg::Csv => CheckFormat::Csv,
-            CheckFormatArg::Nagios => CheckFormat::Nagios,
-            CheckFormatArg::Prometheus => CheckFormat::Prometheus,
-        }
+impl ValueEnum for CheckFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            CheckFormat::Table,
+            CheckFormat::Json,
+            CheckFormat::Csv,
+            CheckFormat::Nagios,
+            CheckFormat::Prometheus,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            CheckFormat::Table => PossibleValue::new("table").help("Tables for people"),
+            CheckFormat::Json => {
+                PossibleValue::new("json").help("JSON for scripts (documented, stable shape)")
+            }
+            CheckFormat::Csv => PossibleValue::new("csv").help("The main table as CSV, raw values"),
+            CheckFormat::Nagios => PossibleValue::new("nagios").help(
+                "A Nagios/Icinga plugin status line with perfdata, then details (at most 4 KB)",
+            ),
+            CheckFormat::Prometheus => PossibleValue::new("prometheus")
+                .help("Prometheus text format, for node_exporter's textfile collector"),
+        })
     }
 }
 
-/// `--input-format` of replay and `--format` of generate: an event file's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EventFormatArg {
-    /// One JSON object per line
-    Jsonl,
-    /// CSV with a header row naming the columns
-    Csv,
-    /// kcat -J envelopes whose payload is the event as a JSON string
-    Kcat,
-}
+impl ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Format::Jsonl, Format::Csv, Format::Kcat]
+    }
 
-impl From<EventFormatArg> for Format {
-    fn from(format: EventFormatArg) -> Format {
-        match format {
-            EventFormatArg::Jsonl => Format::Jsonl,
-            EventFormatArg::Csv => Format::Csv,
-            EventFormatArg::Kcat => Format::Kcat,
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Format::Jsonl => PossibleValue::new("jsonl").help("One JSON object per line"),
+            Format::Csv => {
+                PossibleValue::new("csv").help("CSV with a header row naming the columns")
+            }
+            Format::Kcat => PossibleValue::new("kcat")
+                .help("kcat -J envelopes whose payload is the event as a JSON string"),
+        })
     }
 }
 
-/// `rate --by`: the bucket size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BucketArg {
-    Minute,
-    Hour,
-}
+impl ValueEnum for Bucket {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Bucket::Minute, Bucket::Hour]
+    }
 
-impl From<BucketArg> for Bucket {
-    fn from(bucket: BucketArg) -> Bucket {
-        match bucket {
-            BucketArg::Minute => Bucket::Minute,
-            BucketArg::Hour => Bucket::Hour,
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.unit()))
     }
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct CheckOutputArgs {
-    #[arg(long = "format", value_name = "FORMAT", value_enum, default_value_t)]
-    pub format_arg: CheckFormatArg,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: CheckFormat,
 
     /// Write the report to FILE atomically (a temporary file in the same directory, then
     /// rename), whatever the exit status: for node_exporter's textfile collector
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-}
-
-impl CheckOutputArgs {
-    /// How the report is rendered.
-    pub fn format(&self) -> CheckFormat {
-        self.format_arg.into()
-    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -683,8 +669,8 @@ pub struct RateArgs {
     pub minutes: u32,
 
     /// Bucket size
-    #[arg(long, value_enum, default_value_t = BucketArg::Minute)]
-    pub by: BucketArg,
+    #[arg(long, value_enum, default_value_t = Bucket::Minute)]
+    pub by: Bucket,
 
     /// WARNING when the last complete bucket has fewer events than this
     #[arg(long, value_name = "EVENTS")]

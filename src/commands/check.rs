@@ -108,8 +108,8 @@ pub fn run_report<R: CheckReport>(
     match outcome {
         Ok(report) => {
             let status = report.status();
-            let text = output::render_check(&report, output.format()).could_not_run()?;
-            deliver(ctx, &destination, output.format(), status, &text)?;
+            let text = output::render_check(&report, output.format).could_not_run()?;
+            deliver(ctx, &destination, output.format, status, &text)?;
             Ok(status)
         }
         Err(failure) => {
@@ -117,13 +117,13 @@ pub fn run_report<R: CheckReport>(
                 status: Status::Unknown,
                 error: failure.error,
             };
-            let for_people = matches!(output.format(), CheckFormat::Table | CheckFormat::Csv);
+            let for_people = matches!(output.format, CheckFormat::Table | CheckFormat::Csv);
             if for_people && destination == Destination::Stdout {
                 // People read the error on stderr; stdout stays empty.
                 return Err(failure);
             }
-            let text = output::render_check_failure(name, output.format(), &failure);
-            if let Err(lost) = deliver(ctx, &destination, output.format(), failure.status, &text) {
+            let text = output::render_check_failure(name, output.format, &failure);
+            if let Err(lost) = deliver(ctx, &destination, output.format, failure.status, &text) {
                 return Err(Failure::could_not_run(
                     failure.error.context(format!("{:#}", lost.error)),
                 ));

@@ -85,7 +85,7 @@ fn write_all<W: Write>(
     args: &GenerateArgs,
     out: W,
 ) -> anyhow::Result<W> {
-    let mut writer = EventWriter::new(args.format.into(), out);
+    let mut writer = EventWriter::new(args.format, out);
     for event in EventGenerator::new(settings) {
         writer.write(&event)?;
     }

@@ -19,7 +19,7 @@ pub fn exec(ctx: &Context, args: &RateArgs) -> CommandResult {
     }
     let options = RateOptions {
         minutes: args.minutes,
-        by: args.by.into(),
+        by: args.by,
         warn_below: args.warn_below,
         crit_below: args.crit_below,
     };

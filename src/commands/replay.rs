@@ -46,7 +46,7 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
         files: args.files.clone(),
         jobs: if args.strict { 1 } else { args.jobs as usize },
         options: ReplayOptions {
-            format: args.input_format.map(Into::into),
+            format: args.input_format,
             batch_size: args.batch_size as usize,
             strict: args.strict,
             dry_run: args.dry_run,

@@ -192,17 +192,28 @@ fn lock(
     })
 }
 
-fn constraint_exists(
+/// Puts a constraint of the guide's back if it is missing (a dry run only says it would), once
+/// nothing violates it any more. Returns its name when it was (or would be) restored.
+fn restore_constraint(
     tx: &mut Transaction<'_>,
+    options: &RepairOptions,
     table: &str,
-    constraint: &str,
-) -> Result<bool, postgres::Error> {
-    Ok(tx
+    constraint: &'static str,
+    restore: &queries::Query,
+) -> Result<Option<&'static str>, postgres::Error> {
+    let exists: bool = tx
         .query_one(
             queries::TABLE_CONSTRAINT_EXISTS.sql(),
             &[&table, &constraint],
         )?
-        .get("constraint_exists"))
+        .get("constraint_exists");
+    if exists {
+        return Ok(None);
+    }
+    if !options.dry_run {
+        tx.batch_execute(restore.sql())?;
+    }
+    Ok(Some(constraint))
 }
 
 fn repair_sequence(
@@ -250,45 +261,73 @@ fn repair_sequence(
     Ok(step)
 }
 
+/// Copies beyond the first of what must be there once: how to find and remove them, how to
+/// describe a removed one, and the constraint of the guide's that keeps them out.
+struct Surplus {
+    kind: &'static str,
+    action: &'static str,
+    /// The table, and the statement that holds off writes to it while the copies go.
+    table: &'static str,
+    lock: &'static queries::Query,
+    remove: &'static queries::Query,
+    describe: fn(&postgres::Row) -> String,
+    constraint: &'static str,
+    restore: &'static queries::Query,
+}
+
+/// Removes the copies beyond the first, lists them, and puts the constraint back.
+fn remove_surplus(
+    tx: &mut Transaction<'_>,
+    options: &RepairOptions,
+    surplus: &Surplus,
+) -> Result<RepairStep, RepairError> {
+    lock(tx, options, surplus.lock, surplus.table)?;
+    let removed = tx.query(surplus.remove.sql(), &[])?;
+    let constraint_restored = restore_constraint(
+        tx,
+        options,
+        surplus.table,
+        surplus.constraint,
+        surplus.restore,
+    )?;
+    Ok(RepairStep {
+        kind: surplus.kind,
+        action: surplus.action.to_string(),
+        changed: removed.len() as u64,
+        constraint_restored,
+        rows: removed
+            .iter()
+            .take(options.limit)
+            .map(surplus.describe)
+            .collect(),
+        needs_operator: false,
+    })
+}
+
 fn repair_duplicated_guard_rows(
     tx: &mut Transaction<'_>,
     options: &RepairOptions,
 ) -> Result<RepairStep, RepairError> {
-    lock(
-        tx,
-        options,
-        &queries::LOCK_PROCESSED_EVENTS_AGAINST_WRITES,
-        "processed_events",
-    )?;
-    let removed = tx.query(queries::REPAIR_DUPLICATED_GUARD_ROWS.sql(), &[])?;
-    let mut step = RepairStep {
+    let surplus = Surplus {
         kind: "duplicated_guard_rows",
-        action: "removed guard rows beyond the first per event id".to_string(),
-        changed: removed.len() as u64,
-        constraint_restored: None,
-        rows: removed
-            .iter()
-            .take(options.limit)
-            .map(|row| {
-                let processed_at: DateTime<Utc> = row.get("processed_at");
-                format!(
-                    "{} (sensor {}, processed {}, Kafka {})",
-                    row.get::<_, String>("event_id"),
-                    row.get::<_, String>("sensor_id"),
-                    processed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    kafka(row.get("kafka_partition"), row.get("kafka_offset")),
-                )
-            })
-            .collect(),
-        needs_operator: false,
+        action: "removed guard rows beyond the first per event id",
+        table: "processed_events",
+        lock: &queries::LOCK_PROCESSED_EVENTS_AGAINST_WRITES,
+        remove: &queries::REPAIR_DUPLICATED_GUARD_ROWS,
+        describe: |row| {
+            let processed_at: DateTime<Utc> = row.get("processed_at");
+            format!(
+                "{} (sensor {}, processed {}, Kafka {})",
+                row.get::<_, String>("event_id"),
+                row.get::<_, String>("sensor_id"),
+                processed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                kafka(row.get("kafka_partition"), row.get("kafka_offset")),
+            )
+        },
+        constraint: "processed_events_pkey",
+        restore: &queries::RESTORE_PROCESSED_EVENTS_PKEY,
     };
-    if !constraint_exists(tx, "processed_events", "processed_events_pkey")? {
-        if !options.dry_run {
-            tx.batch_execute(queries::RESTORE_PROCESSED_EVENTS_PKEY.sql())?;
-        }
-        step.constraint_restored = Some("processed_events_pkey");
-    }
-    Ok(step)
+    remove_surplus(tx, options, &surplus)
 }
 
 fn repair_duplicated_metrics(
@@ -296,36 +335,6 @@ fn repair_duplicated_metrics(
     options: &RepairOptions,
     layout: Layout,
 ) -> Result<RepairStep, RepairError> {
-    lock(
-        tx,
-        options,
-        &queries::LOCK_METRICS_AGAINST_WRITES,
-        "metrics",
-    )?;
-    let removed = tx.query(queries::REPAIR_DUPLICATED_METRICS.sql(), &[])?;
-    let mut step = RepairStep {
-        kind: "duplicated_metrics",
-        action: "removed metrics beyond the first per event id (the lowest id stays)".to_string(),
-        changed: removed.len() as u64,
-        constraint_restored: None,
-        rows: removed
-            .iter()
-            .take(options.limit)
-            .map(|row| {
-                let timestamp: DateTime<Utc> = row.get("timestamp");
-                format!(
-                    "{}: removed id {} (value {}, {}); kept id {} (value {})",
-                    row.get::<_, String>("event_id"),
-                    row.get::<_, i64>("id"),
-                    row.get::<_, f64>("value"),
-                    timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                    row.get::<_, i64>("kept_id"),
-                    row.get::<_, f64>("kept_value"),
-                )
-            })
-            .collect(),
-        needs_operator: false,
-    };
     let (constraint, restore) = match layout {
         Layout::Plain => (
             "metrics_event_id_key",
@@ -336,13 +345,28 @@ fn repair_duplicated_metrics(
             &queries::RESTORE_METRICS_UNIQUE_PARTITIONED,
         ),
     };
-    if !constraint_exists(tx, "metrics", constraint)? {
-        if !options.dry_run {
-            tx.batch_execute(restore.sql())?;
-        }
-        step.constraint_restored = Some(constraint);
-    }
-    Ok(step)
+    let surplus = Surplus {
+        kind: "duplicated_metrics",
+        action: "removed metrics beyond the first per event id (the lowest id stays)",
+        table: "metrics",
+        lock: &queries::LOCK_METRICS_AGAINST_WRITES,
+        remove: &queries::REPAIR_DUPLICATED_METRICS,
+        describe: |row| {
+            let timestamp: DateTime<Utc> = row.get("timestamp");
+            format!(
+                "{}: removed id {} (value {}, {}); kept id {} (value {})",
+                row.get::<_, String>("event_id"),
+                row.get::<_, i64>("id"),
+                row.get::<_, f64>("value"),
+                timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                row.get::<_, i64>("kept_id"),
+                row.get::<_, f64>("kept_value"),
+            )
+        },
+        constraint,
+        restore,
+    };
+    remove_surplus(tx, options, &surplus)
 }
 
 fn repair_unguarded_metrics(

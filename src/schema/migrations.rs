@@ -380,6 +380,19 @@ pub fn migrate(
     on_wait: impl FnMut(&db::LockHolder),
 ) -> error::Result<MigrationReport> {
     let started = std::time::Instant::now();
+    under_migration_lock(client, lock_timeout, on_wait, |client| {
+        migrate_locked(client, lock_timeout, partitioned, started)
+    })
+}
+
+/// Runs `work` holding the migration lock on this very session, so the work can never go on
+/// without it; releases it afterwards.
+fn under_migration_lock<T>(
+    client: &mut Client,
+    lock_timeout: Duration,
+    on_wait: impl FnMut(&db::LockHolder),
+    work: impl FnOnce(&mut Client) -> error::Result<T>,
+) -> error::Result<T> {
     db::lock_session(
         client,
         MIGRATION_LOCK_KEY,
@@ -387,7 +400,7 @@ pub fn migrate(
         lock_timeout,
         on_wait,
     )?;
-    let outcome = migrate_locked(client, lock_timeout, partitioned, started);
+    let outcome = work(client);
     // Best effort: closing the session releases it anyway.
     let _ = db::unlock_session(client, MIGRATION_LOCK_KEY);
     outcome
@@ -604,16 +617,9 @@ pub fn repair(
     dry_run: bool,
     on_wait: impl FnMut(&db::LockHolder),
 ) -> error::Result<RepairReport> {
-    db::lock_session(
-        client,
-        MIGRATION_LOCK_KEY,
-        "migration",
-        lock_timeout,
-        on_wait,
-    )?;
-    let outcome = repair_locked(client, dry_run);
-    let _ = db::unlock_session(client, MIGRATION_LOCK_KEY);
-    outcome
+    under_migration_lock(client, lock_timeout, on_wait, |client| {
+        repair_locked(client, dry_run)
+    })
 }
 
 fn repair_locked(client: &mut Client, dry_run: bool) -> error::Result<RepairReport> {
