@@ -15,6 +15,7 @@ pub mod ingest;
 pub(crate) mod output;
 pub mod schema;
 pub(crate) mod status;
+pub(crate) mod text;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

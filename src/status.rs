@@ -1,50 +1,9 @@
 //! The one exit-code convention every command follows, taken from the monitoring world
 //! (Nagios/Icinga plugins): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
-use std::fmt;
 use std::process::ExitCode;
 
-use serde::Serialize;
-
-/// The outcome of a command, ordered from best to worst so that `max` gives the worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Status {
-    /// Everything is as it should be.
-    Ok,
-    /// Something needs attention, nothing is broken yet.
-    Warning,
-    /// A check found a problem, or an operation failed on the database.
-    Critical,
-    /// The command could not run: bad arguments, unreachable database, schema missing.
-    Unknown,
-}
-
-impl Status {
-    pub fn code(self) -> u8 {
-        match self {
-            Status::Ok => 0,
-            Status::Warning => 1,
-            Status::Critical => 2,
-            Status::Unknown => 3,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::Warning => "WARNING",
-            Status::Critical => "CRITICAL",
-            Status::Unknown => "UNKNOWN",
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+pub use crate::checks::Status;
 
 impl From<Status> for ExitCode {
     fn from(status: Status) -> ExitCode {

@@ -4,10 +4,10 @@
 use postgres::Client;
 use serde::Serialize;
 
+use super::Status;
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold};
 use crate::db::queries;
 use crate::schema::partitions;
-use crate::status::Status;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DuplicatesReport {

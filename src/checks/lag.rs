@@ -8,9 +8,9 @@ use postgres::Client;
 use serde::Serialize;
 
 use super::Cell;
+use super::Status;
 use super::{CheckReport, Column, Measure, Section, Threshold, count_of, human_seconds};
 use crate::db::queries;
-use crate::status::Status;
 
 #[derive(Debug, Clone)]
 pub struct LagOptions {

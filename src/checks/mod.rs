@@ -11,7 +11,7 @@ pub mod sequence;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::status::Status;
+use std::fmt;
 
 /// A Nagios threshold, written in the plugin range syntax so that any plugin framework reads
 /// the same verdict from the perfdata as metricsctl gives.
@@ -50,6 +50,47 @@ pub fn plain_number(value: f64) -> String {
     } else {
         let text = format!("{value:.3}");
         text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A verdict, ordered from best to worst so that `max` gives the worst: a check's, and the
+/// outcome of every command (its exit code, in the monitoring world's convention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// Everything is as it should be.
+    Ok,
+    /// Something needs attention, nothing is broken yet.
+    Warning,
+    /// A check found a problem, or an operation failed on the database.
+    Critical,
+    /// The command could not run: bad arguments, unreachable database, schema missing.
+    Unknown,
+}
+
+impl Status {
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
     }
 }
 

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use postgres::Client;
 use serde::Serialize;
 
+use super::Status;
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of, human_seconds};
 use crate::db::queries;
-use crate::status::Status;
 
 #[derive(Debug, Clone)]
 pub struct OrderingOptions {

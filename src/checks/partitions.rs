@@ -4,10 +4,10 @@
 use postgres::Client;
 use serde::Serialize;
 
+use super::Status;
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
 use crate::error;
 use crate::schema::partitions::{self, Bound, Month, Partition};
-use crate::status::Status;
 
 /// DEFAULT is counted up to this many rows: enough to say it holds some.
 const DEFAULT_ROWS_CAP: i64 = 1_000_000;

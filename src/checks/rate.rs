@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use postgres::Client;
 use serde::Serialize;
 
+use super::Status;
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
 use crate::db::queries;
-use crate::status::Status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

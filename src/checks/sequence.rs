@@ -4,9 +4,9 @@
 use postgres::Client;
 use serde::Serialize;
 
+use super::Status;
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold};
 use crate::db::queries;
-use crate::status::Status;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SequenceReport {

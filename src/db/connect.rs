@@ -12,7 +12,7 @@ use postgres::error::SqlState;
 use crate::db::queries;
 use crate::db::target::{DatabaseTarget, TargetOrigin};
 use crate::error::{Error, Result, What};
-use crate::output::{escape_control, shell_quote};
+use crate::text::{escape_control, shell_quote};
 
 /// Shown in pg_stat_activity, so a blocked operator can see who holds a lock.
 pub const APPLICATION_NAME: &str = "metricsctl";

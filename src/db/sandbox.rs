@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, anyhow, bail};
 use nix::unistd::{Gid, Pid, Uid, User};
 
-use crate::output::shell_quote;
+use crate::text::shell_quote;
 
 /// The prefix of every sandbox directory, so leftovers can be recognised.
 const DIR_PREFIX: &str = "metricsctl-pg-";

@@ -20,11 +20,11 @@ use postgres::error::ErrorPosition;
 use refinery::Migration;
 use serde::Serialize;
 
+use crate::checks::Status;
 use crate::checks::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
 use crate::db;
 use crate::db::queries;
 use crate::error::{self, Error, What};
-use crate::status::Status;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -238,7 +238,7 @@ impl CheckReport for SchemaStatus {
                         Cell::text(m.name.clone()),
                         Cell::new(m.state.describe(), state),
                         match m.applied_on.as_deref() {
-                            Some(at) => Cell::new(crate::output::timestamp_for_people(at), at),
+                            Some(at) => Cell::new(crate::text::timestamp_for_people(at), at),
                             None => Cell::new("-", ""),
                         },
                     ]
@@ -511,7 +511,7 @@ fn explain_migration_error(
     if let Some(hint) = db.hint() {
         text.push_str(&format!(". Hint: {hint}"));
     }
-    anyhow!(crate::output::escape_control(&text).into_owned())
+    anyhow!(crate::text::escape_control(&text).into_owned())
 }
 
 /// How an applied migration's text differs from this binary's, when it is only whitespace.
