@@ -3,6 +3,7 @@
 
 pub mod duplicates;
 pub mod lag;
+pub mod migrations;
 pub mod ordering;
 pub mod partitions;
 pub mod rate;
@@ -306,10 +307,7 @@ pub fn series_of(check: &str) -> (Vec<&'static str>, Vec<Measure>) {
         "sequence" => (vec!["sequence"], sequence::measures(None)),
         "lag" => (vec!["lag"], lag::measures(None)),
         "rate" => (vec!["rate"], rate::measures(None)),
-        "migrations" => (
-            vec!["migrations"],
-            crate::schema::migrations::measures_of(None),
-        ),
+        "migrations" => (vec!["migrations"], migrations::measures(None)),
         _ => (Vec::new(), Vec::new()),
     }
 }

@@ -165,7 +165,7 @@ pub fn exec_repair(ctx: &Context, args: &MigrateRepairArgs) -> CommandResult {
         ))
     })?;
     print_repair(ctx, &report, args.format)?;
-    Ok(report.status())
+    Ok(repair_status(&report))
 }
 
 fn print_repair(
@@ -192,7 +192,7 @@ fn print_repair(
         );
         if format == ReportFormat::Table {
             ctx.console
-                .show(report.status(), output::escape_control(&line))?;
+                .show(repair_status(report), output::escape_control(&line))?;
         }
     }
     for refused in &report.refused {
@@ -210,4 +210,13 @@ fn print_repair(
         ctx.console.say("Dry run: nothing was changed.");
     }
     Ok(())
+}
+
+/// `migrate repair`: OK when nothing is left drifting, CRITICAL when something is.
+fn repair_status(report: &RepairReport) -> Status {
+    if report.refused.is_empty() {
+        Status::Ok
+    } else {
+        Status::Critical
+    }
 }
