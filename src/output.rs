@@ -45,6 +45,13 @@ impl std::fmt::Display for OutputLost {
 
 impl std::error::Error for OutputLost {}
 
+/// A report that could not be written: whatever the command found, it could not say so.
+impl From<OutputLost> for Failure {
+    fn from(lost: OutputLost) -> Failure {
+        Failure::could_not_run(lost)
+    }
+}
+
 /// How talk (stderr) and reports for people (stdout) reach the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Console {

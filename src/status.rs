@@ -56,12 +56,6 @@ impl From<crate::error::Error> for Failure {
     }
 }
 
-/// A report that could not be written: whatever the command found, it could not say so.
-impl From<crate::output::OutputLost> for Failure {
-    fn from(lost: crate::output::OutputLost) -> Failure {
-        Failure::could_not_run(lost)
-    }
-}
 
 /// What every command returns: the status to exit with, or a failure to report.
 pub type CommandResult = Result<Status, Failure>;
