@@ -478,10 +478,11 @@ pub struct PartitionsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PartitionsAction {
-    /// Convert a plain metrics table to monthly partitions, in place, in one transaction
+    /// Convert a plain metrics table to monthly partitions, online: writers keep inserting
     #[command(after_help = "Examples:
   metricsctl partitions enable --dry-run
-  metricsctl partitions enable --lock-timeout 5m")]
+  metricsctl partitions enable            # online; killed or stopped, run it again to go on
+  metricsctl partitions enable --status")]
     Enable(PartitionsEnableArgs),
     /// Make sure monthly partitions exist from --from through N months ahead, filling gaps
     #[command(after_help = "Examples:
@@ -493,6 +494,10 @@ pub enum PartitionsAction {
   metricsctl partitions list
   metricsctl partitions list --exact --format json")]
     List(PartitionsListArgs),
+    /// Re-attach a month's table of its own (left by `partitions drop --detach`) as its partition
+    #[command(after_help = "Examples:
+  metricsctl partitions attach 2025-11")]
+    Attach(PartitionsAttachArgs),
     /// Retention: drop (or --detach) monthly partitions older than N months
     #[command(after_help = "Examples:
   metricsctl partitions drop --older-than 12 --dry-run
@@ -502,12 +507,57 @@ pub enum PartitionsAction {
 
 #[derive(Debug, Args)]
 pub struct PartitionsEnableArgs {
-    /// Print the plan and the SQL; change nothing
+    /// Print the plan and the SQL of each step; change nothing
     #[arg(long)]
     pub dry_run: bool,
 
-    /// How long to wait for the lock on metrics (the conversion holds it until it commits)
-    #[arg(long, value_name = "DURATION", default_value = "60s",
+    /// Show the conversion in progress, if any, and change nothing
+    #[arg(long, conflicts_with_all = ["dry_run", "abandon", "offline"])]
+    pub status: bool,
+
+    /// Undo an unfinished online conversion: metrics stays the plain table it is
+    #[arg(long, conflicts_with_all = ["dry_run", "offline"])]
+    pub abandon: bool,
+
+    /// Convert in one transaction that locks metrics until it commits (writers wait the whole
+    /// copy): for small tables, or when nothing writes
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Rows (by id) copied per committed batch of the online conversion
+    #[arg(long, value_name = "N", default_value_t = 50_000,
+          value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+    pub batch_size: i64,
+
+    /// Share of the online conversion's time spent copying rows (1-100); after each batch it rests
+    /// for the remainder, leaving the server to the writers. 100: no rests, the fastest copy
+    #[arg(long, value_name = "PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub copy_share: u32,
+
+    /// The longest a lock writers wait on may be waited for at one attempt; a lock not granted in
+    /// time is given up and asked for again after a pause (--offline: the whole wait)
+    #[arg(long, value_name = "DURATION", default_value = "2s",
+          value_parser = duration_up_to(MAX_LOCK_TIMEOUT, true))]
+    pub lock_timeout: Duration,
+
+    /// Attempts at such a lock before giving up (exit 3; rerun to go on)
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub lock_attempts: u32,
+
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionsAttachArgs {
+    /// The month (YYYY-MM, UTC) whose table metrics_YYYY_MM becomes its partition again
+    #[arg(value_name = "YYYY-MM", value_parser = crate::schema::partitions::Month::parse)]
+    pub month: crate::schema::partitions::Month,
+
+    /// How long to wait for the lock on metrics
+    #[arg(long, value_name = "DURATION", default_value = "10s",
           value_parser = duration_up_to(MAX_LOCK_TIMEOUT, true))]
     pub lock_timeout: Duration,
 
@@ -525,6 +575,15 @@ pub struct PartitionsCreateArgs {
     /// The first month (YYYY-MM, UTC); default: the current month
     #[arg(long, value_name = "YYYY-MM", value_parser = crate::schema::partitions::Month::parse)]
     pub from: Option<crate::schema::partitions::Month>,
+
+    /// Create exactly the months asked for, leaving any month missing between partitions to
+    /// DEFAULT (by default every gap is filled, so one old month can make many partitions)
+    #[arg(long)]
+    pub no_fill: bool,
+
+    /// List what would be created (and the rows DEFAULT would give up); change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// How long to wait for the lock on metrics
     #[arg(long, value_name = "DURATION", default_value = "10s",

@@ -56,7 +56,6 @@ impl From<crate::error::Error> for Failure {
     }
 }
 
-
 /// What every command returns: the status to exit with, or a failure to report.
 pub type CommandResult = Result<Status, Failure>;
 

@@ -11,6 +11,7 @@ mod limits;
 mod migrate;
 mod monitoring;
 mod partitions;
+mod partitions_online;
 mod queries;
 mod repair;
 mod replay;

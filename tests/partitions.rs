@@ -132,6 +132,32 @@ fn plain_migrate_on_a_partitioned_database_works_and_status_agrees() {
 
 #[test]
 fn partitions_enable_converts_in_place_keeping_rows_ids_and_the_sequence() {
+    converts_in_place(&[]);
+}
+
+#[test]
+fn partitions_enable_offline_converts_in_one_transaction_making_only_months_with_rows() {
+    converts_in_place(&["--offline"]);
+}
+
+/// The months (`YYYY-MM`) a conversion run with `flags` makes: the ones holding rows, and online
+/// also the current month and the two after it, as the server's clock says.
+fn months_made(db: &TestDatabase, flags: &[&str], holding_rows: &[&str]) -> Vec<String> {
+    let mut months: Vec<String> = holding_rows.iter().map(|m| m.to_string()).collect();
+    if !flags.contains(&"--offline") {
+        for ahead in 0..=2 {
+            months.push(db.scalar(&format!(
+                "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') \
+                 + interval '{ahead} month', 'YYYY-MM')"
+            )));
+        }
+    }
+    months.sort();
+    months.dedup();
+    months
+}
+
+fn converts_in_place(flags: &[&str]) {
     let db = TestDatabase::new();
     db.migrate();
     let mut client = db.client();
@@ -161,7 +187,12 @@ fn partitions_enable_converts_in_place_keeping_rows_ids_and_the_sequence() {
     let sequence_before: i64 = db.scalar("SELECT last_value FROM metrics_id_seq");
 
     // The dry run shows the plan and changes nothing.
-    let plan = json_of(&db, &["partitions", "enable", "--dry-run"], 0);
+    let expected_months = months_made(&db, flags, &["2019-03", "2026-01", "2026-02"]);
+    let plan = json_of(
+        &db,
+        &[&["partitions", "enable", "--dry-run"], flags].concat(),
+        0,
+    );
     assert_eq!(plan["plan"]["rows"], 299);
     let months: Vec<&str> = plan["plan"]["months"]
         .as_array()
@@ -169,10 +200,12 @@ fn partitions_enable_converts_in_place_keeping_rows_ids_and_the_sequence() {
         .iter()
         .map(|m| m["month"].as_str().unwrap())
         .collect();
-    assert_eq!(months, vec!["2019-03", "2026-01", "2026-02"]);
+    assert_eq!(months, expected_months);
     assert_eq!(relkind(&db), "r");
 
-    db.metricsctl(&["partitions", "enable"]).assert().code(0);
+    db.metricsctl(&[&["partitions", "enable"], flags].concat())
+        .assert()
+        .code(0);
     assert_eq!(relkind(&db), "p");
     let after: Vec<(i64, String, f64)> = client
         .query("SELECT id, event_id, value FROM metrics ORDER BY id", &[])
@@ -201,18 +234,12 @@ fn partitions_enable_converts_in_place_keeping_rows_ids_and_the_sequence() {
     client
         .execute("DELETE FROM metrics WHERE event_id = 'new'", &[])
         .unwrap();
-    assert_eq!(
-        partition_names(&db),
-        [
-            "metrics_2019_03",
-            "metrics_2026_01",
-            "metrics_2026_02",
-            "metrics_default"
-        ]
+    let mut expected_partitions: BTreeSet<String> = expected_months
         .iter()
-        .map(|s| s.to_string())
-        .collect()
-    );
+        .map(|m| format!("metrics_{}", m.replace('-', "_")))
+        .collect();
+    expected_partitions.insert("metrics_default".to_string());
+    assert_eq!(partition_names(&db), expected_partitions);
     let in_january: i64 = db.count("SELECT count(*) FROM metrics_2026_01");
     assert_eq!(
         in_january, 130,

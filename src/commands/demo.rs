@@ -23,6 +23,7 @@ use crate::ingest::generate::SampleFacts;
 use crate::ingest::repair::RepairOptions;
 use crate::ingest::replay::ReplayOptions;
 use crate::output::{self, shell_quote};
+use crate::schema::conversion::{self, OnlineOptions};
 use crate::schema::migrations;
 use crate::schema::partitions::DEFAULT_MONTHS_AHEAD;
 use crate::status::{CommandResult, CouldNotRun, Status};
@@ -129,8 +130,17 @@ struct Step {
     title: fn(&Demo) -> String,
     run: fn(&mut Demo) -> CommandResult,
     meaning: Option<fn(&Demo) -> String>,
-    /// Only on the partitioned layout.
-    partitioned_only: bool,
+    /// The layouts it runs on.
+    only: Layouts,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layouts {
+    Both,
+    /// `demo --partitioned`: partitioned from the start.
+    Partitioned,
+    /// The plain demo, which ends by converting to partitions.
+    Plain,
 }
 
 const fn step(
@@ -142,7 +152,7 @@ const fn step(
         title,
         run,
         meaning: Some(meaning),
-        partitioned_only: false,
+        only: Layouts::Both,
     }
 }
 
@@ -151,7 +161,7 @@ const LIMIT: u32 = 5;
 
 /// The demo, in order. The sample is built with problems in it, so some steps report WARNING
 /// or CRITICAL on purpose; the demo itself exits 0 unless a step could not run.
-const STEPS: [Step; 15] = [
+const STEPS: [Step; 16] = [
     step(
         |d| {
             if d.partitioned {
@@ -207,7 +217,7 @@ const STEPS: [Step; 15] = [
         |_| "every event is already present; the bad lines are rejected again".into(),
     ),
     Step {
-        partitioned_only: true,
+        only: Layouts::Partitioned,
         ..step(
             |_| "partitions list: each month's partition, DEFAULT, rows and sizes".into(),
             |d| {
@@ -331,6 +341,18 @@ const STEPS: [Step; 15] = [
         },
         |_| "the replay landed within the last minute".into(),
     ),
+    Step {
+        only: Layouts::Plain,
+        ..step(
+            |_| {
+                "partitions enable: convert metrics to monthly partitions online — writers could \
+                 go on inserting — then list the partitions"
+                    .into()
+            },
+            enable_partitions,
+            |_| "every row and id kept; the guide's key and index names are back".into(),
+        )
+    },
 ];
 
 /// Runs the steps in order, numbering them as they come (some only run partitioned).
@@ -350,7 +372,14 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
         rejects: files.join("sample-rejects.jsonl"),
         facts,
     };
-    let steps = STEPS.iter().filter(|s| partitioned || !s.partitioned_only);
+    let layout = if partitioned {
+        Layouts::Partitioned
+    } else {
+        Layouts::Plain
+    };
+    let steps = STEPS
+        .iter()
+        .filter(|s| s.only == Layouts::Both || s.only == layout);
     for (number, step) in steps.enumerate() {
         ctx.console
             .say(format!("\n── Step {}: {}", number + 1, (step.title)(&demo)));
@@ -365,6 +394,20 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     }
     ctx.console.say("\nDemo finished.");
     Ok(Status::Ok)
+}
+
+fn enable_partitions(d: &mut Demo) -> CommandResult {
+    let options = OnlineOptions {
+        batch_size: 1000,
+        copy_share: 100,
+        lock_timeout: Duration::from_secs(2),
+        lock_attempts: 10,
+        wait_for_other_run: Duration::from_secs(30),
+    };
+    let plan = conversion::plan(&mut d.client)?;
+    partitions::enable_online(d.ctx, &mut d.client, &plan, &options, ReportFormat::Table)?;
+    let report = partitions_check::run(&mut d.client, DEFAULT_MONTHS_AHEAD, true)?;
+    partitions::show_list(d.ctx, &report, ReportFormat::Table)
 }
 
 fn migrate(d: &mut Demo) -> CommandResult {

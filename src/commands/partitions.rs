@@ -5,13 +5,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::checks::CheckReport;
 use crate::checks::partitions::{self as partitions_check, partition_section};
 use crate::cli::{
-    PartitionsAction, PartitionsCommand, PartitionsCreateArgs, PartitionsDropArgs,
-    PartitionsEnableArgs, PartitionsListArgs, ReportFormat,
+    PartitionsAction, PartitionsAttachArgs, PartitionsCommand, PartitionsCreateArgs,
+    PartitionsDropArgs, PartitionsEnableArgs, PartitionsListArgs, ReportFormat,
 };
 use crate::commands;
 use crate::config::Context;
 use crate::error::Error;
 use crate::output::{self, OutputLost};
+use crate::schema::conversion::{self, OnlineOptions};
 use crate::schema::partitions::{self, RetentionOptions};
 use crate::status::{CommandResult, Status};
 
@@ -20,14 +21,38 @@ pub fn exec(ctx: &Context, cmd: &PartitionsCommand) -> CommandResult {
         PartitionsAction::Enable(args) => enable(ctx, args),
         PartitionsAction::Create(args) => create(ctx, args),
         PartitionsAction::List(args) => list(ctx, args),
+        PartitionsAction::Attach(args) => attach(ctx, args),
         PartitionsAction::Drop(args) => retire(ctx, args),
     }
 }
 
 fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
     let mut client = commands::connect(ctx)?;
-    let plan = partitions::plan_enable(&mut client)?;
-    if plan.already_partitioned {
+    let options = OnlineOptions {
+        batch_size: args.batch_size,
+        copy_share: args.copy_share,
+        lock_timeout: args.lock_timeout,
+        lock_attempts: args.lock_attempts,
+        wait_for_other_run: OTHER_RUN_WAIT,
+    };
+    if args.status {
+        return show_conversion(&mut client, args.format);
+    }
+    if args.abandon {
+        let abandoned = conversion::abandon(&mut client, &options)?;
+        ctx.console.say(if abandoned {
+            "The unfinished conversion is undone: metrics is the plain table it was."
+        } else {
+            "No conversion was in progress; nothing changed."
+        });
+        return Ok(Status::Ok);
+    }
+    let plan = if args.offline {
+        partitions::plan_enable(&mut client)?
+    } else {
+        conversion::plan(&mut client)?
+    };
+    if plan.already_partitioned && conversion::state(&mut client)?.is_none() {
         ctx.console
             .say("metrics is already partitioned; nothing to do.");
         if args.format == ReportFormat::Json {
@@ -36,27 +61,92 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
         return Ok(Status::Ok);
     }
     if args.dry_run {
-        match args.format {
-            ReportFormat::Json => output::print_json(&serde_json::json!({
-                "dry_run": true,
-                "plan": &plan,
-                "sql": partitions::enable_statements(&plan),
-            }))?,
-            ReportFormat::Table => {
-                print_months(&plan)?;
-                output::print(format!(
-                    "\n-- The conversion, in one transaction:\n{}",
-                    partitions::enable_statements(&plan).join("\n")
-                ))?;
-            }
-        }
-        ctx.console.say(format!(
-            "Dry run: {} rows would move into {} monthly partitions; nothing was changed.",
-            plan.rows,
-            plan.months.len()
-        ));
-        return Ok(Status::Ok);
+        return dry_run_enable(ctx, &plan, args);
     }
+    if args.offline {
+        return enable_offline(ctx, &mut client, &plan, args);
+    }
+    enable_online(ctx, &mut client, &plan, &options, args.format)
+}
+
+/// How long `partitions enable` waits for another run (or a killed run's session) to let go.
+const OTHER_RUN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub(crate) fn enable_online(
+    ctx: &Context,
+    client: &mut postgres::Client,
+    plan: &partitions::EnablePlan,
+    options: &OnlineOptions,
+    format: ReportFormat,
+) -> CommandResult {
+    ctx.console.say(format!(
+        "Converting metrics (~{} rows) to monthly partitions online: writers keep inserting; \
+         locks they wait on are held for moments, at most {} each. Stopped or killed, run it \
+         again to go on.",
+        plan.rows,
+        humantime::format_duration(options.lock_timeout)
+    ));
+    let progress = if ctx.console.progress {
+        ProgressBar::new(plan.rows.max(0) as u64).with_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows {per_sec} ETA {eta}\n  {msg}",
+            )
+            .expect("valid template"),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut on_progress = |step: conversion::Progress| match step {
+        conversion::Progress::Phase(phase) => progress.set_message(phase),
+        conversion::Progress::Copied { rows, estimate } => {
+            progress.set_length(estimate);
+            progress.set_position(rows);
+        }
+    };
+    let report = conversion::convert(client, options, &mut on_progress, |holder| {
+        ctx.console.say(format!(
+            "Waiting for another partitions enable to let go: held by {holder}"
+        ))
+    })?;
+    progress.finish_and_clear();
+    match format {
+        ReportFormat::Json => output::print_json(&report)?,
+        ReportFormat::Table => {}
+    }
+    if report.already_partitioned {
+        ctx.console
+            .say("metrics is already partitioned; nothing to do.");
+    } else {
+        ctx.console.say(format!(
+            "metrics is now partitioned by UTC month ({} partitions and DEFAULT), every row and \
+             id kept, {} rows copied{} in {:.1} s{}.",
+            report.months.len(),
+            report.rows_copied,
+            if report.resumed {
+                " (resuming an interrupted run)"
+            } else {
+                ""
+            },
+            report.elapsed_seconds,
+            if report.lock_retries > 0 {
+                format!(
+                    "; {} lock attempts were given up and retried",
+                    report.lock_retries
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(Status::Ok)
+}
+
+fn enable_offline(
+    ctx: &Context,
+    client: &mut postgres::Client,
+    plan: &partitions::EnablePlan,
+    args: &PartitionsEnableArgs,
+) -> CommandResult {
     ctx.console.say(format!(
         "Converting metrics ({} rows, {} months) to monthly partitions in one transaction; \
          metrics is locked until it commits…",
@@ -74,14 +164,14 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
         ProgressBar::hidden()
     };
     let started = std::time::Instant::now();
-    partitions::enable(&mut client, &plan, args.lock_timeout, |copied| {
+    partitions::enable(client, plan, args.lock_timeout, |copied| {
         progress.set_position(copied)
     })?;
     progress.finish_and_clear();
     match args.format {
-        ReportFormat::Json => output::print_json(&plan)?,
+        ReportFormat::Json => output::print_json(plan)?,
         ReportFormat::Table if ctx.console.quiet => {}
-        ReportFormat::Table => print_months(&plan)?,
+        ReportFormat::Table => print_months(plan)?,
     }
     ctx.console.say(format!(
         "metrics is now partitioned by UTC month ({} partitions and DEFAULT), every row and id kept, \
@@ -92,6 +182,90 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
     Ok(Status::Ok)
 }
 
+fn dry_run_enable(
+    ctx: &Context,
+    plan: &partitions::EnablePlan,
+    args: &PartitionsEnableArgs,
+) -> CommandResult {
+    let steps: Vec<(String, String)> = if args.offline {
+        vec![(
+            "the conversion, in one transaction (metrics locked until it commits)".to_string(),
+            partitions::enable_statements(plan).join("\n"),
+        )]
+    } else {
+        conversion::plan_statements(&plan.months.iter().map(|m| m.month).collect::<Vec<_>>())
+    };
+    match args.format {
+        ReportFormat::Json => output::print_json(&serde_json::json!({
+            "dry_run": true,
+            "offline": args.offline,
+            "plan": plan,
+            "steps": steps
+                .iter()
+                .map(|(step, sql)| serde_json::json!({"step": step, "sql": sql}))
+                .collect::<Vec<_>>(),
+        }))?,
+        ReportFormat::Table => {
+            print_months(plan)?;
+            for (step, sql) in &steps {
+                output::print(format!("\n-- {step}:\n{sql}"))?;
+            }
+        }
+    }
+    ctx.console.say(format!(
+        "Dry run: {} rows would move into {} monthly partitions; nothing was changed.",
+        plan.rows,
+        plan.months.len()
+    ));
+    Ok(Status::Ok)
+}
+
+/// `partitions enable --status`.
+fn show_conversion(client: &mut postgres::Client, format: ReportFormat) -> CommandResult {
+    let state = conversion::state(client)?;
+    let layout = partitions::layout(client)?;
+    match format {
+        ReportFormat::Json => output::print_json(&serde_json::json!({
+            "layout": layout,
+            "conversion": state,
+        }))?,
+        ReportFormat::Table => match &state {
+            None => output::print(format!(
+                "No conversion in progress; metrics is {}.",
+                match layout {
+                    partitions::Layout::Plain => "a plain table",
+                    partitions::Layout::Partitioned => "partitioned",
+                }
+            ))?,
+            Some(state) => {
+                let mut table = output::table(["conversion", "value"]);
+                for (what, value) in [
+                    ("phase", state.phase.clone()),
+                    ("started", state.started_at.to_rfc3339()),
+                    (
+                        "rows copied",
+                        format!("{} of ~{}", state.rows_copied, state.rows_estimate),
+                    ),
+                    (
+                        "driven by",
+                        match (state.pid, state.running) {
+                            (Some(pid), true) => format!(
+                                "pid {pid}, last seen {:.0}s ago",
+                                state.heartbeat_age_seconds
+                            ),
+                            _ => "no session: interrupted; run partitions enable to go on"
+                                .to_string(),
+                        },
+                    ),
+                ] {
+                    table.add_row(vec![what.to_string(), value]);
+                }
+                output::print(table)?;
+            }
+        },
+    }
+    Ok(Status::Ok)
+}
 fn print_months(plan: &partitions::EnablePlan) -> Result<(), OutputLost> {
     let mut table = output::table(["month", "partition", "rows"]);
     for month in &plan.months {
@@ -110,7 +284,14 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
         Some(month) => month,
         None => partitions::current_month(&mut client).map_err(Error::from)?,
     };
-    let report = partitions::create(&mut client, from, args.months, args.lock_timeout)?;
+    let options = partitions::CreateOptions {
+        from,
+        months_ahead: args.months,
+        lock_timeout: args.lock_timeout,
+        fill_gaps: !args.no_fill,
+        dry_run: args.dry_run,
+    };
+    let report = partitions::create(&mut client, options)?;
     match args.format {
         ReportFormat::Json => output::print_json(&report)?,
         ReportFormat::Table => {
@@ -131,11 +312,26 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
         .iter()
         .filter(|m| m.action != "present")
         .count();
-    ctx.console.say(if created == 0 {
-        "Every month already has its partition; nothing changed.".to_string()
-    } else {
-        format!("Created {created} partition(s).")
+    ctx.console.say(match (created, args.dry_run) {
+        (0, _) => "Every month already has its partition; nothing changed.".to_string(),
+        (_, true) => format!("Dry run: {created} partition(s) would be created; nothing changed."),
+        (_, false) => format!("Created {created} partition(s)."),
     });
+    Ok(Status::Ok)
+}
+
+fn attach(ctx: &Context, args: &PartitionsAttachArgs) -> CommandResult {
+    let mut client = commands::connect(ctx)?;
+    let report = partitions::attach(&mut client, args.month, args.lock_timeout)?;
+    match args.format {
+        ReportFormat::Json => output::print_json(&report)?,
+        ReportFormat::Table => {}
+    }
+    ctx.console.say(format!(
+        "{} is the partition of {} again ({} rows moved in from DEFAULT, {} retired events \
+         stored again).",
+        report.partition, report.month, report.moved_from_default, report.events_unretired
+    ));
     Ok(Status::Ok)
 }
 

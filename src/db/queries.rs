@@ -231,6 +231,50 @@ query!(DEFAULT_ROWS_MOVE_BACK = "default_rows_move_back.sql");
 query!(
     /// Names a partition: render with `Query::with_identifiers`.
     PARTITION_FORGET_GUARD_ROWS = "partition_forget_guard_rows.sql");
+query!(CONVERSION_STATE_TABLE = "conversion_state_table.sql");
+query!(CONVERSION_STATE = "conversion_state.sql");
+query!(CONVERSION_STATE_INSERT = "conversion_state_insert.sql");
+query!(CONVERSION_CLAIM = "conversion_claim.sql");
+query!(CONVERSION_PHASE = "conversion_phase.sql", "phase");
+query!(CONVERSION_BEGIN = "conversion_begin.sql");
+query!(
+    /// DDL: render with `Query::ddl`.
+    CONVERSION_PARTITION_CREATE = "conversion_partition_create.sql"
+);
+query!(CONVERSION_NEW_KEYS = "conversion_new_keys.sql");
+query!(CONVERSION_MIRROR = "conversion_mirror.sql");
+query!(CONVERSION_MIRROR_EXISTS = "conversion_mirror_exists.sql");
+query!(CONVERSION_BACKFILL_START = "conversion_backfill_start.sql");
+query!(
+    CONVERSION_BACKFILL_BATCH = "conversion_backfill_batch.sql",
+    "after",
+    "upto"
+);
+query!(CONVERSION_COMPARE = "conversion_compare.sql");
+query!(
+    CONVERSION_RECONCILE_STALE = "conversion_reconcile_stale.sql",
+    "upto"
+);
+query!(
+    CONVERSION_RECONCILE_MISSING = "conversion_reconcile_missing.sql",
+    "upto"
+);
+query!(CONVERSION_SWAP = "conversion_swap.sql");
+query!(CONVERSION_ABANDON = "conversion_abandon.sql");
+query!(
+    /// DDL: render with `Query::ddl`.
+    PARTITION_ATTACH = "partition_attach.sql"
+);
+query!(
+    RETIRED_EVENTS_UNRETIRE = "retired_events_unretire.sql",
+    "month"
+);
+query!(
+    /// Names the default partition: render with `Query::with_identifiers`.
+    DEFAULT_ROWS_COUNT = "default_rows_count.sql",
+    "from",
+    "to"
+);
 query!(RETIRED_EVENTS_TABLE = "retired_events_table.sql");
 query!(
     /// `replay --repair`: the checked path, restoring lost metrics too.
@@ -340,6 +384,26 @@ pub fn maintenance() -> Vec<&'static Query> {
         &RETIRED_EVENTS_TABLE,
         &PARTITION_RETIRE_EVENTS,
         &RETIRED_EVENTS_FORGET,
+        &PARTITION_ATTACH,
+        &RETIRED_EVENTS_UNRETIRE,
+        &DEFAULT_ROWS_COUNT,
+        &CONVERSION_STATE_TABLE,
+        &CONVERSION_STATE,
+        &CONVERSION_STATE_INSERT,
+        &CONVERSION_CLAIM,
+        &CONVERSION_PHASE,
+        &CONVERSION_BEGIN,
+        &CONVERSION_PARTITION_CREATE,
+        &CONVERSION_NEW_KEYS,
+        &CONVERSION_MIRROR,
+        &CONVERSION_MIRROR_EXISTS,
+        &CONVERSION_BACKFILL_START,
+        &CONVERSION_BACKFILL_BATCH,
+        &CONVERSION_COMPARE,
+        &CONVERSION_RECONCILE_STALE,
+        &CONVERSION_RECONCILE_MISSING,
+        &CONVERSION_SWAP,
+        &CONVERSION_ABANDON,
         &RESTORE_PROCESSED_EVENTS_PKEY,
         &RESTORE_METRICS_UNIQUE_PLAIN,
         &RESTORE_METRICS_UNIQUE_PARTITIONED,

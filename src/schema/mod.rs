@@ -1,4 +1,5 @@
 //! The schema's shape: the guide's migrations and the monthly partitions of metrics.
 
+pub(crate) mod conversion;
 pub mod migrations;
 pub(crate) mod partitions;

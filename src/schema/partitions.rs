@@ -20,7 +20,7 @@ use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
 use postgres::{Client, Transaction};
 use serde::Serialize;
 
-use crate::db::queries;
+use crate::db::{self, queries};
 use crate::error::{self, Error, ResultExt as _, What};
 
 /// How `metrics` is laid out.
@@ -311,9 +311,7 @@ fn lock_parent(tx: &mut Transaction<'_>, lock_timeout: Duration) -> error::Resul
             Error::new(
                 What::LockTimeout,
                 anyhow!(
-                    "could not lock metrics within {}: a long transaction (a query, a replay, \
-                     another maintenance run) holds it; nothing was changed. Look for it in \
-                     pg_stat_activity, or retry with a longer --lock-timeout",
+                    "could not lock metrics within {}",
                     humantime::format_duration(lock_timeout)
                 ),
             )
@@ -321,6 +319,27 @@ fn lock_parent(tx: &mut Transaction<'_>, lock_timeout: Duration) -> error::Resul
             Error::from(e)
         }
     })
+}
+
+/// Runs maintenance that locks metrics; when the lock is not granted in time, says who holds it
+/// (asked once the failed transaction is gone).
+fn naming_lock_holders<T>(
+    client: &mut Client,
+    maintenance: impl FnOnce(&mut Client) -> error::Result<T>,
+) -> error::Result<T> {
+    match maintenance(client) {
+        Err(error) if error.what() == What::LockTimeout => {
+            let holders = db::describe_holders(&db::table_lock_holders(client, "metrics")?);
+            Err(Error::new(
+                What::LockTimeout,
+                anyhow!(
+                    "{error} ({holders}); nothing was changed. Wait for that session or end it \
+                     with SELECT pg_terminate_backend(pid), or retry with a longer --lock-timeout"
+                ),
+            ))
+        }
+        other => other,
+    }
 }
 
 /// What `partitions create` found and did.
@@ -339,35 +358,44 @@ pub struct MonthOutcome {
     pub moved_from_default: u64,
 }
 
-/// Makes sure a partition exists for every month from `from` through `from + months_ahead`, and
-/// for every month missing between existing monthly partitions. One transaction.
-pub fn create(
-    client: &mut Client,
-    from: Month,
-    months_ahead: u32,
-    lock_timeout: Duration,
-) -> error::Result<CreateReport> {
+/// What `partitions create` is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateOptions {
+    pub from: Month,
+    pub months_ahead: u32,
+    pub lock_timeout: Duration,
+    /// Also every month missing between the partitions (the default: no month is left to
+    /// DEFAULT). Without it, exactly the months asked for.
+    pub fill_gaps: bool,
+    /// Say what would be created; change nothing.
+    pub dry_run: bool,
+}
+
+/// Makes sure a partition exists for every month from `from` through `from + months_ahead` (and,
+/// filling gaps, for every month missing between existing monthly partitions). One transaction.
+pub fn create(client: &mut Client, options: CreateOptions) -> error::Result<CreateReport> {
     ensure_partitioned(client)?;
+    naming_lock_holders(client, |client| create_locked(client, options))
+}
+
+fn create_locked(client: &mut Client, options: CreateOptions) -> error::Result<CreateReport> {
     let mut tx = client.transaction()?;
     tx.query_one(queries::UTC_SESSION.sql(), &[])?;
-    lock_parent(&mut tx, lock_timeout)?;
-    // Read what exists only once the lock is held: a concurrent run may just have created it.
-    let rows = tx.query(queries::METRICS_PARTITIONS.sql(), &[])?;
-    let mut existing = Vec::new();
-    let mut default_partition = None;
-    let mut ranges = Vec::new();
-    for row in &rows {
-        let name: String = row.get("name");
-        match parse_bound(&row.get::<_, String>("bound")) {
-            Bound::Month { month } => existing.push(month),
-            Bound::Default => default_partition = Some(name),
-            Bound::Range { from, to } => ranges.push(format!("{name} [{from}, {to})")),
-        }
+    if !options.dry_run {
+        lock_parent(&mut tx, options.lock_timeout)?;
     }
-    let wanted: Vec<Month> = (0..=months_ahead).map(|i| from.plus(i)).collect();
+    // Read what exists only once the lock is held: a concurrent run may just have created it.
+    let present = attached_partitions(&mut tx)?;
+    let wanted: Vec<Month> = (0..=options.months_ahead)
+        .map(|i| options.from.plus(i))
+        .collect();
     // Gaps count between everything that will exist, so no month is ever left to DEFAULT.
-    let all_months: Vec<Month> = existing.iter().chain(&wanted).copied().collect();
-    let gaps = gap_months(&all_months);
+    let all_months: Vec<Month> = present.months.iter().chain(&wanted).copied().collect();
+    let gaps = if options.fill_gaps {
+        gap_months(&all_months)
+    } else {
+        Vec::new()
+    };
     let mut months: Vec<Month> = wanted.iter().chain(&gaps).copied().collect();
     months.sort();
     months.dedup();
@@ -376,50 +404,199 @@ pub fn create(
     let mut set_aside_ready = false;
     for month in months {
         let partition = month.partition_name();
-        if existing.contains(&month) {
-            report.months.push(MonthOutcome {
-                month,
-                partition,
-                action: "present",
-                moved_from_default: 0,
-            });
-            continue;
-        }
-        if !ranges.is_empty() {
-            return Err(refused(format!(
-                "metrics has partitions that are not whole UTC months ({}); metricsctl manages only \
-                 monthly partitions, so it changes nothing",
-                ranges.join(", ")
-            )));
-        }
-        let mut moved = 0;
-        if let Some(default_partition) = &default_partition {
-            if !set_aside_ready {
-                tx.batch_execute(queries::DEFAULT_ROWS_SET_ASIDE.sql())?;
-                set_aside_ready = true;
+        let (action, moved_from_default) = if present.months.contains(&month) {
+            ("present", 0)
+        } else {
+            present.refuse_unmanaged()?;
+            if relation_exists(&mut tx, &partition)? {
+                return Err(refused(format!(
+                    "{partition} exists as a table of its own (detached by `partitions drop \
+                     --detach`, or made by hand), so its month cannot get a new partition: \
+                     re-attach it with `metricsctl partitions attach {month}`, or rename or drop \
+                     it; nothing was changed"
+                )));
             }
-            let move_out = queries::DEFAULT_ROWS_MOVE_OUT
-                .with_identifiers(&[("default_partition", default_partition)]);
-            moved = tx.execute(move_out.as_str(), &[&month.start(), &month.next().start()])?;
-        }
-        tx.batch_execute(&month.create_partition_sql())
-            .with_context(|| format!("creating partition {partition}"))?;
-        if moved > 0 {
-            tx.execute(queries::DEFAULT_ROWS_MOVE_BACK.sql(), &[])?;
-        }
+            let moved = if options.dry_run {
+                present.rows_in_default(&mut tx, month)?
+            } else {
+                create_month(
+                    &mut tx,
+                    month,
+                    present.default.as_deref(),
+                    &mut set_aside_ready,
+                )?
+            };
+            let created = if options.dry_run {
+                "would be created"
+            } else {
+                "created"
+            };
+            let action = match (gaps.contains(&month) && !wanted.contains(&month), created) {
+                (true, "created") => "created (gap)",
+                (true, _) => "would be created (gap)",
+                (false, created) => created,
+            };
+            (action, moved)
+        };
         report.months.push(MonthOutcome {
             month,
             partition,
-            action: if gaps.contains(&month) && !wanted.contains(&month) {
-                "created (gap)"
-            } else {
-                "created"
-            },
-            moved_from_default: moved,
+            action,
+            moved_from_default,
         });
     }
-    tx.commit()?;
+    if options.dry_run {
+        tx.rollback()?;
+    } else {
+        tx.commit()?;
+    }
     Ok(report)
+}
+
+/// The attached partitions of metrics, by kind.
+struct Present {
+    months: Vec<Month>,
+    default: Option<String>,
+    /// Partitions that are not whole UTC months (made by hand or another tool).
+    other_ranges: Vec<String>,
+}
+
+impl Present {
+    fn refuse_unmanaged(&self) -> error::Result<()> {
+        if self.other_ranges.is_empty() {
+            return Ok(());
+        }
+        Err(refused(format!(
+            "metrics has partitions that are not whole UTC months ({}); metricsctl manages only \
+             monthly partitions, so it changes nothing",
+            self.other_ranges.join(", ")
+        )))
+    }
+
+    fn rows_in_default(&self, tx: &mut Transaction<'_>, month: Month) -> error::Result<u64> {
+        let Some(default) = &self.default else {
+            return Ok(0);
+        };
+        let count = queries::DEFAULT_ROWS_COUNT.with_identifiers(&[("default_partition", default)]);
+        let rows: i64 = tx
+            .query_one(count.as_str(), &[&month.start(), &month.next().start()])?
+            .get("rows");
+        Ok(rows as u64)
+    }
+}
+
+fn attached_partitions(tx: &mut Transaction<'_>) -> error::Result<Present> {
+    let mut present = Present {
+        months: Vec::new(),
+        default: None,
+        other_ranges: Vec::new(),
+    };
+    for row in tx.query(queries::METRICS_PARTITIONS.sql(), &[])? {
+        let name: String = row.get("name");
+        match parse_bound(&row.get::<_, String>("bound")) {
+            Bound::Month { month } => present.months.push(month),
+            Bound::Default => present.default = Some(name),
+            Bound::Range { from, to } => {
+                present.other_ranges.push(format!("{name} [{from}, {to})"))
+            }
+        }
+    }
+    Ok(present)
+}
+
+/// Creates a month's partition, moving the rows DEFAULT holds for it out and back in around the
+/// creation. Returns the rows moved.
+fn create_month(
+    tx: &mut Transaction<'_>,
+    month: Month,
+    default_partition: Option<&str>,
+    set_aside_ready: &mut bool,
+) -> error::Result<u64> {
+    let mut moved = 0;
+    if let Some(default_partition) = default_partition {
+        if !*set_aside_ready {
+            tx.batch_execute(queries::DEFAULT_ROWS_SET_ASIDE.sql())?;
+            *set_aside_ready = true;
+        }
+        let move_out = queries::DEFAULT_ROWS_MOVE_OUT
+            .with_identifiers(&[("default_partition", default_partition)]);
+        moved = tx.execute(move_out.as_str(), &[&month.start(), &month.next().start()])?;
+    }
+    tx.batch_execute(&month.create_partition_sql())
+        .with_context(|| format!("creating partition {}", month.partition_name()))?;
+    if moved > 0 {
+        tx.execute(queries::DEFAULT_ROWS_MOVE_BACK.sql(), &[])?;
+    }
+    Ok(moved)
+}
+
+/// What `partitions attach` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachReport {
+    pub month: Month,
+    pub partition: String,
+    pub moved_from_default: u64,
+    /// Events noted as retired when the month was detached, now stored again.
+    pub events_unretired: u64,
+}
+
+/// Re-attaches a month's table of its own (detached by `partitions drop --detach`) as its
+/// partition. One transaction, under the lock on metrics.
+pub fn attach(
+    client: &mut Client,
+    month: Month,
+    lock_timeout: Duration,
+) -> error::Result<AttachReport> {
+    ensure_partitioned(client)?;
+    naming_lock_holders(client, |client| {
+        let mut tx = client.transaction()?;
+        tx.query_one(queries::UTC_SESSION.sql(), &[])?;
+        lock_parent(&mut tx, lock_timeout)?;
+        let present = attached_partitions(&mut tx)?;
+        let partition = month.partition_name();
+        if present.months.contains(&month) {
+            return Err(refused(format!(
+                "{month} already has its partition {partition}; nothing to attach"
+            )));
+        }
+        if !relation_exists(&mut tx, &partition)? {
+            return Err(refused(format!(
+                "there is no table {partition} to attach: `partitions create --from {month} \
+                 --months 0 --no-fill` makes an empty partition for {month}"
+            )));
+        }
+        let mut moved = 0;
+        if let Some(default) = &present.default {
+            tx.batch_execute(queries::DEFAULT_ROWS_SET_ASIDE.sql())?;
+            let move_out =
+                queries::DEFAULT_ROWS_MOVE_OUT.with_identifiers(&[("default_partition", default)]);
+            moved = tx.execute(move_out.as_str(), &[&month.start(), &month.next().start()])?;
+        }
+        let attach = queries::PARTITION_ATTACH.ddl(
+            &[("partition", &partition)],
+            &[
+                ("from", &month.start_literal()),
+                ("to", &month.end_literal()),
+            ],
+        );
+        tx.batch_execute(&attach)
+            .with_context(|| format!("attaching {partition} (its rows must all be in {month})"))?;
+        if moved > 0 {
+            tx.execute(queries::DEFAULT_ROWS_MOVE_BACK.sql(), &[])?;
+        }
+        let unretired = if relation_exists(&mut tx, RETIRED_EVENTS_TABLE)? {
+            tx.execute(queries::RETIRED_EVENTS_UNRETIRE.sql(), &[&month.0])?
+        } else {
+            0
+        };
+        tx.commit()?;
+        Ok(AttachReport {
+            month,
+            partition,
+            moved_from_default: moved,
+            events_unretired: unretired,
+        })
+    })
 }
 
 /// Months missing between the first and the last existing monthly partition.
@@ -479,6 +656,27 @@ pub fn plan_enable(client: &mut Client) -> error::Result<EnablePlan> {
         rows: months.iter().map(|m| m.rows).sum(),
         months,
     })
+}
+
+impl EnablePlan {
+    /// The plan with `current` and the [`DEFAULT_MONTHS_AHEAD`] months after it added (no rows
+    /// yet): the online conversion makes them so writers' new rows have a home at the swap.
+    pub fn with_months_ahead(mut self, current: Month) -> EnablePlan {
+        if self.already_partitioned {
+            return self;
+        }
+        for month in (0..=DEFAULT_MONTHS_AHEAD).map(|i| current.plus(i)) {
+            if !self.months.iter().any(|m| m.month == month) {
+                self.months.push(MonthRows {
+                    month,
+                    partition: month.partition_name(),
+                    rows: 0,
+                });
+            }
+        }
+        self.months.sort_by_key(|m| m.month);
+        self
+    }
 }
 
 /// The SQL `enable` runs, in order, for `--dry-run`.
@@ -633,6 +831,16 @@ pub fn retire(
         ));
     }
     ensure_partitioned(client)?;
+    naming_lock_holders(client, |client| {
+        retire_locked(client, options, lock_timeout)
+    })
+}
+
+fn retire_locked(
+    client: &mut Client,
+    options: RetentionOptions,
+    lock_timeout: Duration,
+) -> error::Result<RetentionReport> {
     let mut tx = client.transaction()?;
     tx.query_one(queries::UTC_SESSION.sql(), &[])?;
     if !options.dry_run {
@@ -730,7 +938,16 @@ pub fn ensure_partitioned_layout(
         enable(client, &plan, lock_timeout, |_| {})?;
     }
     let current = current_month(client)?;
-    create(client, current, DEFAULT_MONTHS_AHEAD, lock_timeout)
+    create(
+        client,
+        CreateOptions {
+            from: current,
+            months_ahead: DEFAULT_MONTHS_AHEAD,
+            lock_timeout,
+            fill_gaps: true,
+            dry_run: false,
+        },
+    )
 }
 
 /// The SQL `migrate --partitioned` would run once the migrations are applied, for

@@ -1,0 +1,7 @@
+-- `partitions enable --status`: the conversion in progress, if any (run only when
+-- metricsctl_conversion exists), with whether the session that drives it is still there.
+SELECT c.phase, c.started_at, c.heartbeat,
+       CAST(EXTRACT(EPOCH FROM now() - c.heartbeat) AS double precision) AS heartbeat_age_seconds,
+       c.backfill_up_to, c.copied_up_to, c.rows_copied, c.rows_estimate, c.pid,
+       EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.pid) AS running
+FROM metricsctl_conversion c;

@@ -1,0 +1,33 @@
+-- `partitions enable` (online), last step, one short transaction: metrics is locked (bounded by
+-- lock_timeout; writers queue behind for the milliseconds it takes), the plain table — identical
+-- to the partitioned one, as conversion_compare.sql showed — is dropped with its mirror triggers,
+-- and the partitioned table takes its name, the guide's constraint and index names, and the id
+-- sequence. Nothing is copied here.
+LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE;
+ALTER SEQUENCE metrics_id_seq OWNED BY NONE;
+DROP TABLE metrics;
+DROP FUNCTION metricsctl_mirror_insert(), metricsctl_mirror_delete(), metricsctl_mirror_update();
+ALTER TABLE metrics_partitioned RENAME TO metrics;
+ALTER TABLE metrics RENAME CONSTRAINT metrics_partitioned_pkey TO metrics_pkey;
+ALTER TABLE metrics
+    RENAME CONSTRAINT metrics_partitioned_event_id_timestamp_key TO metrics_event_id_timestamp_key;
+ALTER INDEX idx_metrics_partitioned_sensor_id RENAME TO idx_metrics_sensor_id;
+ALTER INDEX idx_metrics_partitioned_timestamp RENAME TO idx_metrics_timestamp;
+ALTER INDEX idx_metrics_partitioned_sensor_timestamp RENAME TO idx_metrics_sensor_timestamp;
+-- PostgreSQL 18 names NOT NULL constraints after their table: metrics_partitioned_id_not_null
+-- becomes the guide's metrics_id_not_null (no rows on older versions).
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN
+        SELECT CAST(conrelid AS regclass) AS relation, conname
+        FROM pg_constraint
+        WHERE contype = 'n' AND conname LIKE 'metrics\_partitioned\_%'
+    LOOP
+        EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', c.relation, c.conname,
+                       'metrics_' || substr(c.conname, length('metrics_partitioned_') + 1));
+    END LOOP;
+END $$;
+ALTER SEQUENCE metrics_id_seq OWNED BY metrics.id;
+DROP TABLE metricsctl_conversion;
