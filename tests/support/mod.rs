@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use metricsctl::sandbox::{PgBinaries, Sandbox, SandboxOptions};
+use metricsctl::sandbox::{BINDIR_VARIABLE, PgBinaries, Sandbox, SandboxOptions};
 use metricsctl::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
 
 pub const TEST_DATABASE_URL_VARIABLE: &str = "METRICSCTL_TEST_DATABASE_URL";
@@ -237,12 +237,53 @@ pub const DATABASE_VARIABLES: [&str; 17] = [
     "PGSERVICE",
 ];
 
-/// A PostgreSQL client tool (pg_dump, psql) from the same installation the harness uses.
+/// A PostgreSQL client tool (pg_dump, psql) from the same installation the harness uses. With
+/// METRICSCTL_PG_BINDIR set it is always that directory's: a tool missing there fails the test
+/// that runs it, rather than another version's being used without a word.
 pub fn pg_tool(name: &str) -> std::path::PathBuf {
     match PgBinaries::locate() {
         Ok(binaries) if binaries.tool(name).is_file() => binaries.tool(name),
+        Ok(binaries) if std::env::var_os(BINDIR_VARIABLE).is_some_and(|d| !d.is_empty()) => {
+            binaries.tool(name)
+        }
         _ => std::path::PathBuf::from(name),
     }
+}
+
+/// The PostgreSQL installation the sandboxes run: `postgres --version` and its directory.
+pub fn installation() -> String {
+    let postgres = pg_tool("postgres");
+    let version = StdCommand::new(&postgres)
+        .arg("--version")
+        .output()
+        .map(|output| stdout_of(&output).trim().to_string())
+        .unwrap_or_else(|e| format!("postgres ({e})"));
+    format!(
+        "{version} in {}",
+        postgres.parent().unwrap_or(&postgres).display()
+    )
+}
+
+/// The shared server's version (`SHOW server_version`), for messages that depend on it.
+pub fn server_version() -> String {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            connect_url(&shared_server().url)
+                .query_one("SHOW server_version", &[])
+                .unwrap()
+                .get(0)
+        })
+        .clone()
+}
+
+/// The shared server's major version (15, 16, 18, ...).
+pub fn server_major_version() -> u32 {
+    let number: String = connect_url(&shared_server().url)
+        .query_one("SHOW server_version_num", &[])
+        .unwrap()
+        .get(0);
+    number.parse::<u32>().unwrap() / 10_000
 }
 
 pub fn stdout_of(output: &std::process::Output) -> String {
