@@ -1,9 +1,11 @@
-//! The harness itself: one PostgreSQL installation for the server and the client tools.
+//! The harness itself: one PostgreSQL installation for the server and the client tools, and
+//! which missing tools CI treats as failures.
 
 use metricsctl::sandbox::BINDIR_VARIABLE;
 
 use crate::support::{
     TEST_DATABASE_URL_VARIABLE, TestDatabase, installation, pg_tool, server_version, stdout_of,
+    tool_required,
 };
 
 /// "psql (PostgreSQL) 16.2" → "16.2"; "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" →
@@ -39,4 +41,18 @@ fn the_server_and_its_client_tools_come_from_one_installation() {
         assert_eq!(server_version(), server);
         assert_eq!(db.scalar::<String>("SHOW server_version"), server);
     }
+}
+
+#[test]
+fn require_tools_names_every_tool_or_a_list_of_them() {
+    for unset in [None, Some(""), Some("0")] {
+        assert!(!tool_required("pg_partman", unset), "{unset:?}");
+    }
+    assert!(tool_required("pg_partman", Some("1")));
+    let list = Some("promtool, Monitoring::Plugin");
+    assert!(tool_required("promtool", list));
+    assert!(tool_required("Monitoring::Plugin", list));
+    assert!(!tool_required("pg_partman", list));
+    assert!(!tool_required("openssl", list));
+    assert!(!tool_required("prom", list), "whole names only");
 }

@@ -813,7 +813,12 @@ fn monthly_ranges_match_pg_partman() {
         "partitions::monthly_ranges_match_pg_partman",
         "pg_partman",
         installed > 0,
-        "Debian: apt-get install postgresql-$MAJOR-partman",
+        &format!(
+            "not an available extension of PostgreSQL {}; Debian: apt-get install \
+             postgresql-{}-partman",
+            crate::support::server_version(),
+            crate::support::server_major_version()
+        ),
     ) {
         return;
     }
