@@ -102,8 +102,9 @@ impl PgBinaries {
                 missing.join(", ")
             );
         }
+        // Absolute, since the programs run in the sandbox's directory.
         Ok(PgBinaries {
-            bindir: dir.to_path_buf(),
+            bindir: fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
         })
     }
 
@@ -584,7 +585,8 @@ mod tests {
             fs::write(dir.path().join(tool), "").unwrap();
         }
         let binaries = PgBinaries::in_named_dir(dir.path()).unwrap();
-        assert_eq!(binaries.tool("psql"), dir.path().join("psql"));
+        let real_dir = fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(binaries.tool("psql"), real_dir.join("psql"));
     }
 
     #[test]

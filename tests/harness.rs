@@ -31,8 +31,9 @@ fn the_server_and_its_client_tools_come_from_one_installation() {
         assert_eq!(version_of(tool), server, "{tool} of {}", installation());
     }
     if let Some(dir) = std::env::var_os(BINDIR_VARIABLE).filter(|d| !d.is_empty()) {
+        let dir = std::fs::canonicalize(dir).unwrap();
         for tool in ["postgres", "psql", "pg_dump"] {
-            assert_eq!(pg_tool(tool), std::path::Path::new(&dir).join(tool));
+            assert_eq!(pg_tool(tool), dir.join(tool));
         }
     }
     if std::env::var(TEST_DATABASE_URL_VARIABLE).is_err() {
