@@ -15,17 +15,19 @@ ALTER INDEX idx_metrics_partitioned_sensor_id RENAME TO idx_metrics_sensor_id;
 ALTER INDEX idx_metrics_partitioned_timestamp RENAME TO idx_metrics_timestamp;
 ALTER INDEX idx_metrics_partitioned_sensor_timestamp RENAME TO idx_metrics_sensor_timestamp;
 -- PostgreSQL 18 names NOT NULL constraints after their table: metrics_partitioned_id_not_null
--- becomes the guide's metrics_id_not_null (no rows on older versions).
+-- becomes the guide's metrics_id_not_null (no rows on older versions). Renamed on the parent only:
+-- the partitions' inherited constraints follow it.
 DO $$
 DECLARE
     c record;
 BEGIN
     FOR c IN
-        SELECT CAST(conrelid AS regclass) AS relation, conname
+        SELECT conname
         FROM pg_constraint
-        WHERE contype = 'n' AND conname LIKE 'metrics\_partitioned\_%'
+        WHERE contype = 'n' AND conrelid = CAST('metrics' AS regclass)
+          AND conname LIKE 'metrics\_partitioned\_%'
     LOOP
-        EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', c.relation, c.conname,
+        EXECUTE format('ALTER TABLE metrics RENAME CONSTRAINT %I TO %I', c.conname,
                        'metrics_' || substr(c.conname, length('metrics_partitioned_') + 1));
     END LOOP;
 END $$;

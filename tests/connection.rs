@@ -6,7 +6,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 
 use metricsctl::db::sandbox::{Sandbox, SandboxOptions, TlsFiles};
 
-use crate::support::{TestDatabase, connect_url, metricsctl, url_with_database};
+use crate::support::{TestDatabase, connect_url, metricsctl, tls_sandbox, url_with_database};
 
 const SECRET: &str = "Sup3r-S3cret-pw";
 
@@ -171,11 +171,12 @@ fn uses_tls(url: &str) -> bool {
 #[test]
 fn sslmode_works_as_in_psql_against_a_tls_server() {
     let certificates = certificates_for(&["localhost", "127.0.0.1"]);
-    let server = Sandbox::start(&SandboxOptions {
-        tls: Some(certificates.server.clone()),
-        ..SandboxOptions::default()
-    })
-    .expect("starting PostgreSQL with TLS");
+    let Some(server) = tls_sandbox(
+        "connection::sslmode_works_as_in_psql_against_a_tls_server",
+        certificates.server.clone(),
+    ) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("root.crt");
     std::fs::write(&ca_file, &certificates.ca_pem).unwrap();
@@ -233,11 +234,12 @@ fn sslmode_works_as_in_psql_against_a_tls_server() {
 #[test]
 fn verify_full_checks_the_host_name_and_verify_ca_does_not() {
     let certificates = certificates_for(&["db.example.internal"]);
-    let server = Sandbox::start(&SandboxOptions {
-        tls: Some(certificates.server.clone()),
-        ..SandboxOptions::default()
-    })
-    .expect("starting PostgreSQL with TLS");
+    let Some(server) = tls_sandbox(
+        "connection::verify_full_checks_the_host_name_and_verify_ca_does_not",
+        certificates.server.clone(),
+    ) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("root.crt");
     std::fs::write(&ca_file, &certificates.ca_pem).unwrap();

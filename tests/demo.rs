@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
-use crate::support::{TestDatabase, connect_url, metricsctl};
+use crate::support::{TestDatabase, connect_url, installation, metricsctl, pg_tool, stdout_of};
 
 /// The sandbox directory the demo reports on stderr.
 fn sandbox_directory(stderr: &str) -> PathBuf {
@@ -78,6 +78,22 @@ fn demo_keep_leaves_a_usable_server_and_says_how_to_remove_it() {
         .unwrap()
         .get(0);
     assert_eq!(metrics_tables, 2);
+    // The demo's server is the installation the harness uses (METRICSCTL_PG_BINDIR, in CI).
+    let server_version: String = connect_url(&url)
+        .query_one("SHOW server_version", &[])
+        .unwrap()
+        .get(0);
+    let installed = std::process::Command::new(pg_tool("postgres"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        stdout_of(&installed)
+            .trim()
+            .ends_with(&format!(" {server_version}")),
+        "demo ran PostgreSQL {server_version}, not {}",
+        installation()
+    );
     metricsctl()
         .args(["migrate", "status"])
         .env("DATABASE_URL", &url)
@@ -135,4 +151,19 @@ fn demo_asks_before_writing_into_a_configured_database() {
         .stderr(contains("configured database"));
     assert!(db.relation_exists("metrics"));
     assert_eq!(db.count("SELECT count(*) FROM metrics"), 3000);
+}
+
+#[test]
+fn a_bindir_without_the_server_programs_is_refused_with_exit_3() {
+    let empty = tempfile::tempdir().unwrap();
+    metricsctl()
+        .arg("demo")
+        .env("METRICSCTL_PG_BINDIR", empty.path())
+        .assert()
+        .code(3)
+        .stderr(contains(format!(
+            "METRICSCTL_PG_BINDIR={} has no initdb, pg_ctl, postgres",
+            empty.path().display()
+        )))
+        .stderr(contains("Started PostgreSQL").not());
 }

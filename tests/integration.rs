@@ -6,6 +6,7 @@ mod checks;
 mod cli;
 mod connection;
 mod demo;
+mod harness;
 mod libpq_env;
 mod limits;
 mod migrate;

@@ -410,9 +410,9 @@ fn monitoring_plugin_available(test: &str) -> bool {
         .is_ok_and(|o| o.status.success());
     tool_available(
         test,
-        "Monitoring::Plugin (perl)",
+        "Monitoring::Plugin",
         found,
-        "Debian: apt-get install libmonitoring-plugin-perl",
+        "Perl's; Debian: apt-get install libmonitoring-plugin-perl",
     )
 }
 

@@ -37,10 +37,18 @@ pub struct PgBinaries {
     pub bindir: PathBuf,
 }
 
+/// Names the directory of the PostgreSQL programs to use, skipping the search: how CI runs the
+/// tests on each major version in turn.
+pub const BINDIR_VARIABLE: &str = "METRICSCTL_PG_BINDIR";
+
 impl PgBinaries {
-    /// Looks on PATH, then in `pg_config --bindir`, then under /usr/lib/postgresql/*/bin
-    /// (newest version first), for a directory holding initdb, pg_ctl and postgres.
+    /// The directory `METRICSCTL_PG_BINDIR` names, if set; otherwise looks on PATH, then in
+    /// `pg_config --bindir`, then under /usr/lib/postgresql/*/bin (newest version first), for a
+    /// directory holding initdb, pg_ctl and postgres.
     pub fn locate() -> anyhow::Result<PgBinaries> {
+        if let Some(dir) = std::env::var_os(BINDIR_VARIABLE).filter(|dir| !dir.is_empty()) {
+            return Self::in_named_dir(Path::new(&dir));
+        }
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut candidates: Vec<PathBuf> = std::env::split_paths(&path).collect();
         if let Ok(output) = Command::new("pg_config").arg("--bindir").output()
@@ -77,6 +85,27 @@ impl PgBinaries {
             "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on PATH, in \
              `pg_config --bindir`, or under /usr/lib/postgresql/*/bin. {INSTALL_HINT}"
         )
+    }
+
+    /// The directory named by METRICSCTL_PG_BINDIR: it must hold the programs itself, no fallback.
+    fn in_named_dir(dir: &Path) -> anyhow::Result<PgBinaries> {
+        let missing: Vec<&str> = ["initdb", "pg_ctl", "postgres"]
+            .into_iter()
+            .filter(|tool| !dir.join(tool).is_file())
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "{BINDIR_VARIABLE}={} has no {}: point it at the bin directory of a PostgreSQL \
+                 installation (the one holding initdb, pg_ctl and postgres), or unset it to use \
+                 the machine's own",
+                dir.display(),
+                missing.join(", ")
+            );
+        }
+        // Absolute, since the programs run in the sandbox's directory.
+        Ok(PgBinaries {
+            bindir: fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+        })
     }
 
     pub fn tool(&self, name: &str) -> PathBuf {
@@ -541,6 +570,23 @@ mod tests {
             .to_string();
         assert!(err.contains("apt-get install -y postgresql"), "{err}");
         assert!(err.contains("initdb"), "{err}");
+    }
+
+    #[test]
+    fn a_named_bindir_must_hold_the_server_programs_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("initdb"), "").unwrap();
+        let err = PgBinaries::in_named_dir(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(BINDIR_VARIABLE), "{err}");
+        assert!(err.contains("has no pg_ctl, postgres"), "{err}");
+        for tool in ["pg_ctl", "postgres"] {
+            fs::write(dir.path().join(tool), "").unwrap();
+        }
+        let binaries = PgBinaries::in_named_dir(dir.path()).unwrap();
+        let real_dir = fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(binaries.tool("psql"), real_dir.join("psql"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use metricsctl::db::sandbox::{PgBinaries, Sandbox, SandboxOptions};
+use metricsctl::db::sandbox::{BINDIR_VARIABLE, PgBinaries, Sandbox, SandboxOptions, TlsFiles};
 use metricsctl::db::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
 
 pub const TEST_DATABASE_URL_VARIABLE: &str = "METRICSCTL_TEST_DATABASE_URL";
@@ -237,12 +237,53 @@ pub const DATABASE_VARIABLES: [&str; 17] = [
     "PGSERVICE",
 ];
 
-/// A PostgreSQL client tool (pg_dump, psql) from the same installation the harness uses.
+/// A PostgreSQL client tool (pg_dump, psql) from the same installation the harness uses. With
+/// METRICSCTL_PG_BINDIR set it is always that directory's: a tool missing there fails the test
+/// that runs it, rather than another version's being used without a word.
 pub fn pg_tool(name: &str) -> std::path::PathBuf {
     match PgBinaries::locate() {
         Ok(binaries) if binaries.tool(name).is_file() => binaries.tool(name),
+        Ok(binaries) if std::env::var_os(BINDIR_VARIABLE).is_some_and(|d| !d.is_empty()) => {
+            binaries.tool(name)
+        }
         _ => std::path::PathBuf::from(name),
     }
+}
+
+/// The PostgreSQL installation the sandboxes run: `postgres --version` and its directory.
+pub fn installation() -> String {
+    let postgres = pg_tool("postgres");
+    let version = StdCommand::new(&postgres)
+        .arg("--version")
+        .output()
+        .map(|output| stdout_of(&output).trim().to_string())
+        .unwrap_or_else(|e| format!("postgres ({e})"));
+    format!(
+        "{version} in {}",
+        postgres.parent().unwrap_or(&postgres).display()
+    )
+}
+
+/// The shared server's version (`SHOW server_version`), for messages that depend on it.
+pub fn server_version() -> String {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            connect_url(&shared_server().url)
+                .query_one("SHOW server_version", &[])
+                .unwrap()
+                .get(0)
+        })
+        .clone()
+}
+
+/// The shared server's major version (15, 16, 18, ...).
+pub fn server_major_version() -> u32 {
+    let number: String = connect_url(&shared_server().url)
+        .query_one("SHOW server_version_num", &[])
+        .unwrap()
+        .get(0);
+    number.parse::<u32>().unwrap() / 10_000
 }
 
 pub fn stdout_of(output: &std::process::Output) -> String {
@@ -474,28 +515,69 @@ pub fn wait_until_writing_more_than(db: &TestDatabase, rows: i64) {
     }
 }
 
-/// Set (by `.ci/run`) to make a missing external tool fail the tests instead of being reported.
+/// Set (by `.ci/run`) to make a missing external tool fail the tests instead of being reported:
+/// `1` for every tool, or a comma-separated list of the tools required (`promtool,
+/// Monitoring::Plugin`), the others being reported.
 pub const REQUIRE_TOOLS_VARIABLE: &str = "METRICSCTL_REQUIRE_TOOLS";
 
-/// Whether an external tool a test needs (promtool, Monitoring::Plugin, pg_partman) is here.
-/// Where it is not, the test says so on the process's own stderr — libtest captures only
-/// `eprintln!`, so this line shows in every run, passing or not — and the caller returns
-/// without checking anything. With METRICSCTL_REQUIRE_TOOLS=1 (CI) the absence fails the test.
+/// Whether METRICSCTL_REQUIRE_TOOLS makes `tool` required.
+pub fn tool_required(tool: &str, setting: Option<&str>) -> bool {
+    match setting.map(str::trim) {
+        None | Some("") | Some("0") => false,
+        Some("1") => true,
+        Some(list) => list.split(',').any(|name| name.trim() == tool),
+    }
+}
+
+/// Whether an external tool a test needs (promtool, Monitoring::Plugin, pg_partman, a server
+/// built with SSL) is here. Where it is not, the test says so on the process's own stderr —
+/// libtest captures only `eprintln!`, so this line shows in every run, passing or not — and the
+/// caller returns without checking anything. Where METRICSCTL_REQUIRE_TOOLS requires the tool
+/// (CI), its absence fails the test.
 pub fn tool_available(test: &str, tool: &str, available: bool, install: &str) -> bool {
     if available {
         return true;
     }
-    let message = format!(
-        "NOT RUN: {test} needs {tool}, which is not installed here ({install}); \
-         CI installs it and runs this test"
-    );
-    if std::env::var(REQUIRE_TOOLS_VARIABLE).is_ok_and(|v| v == "1") {
-        panic!("{message} ({REQUIRE_TOOLS_VARIABLE}=1)");
+    let message = format!("NOT RUN: {test} needs {tool}, which is not available here ({install})");
+    let setting = std::env::var(REQUIRE_TOOLS_VARIABLE).ok();
+    if tool_required(tool, setting.as_deref()) {
+        panic!(
+            "{message}; {REQUIRE_TOOLS_VARIABLE}={} requires it",
+            setting.unwrap_or_default()
+        );
     }
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "\n{message}");
     false
 }
+
+/// What PostgreSQL says when `ssl = on` is asked of a server built without OpenSSL.
+const NO_SSL_IN_BUILD: &str = "SSL is not supported by this build";
+
+/// A sandbox of its own that speaks TLS, or `None` (with a NOT RUN line, or a failure where
+/// METRICSCTL_REQUIRE_TOOLS requires it) when the installation's server was built without SSL,
+/// as the PyPI wheels' are. Any other failure to start fails the test.
+pub fn tls_sandbox(test: &str, tls: TlsFiles) -> Option<Sandbox> {
+    match Sandbox::start(&SandboxOptions {
+        tls: Some(tls),
+        ..SandboxOptions::default()
+    }) {
+        Ok(sandbox) => Some(sandbox),
+        Err(error) if format!("{error:#}").contains(NO_SSL_IN_BUILD) => {
+            tool_available(
+                test,
+                SSL_SERVER_TOOL,
+                false,
+                &format!("{} says \"{NO_SSL_IN_BUILD}\"", installation()),
+            );
+            None
+        }
+        Err(error) => panic!("starting PostgreSQL with TLS: {error:#}"),
+    }
+}
+
+/// The name METRICSCTL_REQUIRE_TOOLS knows a TLS-capable server by.
+pub const SSL_SERVER_TOOL: &str = "openssl";
 
 /// A program on PATH (or named by an environment variable, to point a test elsewhere).
 pub fn program(name: &str, override_variable: &str) -> Option<std::path::PathBuf> {
