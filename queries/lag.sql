@@ -4,8 +4,14 @@
 -- of the lag, which would otherwise go negative), and end-to-end latency (created_at -
 -- timestamp) percentiles over the newest :latency_sample events of the last :window_seconds.
 -- All of it is answered from indexes: the newest timestamp and the future-dated events from
--- idx_metrics_timestamp, each sensor's newest from idx_metrics_sensor_timestamp (one probe per
--- sensor, skipping from sensor to sensor), the latency sample from idx_metrics_timestamp.
+-- idx_metrics_timestamp, the latency sample from idx_metrics_timestamp. The sensors come from the
+-- guard's idx_processed_events_sensor_id, skipping from sensor to sensor (the guard is one table
+-- in either layout: on partitioned metrics the same skip would probe every partition per
+-- sensor); each sensor's newest metric from idx_metrics_sensor_timestamp, looked for first
+-- within the stale threshold (on partitioned metrics: the newest partitions and DEFAULT only)
+-- and, for a silent sensor, in the whole table. A sensor whose metrics were all retired is not
+-- a sensor any more; metrics written around the guard are not seen here (`check duplicates`
+-- finds them).
 -- The first row always carries the totals; silent sensors follow, longest silent first.
 -- psql "$DATABASE_URL" -v stale_seconds=900 -v window_seconds=3600 -v latency_sample=1000 \
 --   -v limit=10 -v clock_tolerance_seconds=60 -f queries/lag.sql
@@ -13,21 +19,37 @@ WITH RECURSIVE horizon AS (
     SELECT now() + make_interval(secs => CAST(:'clock_tolerance_seconds' AS double precision))
                AS latest_plausible
 ),
-newest AS (
-    (SELECT sensor_id, timestamp AS newest_timestamp
-     FROM metrics
-     ORDER BY sensor_id, timestamp DESC
+sensors AS (
+    (SELECT sensor_id
+     FROM processed_events
+     ORDER BY sensor_id
      LIMIT 1)
     UNION ALL
-    SELECT next.sensor_id, next.newest_timestamp
-    FROM newest n
+    SELECT next.sensor_id
+    FROM sensors s
     CROSS JOIN LATERAL (
-        SELECT m.sensor_id, m.timestamp AS newest_timestamp
-        FROM metrics m
-        WHERE m.sensor_id > n.sensor_id
-        ORDER BY m.sensor_id, m.timestamp DESC
+        SELECT p.sensor_id
+        FROM processed_events p
+        WHERE p.sensor_id > s.sensor_id
+        ORDER BY p.sensor_id
         LIMIT 1
     ) next
+),
+newest AS (
+    SELECT sensor_id, newest_timestamp
+    FROM (
+        SELECT s.sensor_id,
+               COALESCE(
+                   (SELECT max(m.timestamp)
+                    FROM metrics m
+                    WHERE m.sensor_id = s.sensor_id
+                      AND m.timestamp >= now() - make_interval(
+                              secs => CAST(:'stale_seconds' AS double precision))),
+                   (SELECT max(m.timestamp) FROM metrics m WHERE m.sensor_id = s.sensor_id)
+               ) AS newest_timestamp
+        FROM sensors s
+    ) probed
+    WHERE newest_timestamp IS NOT NULL
 ),
 silent AS (
     SELECT sensor_id, newest_timestamp

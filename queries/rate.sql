@@ -1,7 +1,10 @@
--- Ingestion rate: the guide's events-per-minute query over created_at, with every bucket of the
--- last :buckets present (an empty minute is a zero, not a missing row). Buckets are UTC minutes or
--- hours (:unit is 'minute' or 'hour', :step_seconds 60 or 3600). created_at has no index in
--- the guide's schema, so this reads the table.
+-- Ingestion rate: the guide's events-per-minute query, with every bucket of the last :buckets
+-- present (an empty minute is a zero, not a missing row). Buckets are UTC minutes or hours (:unit
+-- is 'minute' or 'hour', :step_seconds 60 or 3600). The guide counts metrics by created_at, which
+-- has no index: at 50M rows that reads the whole table. The guard row is written in the same
+-- transaction as its metric, so its processed_at (DEFAULT NOW(): the transaction's start, as
+-- created_at's) is the same instant, and idx_processed_events_processed_at answers from the
+-- window alone. Metrics written around the guard are not counted (`check duplicates` finds them).
 -- psql "$DATABASE_URL" -v unit=minute -v step_seconds=60 -v buckets=60 -f queries/rate.sql
 WITH span AS (
     SELECT date_trunc(:'unit', now(), 'UTC') - (CAST(:'buckets' AS integer) - 1)
@@ -9,9 +12,9 @@ WITH span AS (
            date_trunc(:'unit', now(), 'UTC') AS last_bucket
 ),
 counted AS (
-    SELECT date_trunc(:'unit', created_at, 'UTC') AS bucket, count(*) AS events
-    FROM metrics, span
-    WHERE created_at >= span.first_bucket
+    SELECT date_trunc(:'unit', processed_at, 'UTC') AS bucket, count(*) AS events
+    FROM processed_events, span
+    WHERE processed_at >= span.first_bucket
     GROUP BY 1
 )
 SELECT b.bucket, COALESCE(c.events, 0) AS events

@@ -428,6 +428,7 @@ pub enum CheckAction {
     /// Every check: one summary, exit code the worst of them
     #[command(after_help = "Examples:
   metricsctl check all --format nagios
+  metricsctl check all --since 1h --format nagios   # every few minutes: the last hour only
   metricsctl check all --format prometheus --output /var/lib/node_exporter/metricsctl.prom")]
     All(CheckAllArgs),
     /// Each sensor's events in delivery order: any event older than its predecessor?
@@ -439,6 +440,7 @@ pub enum CheckAction {
     /// Duplicated guard rows or metrics, lost metrics, metrics that bypassed the guard
     #[command(after_help = "Examples:
   metricsctl check duplicates
+  metricsctl check duplicates --since 1h --format nagios
   metricsctl check duplicates --format json --limit 100")]
     Duplicates(DuplicatesArgs),
     /// Partitioned metrics: current month covered, enough months ahead, DEFAULT empty, no gaps
@@ -641,6 +643,11 @@ pub struct PartitionsDropArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct CheckAllArgs {
+    /// Only a window for monitoring every few minutes: events ingested or dated from this time
+    /// on (RFC 3339, or a duration ago: 1h, 15m). Without it, everything is read
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<DateTime<Utc>>,
+
     #[command(flatten)]
     pub output: CheckOutputArgs,
 
@@ -672,6 +679,11 @@ pub struct OrderingArgs {
 
 #[derive(Debug, Args)]
 pub struct DuplicatesArgs {
+    /// Only the guard rows ingested and the metrics dated from this time on (RFC 3339, or a
+    /// duration ago: 1h, 15m): a window for monitoring every few minutes
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<DateTime<Utc>>,
+
     #[command(flatten)]
     pub output: CheckOutputArgs,
 

@@ -8,7 +8,7 @@ use predicates::str::contains;
 
 use predicates::prelude::PredicateBooleanExt;
 
-use crate::support::{Layout, TestDatabase, json_of, metricsctl, stdout_of};
+use crate::support::{Layout, TestDatabase, json_of, metricsctl, stdout_of, summary_of};
 
 /// One event: its sensor, id, timestamp (seconds after 2026-02-01T00:00:00Z, or before now with
 /// `ago`), and where Kafka delivered it.
@@ -578,6 +578,12 @@ fn a_silent_sensor_is_listed_and_warns(layout: Layout) {
     db.migrate_as(layout);
     insert_recent(&db, "chatty", 10, 1);
     insert_recent(&db, "quiet", 10, 1200);
+    // Guard rows only: its metrics were retired; it is not a sensor any more.
+    db.client()
+        .batch_execute(
+            "INSERT INTO processed_events (event_id, sensor_id) VALUES ('gone-1', 'gone')",
+        )
+        .unwrap();
     let report = json_of(&db, &["lag", "--stale", "15m"], 1);
     assert_eq!(report["sensors"], 2);
     assert_eq!(report["stale_sensors"], 1);
@@ -597,12 +603,18 @@ fn rate_shows_every_minute_and_matches_the_guides_query(layout: Layout) {
     }
     db.client()
         .batch_execute(
-            "INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
-             SELECT 's', 'r3-' || i, now(), 1, date_trunc('minute', now()) - interval '3 minutes' + interval '1 second'
-             FROM generate_series(1, 5) i;
+            // Each event's guard row and metric, ingested at one instant as in one transaction.
+            "CREATE TEMP TABLE ingested AS
+             SELECT 'r3-' || i AS event_id,
+                    date_trunc('minute', now()) - interval '3 minutes' + interval '1 second' AS at
+             FROM generate_series(1, 5) i
+             UNION ALL
+             SELECT 'r1-' || i, date_trunc('minute', now()) - interval '1 minute' + interval '2 seconds'
+             FROM generate_series(1, 2) i;
+             INSERT INTO processed_events (event_id, sensor_id, processed_at)
+             SELECT event_id, 's', at FROM ingested;
              INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
-             SELECT 's', 'r1-' || i, now(), 1, date_trunc('minute', now()) - interval '1 minute' + interval '2 seconds'
-             FROM generate_series(1, 2) i;",
+             SELECT 's', event_id, now(), 1, at FROM ingested;",
         )
         .unwrap();
     let report = json_of(&db, &["rate", "--minutes", "5"], 0);
@@ -869,6 +881,109 @@ fn limit_applies_and_says_how_many_were_left_out(layout: Layout) {
     json_of(&db, &["check", "duplicates", "--limit", "4294967295"], 1);
 }
 
+/// `check duplicates --since` and `check --since` read a window: what is older is not judged,
+/// what is newer is judged as the whole check would judge it.
+fn a_window_judges_only_what_is_recent_as_the_whole_check_would(layout: Layout) {
+    let db = TestDatabase::new();
+    db.migrate_as(layout);
+    let unique = match layout {
+        Layout::Plain => "metrics_event_id_key",
+        Layout::Partitioned => "metrics_event_id_timestamp_key",
+    };
+    db.client()
+        .batch_execute(&format!(
+            "ALTER TABLE metrics DROP CONSTRAINT {unique};
+             -- Old incidents, two days back: a lost metric, an unguarded metric, a duplicate.
+             INSERT INTO processed_events (event_id, sensor_id, processed_at)
+               VALUES ('old-lost', 's', now() - interval '2 days'),
+                      ('old-twice', 's', now() - interval '2 days');
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
+               VALUES ('s', 'old-sneaky', now() - interval '2 days', 1, now() - interval '2 days'),
+                      ('s', 'old-twice', now() - interval '2 days', 1, now() - interval '2 days'),
+                      ('s', 'old-twice', now() - interval '2 days' + interval '1 second', 1,
+                       now() - interval '2 days');
+             -- Recent, sound: an event ingested now whose reading is a year old (a backfill:
+             -- its metric is in an old month) and a live one.
+             INSERT INTO processed_events (event_id, sensor_id)
+               VALUES ('backfilled', 's'), ('live', 's');
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value)
+               VALUES ('s', 'backfilled', now() - interval '1 year', 1),
+                      ('s', 'live', now() - interval '1 minute', 1);"
+        ))
+        .unwrap();
+    let whole = json_of(&db, &["check", "duplicates"], 2);
+    assert_eq!(whole["lost_metrics"], 1);
+    assert_eq!(whole["unguarded_metrics"], 1);
+    assert_eq!(whole["duplicated_metric_ids"], 1);
+    let window = json_of(&db, &["check", "duplicates", "--since", "1h"], 0);
+    assert_eq!(window["guard_rows"], 2, "{window}");
+    assert_eq!(
+        window["lost_metrics"], 0,
+        "the backfilled event is not lost"
+    );
+    assert!(
+        window["summary"].as_str().unwrap().contains("(since "),
+        "{window}"
+    );
+
+    // Recent incidents of each kind are found in the window.
+    db.client()
+        .batch_execute(
+            "INSERT INTO processed_events (event_id, sensor_id) VALUES ('new-lost', 's'), ('new-twice', 's');
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value)
+               VALUES ('s', 'new-sneaky', now(), 1),
+                      ('s', 'new-twice', now() - interval '2 minutes', 1),
+                      ('s', 'new-twice', now() - interval '3 minutes', 1);",
+        )
+        .unwrap();
+    let window = json_of(&db, &["check", "duplicates", "--since", "1h"], 2);
+    assert_eq!(window["lost_metrics"], 1);
+    assert_eq!(window["samples"]["lost_metrics"][0], "new-lost");
+    assert_eq!(window["unguarded_metrics"], 1);
+    assert_eq!(window["samples"]["unguarded_metrics"][0], "new-sneaky");
+    assert_eq!(window["duplicated_metric_ids"], 1);
+    assert_eq!(window["samples"]["duplicated_metric_ids"][0], "new-twice");
+    let whole = json_of(&db, &["check", "duplicates"], 2);
+    assert_eq!(whole["lost_metrics"], 2);
+    assert_eq!(whole["duplicated_metric_ids"], 2);
+
+    // check --since: the window for ordering and duplicates alike.
+    let all = json_of(&db, &["check", "--since", "1h"], 2);
+    let duplicates = check_in(&all, "duplicates");
+    assert_eq!(duplicates["report"]["lost_metrics"], 1, "{all}");
+    assert_eq!(duplicates["report"]["duplicated_metric_ids"], 1, "{all}");
+}
+
+/// One check's entry in `check --format json`.
+fn check_in<'a>(all: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    all["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {all}"))
+}
+
+/// `check --since`: an old ordering violation is not judged in a window that starts after it.
+fn check_all_since_leaves_old_violations_out(layout: Layout) {
+    let db = TestDatabase::new();
+    db.migrate_as(layout);
+    insert(&db, &[event("s", "a", 100), event("s", "b", 50)]);
+    let whole = db
+        .metricsctl(&["check", "--format", "json"])
+        .output()
+        .unwrap();
+    let whole = summary_of(&whole);
+    assert_eq!(check_in(&whole, "ordering")["status"], "CRITICAL");
+    let window = db
+        .metricsctl(&["check", "--since", "1h", "--format", "json"])
+        .output()
+        .unwrap();
+    let window = summary_of(&window);
+    assert_eq!(check_in(&window, "ordering")["status"], "OK", "{window}");
+    assert_eq!(check_in(&window, "duplicates")["status"], "OK", "{window}");
+}
+
 crate::on_both_layouts!(
     ordering_finds_exactly_the_late_events_in_delivery_order,
     ordering_for_one_sensor_lists_its_violations_and_grades_it,
@@ -885,6 +1000,8 @@ crate::on_both_layouts!(
     rate_thresholds_that_cannot_be_judged_are_unknown,
     a_deliberate_backfill_can_be_told_from_a_consumer_fault,
     limit_applies_and_says_how_many_were_left_out,
+    a_window_judges_only_what_is_recent_as_the_whole_check_would,
+    check_all_since_leaves_old_violations_out,
 );
 
 #[test]

@@ -451,7 +451,11 @@ fn monitoring_plugin_reads_from_the_perfdata_the_verdict_metricsctl_gives() {
     }
     db.client()
         .batch_execute(
-            "INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
+            // Guard rows and metrics ingested at one instant, as in one transaction.
+            "INSERT INTO processed_events (event_id, sensor_id, processed_at)
+             SELECT 'r-' || i, 's', date_trunc('minute', now()) - interval '1 minute'
+             FROM generate_series(1, 6) i;
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
              SELECT 's', 'r-' || i, now(), 1, date_trunc('minute', now()) - interval '1 minute'
              FROM generate_series(1, 6) i",
         )
@@ -484,7 +488,10 @@ fn monitoring_plugin_reads_from_the_perfdata_the_verdict_metricsctl_gives() {
     // The issue's case: 6000 events against --warn-below 10 --crit-below 5 is OK for both.
     db.client()
         .batch_execute(
-            "INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
+            "INSERT INTO processed_events (event_id, sensor_id, processed_at)
+             SELECT 'big-' || i, 's', date_trunc('minute', now()) - interval '1 minute'
+             FROM generate_series(1, 5994) i;
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
              SELECT 's', 'big-' || i, now(), 1, date_trunc('minute', now()) - interval '1 minute'
              FROM generate_series(1, 5994) i",
         )
@@ -619,7 +626,9 @@ fn nagios_output_stays_within_4_kb_whatever_the_flags() {
         .batch_execute(
             "INSERT INTO metrics (sensor_id, event_id, timestamp, value)
              SELECT 'sensor-' || s, 'e-' || s || '-' || i, now() - make_interval(secs => (3 - i) * 10 + (i % 2) * 25), 1
-             FROM generate_series(1, 300) s, generate_series(1, 3) i ORDER BY s, i",
+             FROM generate_series(1, 300) s, generate_series(1, 3) i ORDER BY s, i;
+             INSERT INTO processed_events (event_id, sensor_id)
+             SELECT event_id, sensor_id FROM metrics WHERE event_id LIKE 'e-%'",
         )
         .unwrap();
     for (args, cut) in [
@@ -688,6 +697,13 @@ fn text_from_the_database_cannot_forge_a_line_in_any_human_format() {
              ($1, 'late-1', now() - interval '1 hour', 1),
              ($1, $2, now() - interval '2 hours', 1)",
             &[&forged, &forged_event],
+        )
+        .unwrap();
+    // One of them guarded (lag knows sensors from the guard), the other not (duplicates lists it).
+    db.client()
+        .execute(
+            "INSERT INTO processed_events (event_id, sensor_id) VALUES ('late-1', $1)",
+            &[&forged],
         )
         .unwrap();
     let sensor_shown = "s1\\nMETRICSCTL";

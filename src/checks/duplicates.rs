@@ -1,6 +1,7 @@
 //! Is anything duplicated or lost? The guide's two idempotency queries plus consistency between
 //! the guard and the metrics.
 
+use chrono::{DateTime, Utc};
 use postgres::Client;
 use serde::Serialize;
 
@@ -11,6 +12,8 @@ use crate::schema::partitions;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DuplicatesReport {
+    /// Only the window from this instant (guard rows ingested, metrics dated), or everything.
+    pub since: Option<DateTime<Utc>>,
     /// The guide's first query: processed_events rows and distinct event ids (equal when sound).
     pub guard_rows: i64,
     pub distinct_guard_ids: i64,
@@ -34,10 +37,25 @@ pub struct DuplicateSamples {
     pub unguarded_metrics: Vec<String>,
 }
 
-pub fn run(client: &mut Client, limit: u32) -> Result<DuplicatesReport, postgres::Error> {
-    let sql = partitions::with_retired_events(client, queries::DUPLICATES.sql())?;
-    let row = client.query_one(sql.as_str(), &[&i64::from(limit)])?;
+/// The whole tables, or with `since` only the window from then on (see duplicates_since.sql).
+pub fn run(
+    client: &mut Client,
+    limit: u32,
+    since: Option<DateTime<Utc>>,
+) -> Result<DuplicatesReport, postgres::Error> {
+    let limit = i64::from(limit);
+    let row = match since {
+        None => {
+            let sql = partitions::with_retired_events(client, queries::DUPLICATES.sql())?;
+            client.query_one(sql.as_str(), &[&limit])?
+        }
+        Some(since) => {
+            let sql = partitions::with_retired_events(client, queries::DUPLICATES_SINCE.sql())?;
+            client.query_one(sql.as_str(), &[&limit, &since])?
+        }
+    };
     Ok(DuplicatesReport {
+        since,
         guard_rows: row.get("total_rows"),
         distinct_guard_ids: row.get("unique_event_ids"),
         duplicated_metric_ids: row.get("duplicated_metric_ids"),
@@ -105,13 +123,17 @@ impl CheckReport for DuplicatesReport {
                 self.unguarded_metrics
             ));
         }
+        let window = self
+            .since
+            .map(|since| format!(" (since {})", since.format("%Y-%m-%d %H:%M:%S UTC")))
+            .unwrap_or_default();
         if problems.is_empty() {
             format!(
-                "{} events, each once in processed_events and once in metrics",
+                "{} events{window}, each once in processed_events and once in metrics",
                 self.guard_rows
             )
         } else {
-            problems.join("; ")
+            format!("{}{window}", problems.join("; "))
         }
     }
 

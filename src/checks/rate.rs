@@ -1,4 +1,5 @@
-//! How fast is ingestion flowing? Events per minute (or hour) by `created_at`, every bucket shown.
+//! How fast is ingestion flowing? Events per minute (or hour) by ingestion time, every bucket
+//! shown: the guard rows' indexed `processed_at`, the same instant as their metrics' `created_at`.
 
 use chrono::{DateTime, Utc};
 use postgres::Client;
@@ -115,7 +116,7 @@ pub fn measures(report: Option<&RateReport>) -> Vec<Measure> {
         Measure::count(
             "events",
             "rate_events",
-            "Events ingested (by created_at) over the whole span.",
+            "Events ingested (by processed_at, the same instant as created_at) over the whole span.",
             report.map(|r| r.total_events),
         ),
         Measure::number(
@@ -195,7 +196,7 @@ impl CheckReport for RateReport {
             Bucket::Hour => "%Y-%m-%d %H:00",
         };
         vec![Section::new(
-            format!("events per {} (UTC, by created_at)", self.by.unit()),
+            format!("events per {} (UTC, by ingestion time)", self.by.unit()),
             vec![
                 Column::new(self.by.unit(), "bucket_start"),
                 Column::new("events", "events"),

@@ -5,7 +5,9 @@ use postgres::Client;
 
 use crate::checks::ordering::OrderingOptions;
 use crate::checks::{AllChecks, CheckReport, duplicates, ordering, partitions, sequence};
-use crate::cli::{CheckAction, CheckCommand, CheckOutputArgs};
+use chrono::{DateTime, Utc};
+
+use crate::cli::{CheckAction, CheckAllArgs, CheckCommand, CheckOutputArgs};
 use crate::commands;
 use crate::config::Context;
 use crate::db;
@@ -17,8 +19,8 @@ use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 pub fn exec(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
     match &cmd.action {
-        None => all(ctx, &cmd.all.output, cmd.all.limit.limit),
-        Some(CheckAction::All(args)) => all(ctx, &args.output, args.limit.limit),
+        None => all(ctx, &cmd.all),
+        Some(CheckAction::All(args)) => all(ctx, args),
         Some(CheckAction::Ordering(args)) => {
             let options = OrderingOptions {
                 sensor: args.sensor.clone(),
@@ -32,7 +34,7 @@ pub fn exec(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
         }
         Some(CheckAction::Duplicates(args)) => {
             run_check(ctx, "duplicates", &args.output, |client| {
-                Ok(duplicates::run(client, args.limit.limit)?)
+                Ok(duplicates::run(client, args.limit.limit, args.since)?)
             })
         }
         Some(CheckAction::Partitions(args)) => {
@@ -46,21 +48,28 @@ pub fn exec(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
     }
 }
 
-fn all(ctx: &Context, output: &CheckOutputArgs, limit: u32) -> CommandResult {
-    run_check(ctx, "all", output, |client| every_check(client, limit))
+fn all(ctx: &Context, args: &CheckAllArgs) -> CommandResult {
+    run_check(ctx, "all", &args.output, |client| {
+        every_check(client, args.limit.limit, args.since)
+    })
 }
 
-/// `check all`: every check (partitions too on a partitioned database).
-pub(crate) fn every_check(client: &mut Client, limit: u32) -> error::Result<AllChecks> {
+/// `check all`: every check (partitions too on a partitioned database); with `since`, ordering
+/// and duplicates only over the window from then on.
+pub(crate) fn every_check(
+    client: &mut Client,
+    limit: u32,
+    since: Option<DateTime<Utc>>,
+) -> error::Result<AllChecks> {
     let mut all = AllChecks::new();
     let options = OrderingOptions {
         sensor: None,
-        since: None,
+        since,
         ingested_since: None,
         limit,
     };
     all.add(&ordering::run(client, &options)?);
-    all.add(&duplicates::run(client, limit)?);
+    all.add(&duplicates::run(client, limit, since)?);
     all.add(&sequence::run(client)?);
     if crate::schema::partitions::layout(client)? == Layout::Partitioned {
         all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?);

@@ -236,7 +236,7 @@ const STEPS: [Step; 16] = [
             }
         },
         |d| {
-            let all = check::every_check(&mut d.client, LIMIT)?;
+            let all = check::every_check(&mut d.client, LIMIT, None)?;
             check::show_table(d.ctx, &all)
         },
         |d| {
@@ -460,6 +460,6 @@ fn damage_two_events(d: &mut Demo) -> CommandResult {
 }
 
 fn check_duplicates(d: &mut Demo) -> CommandResult {
-    let report = duplicates::run(&mut d.client, LIMIT).map_err(Error::from)?;
+    let report = duplicates::run(&mut d.client, LIMIT, None).map_err(Error::from)?;
     check::show_table(d.ctx, &report)
 }

@@ -32,7 +32,7 @@ pub(crate) fn run(ctx: &Context, options: &RepairOptions, format: ReportFormat) 
         RepairError::Database(_) => Failure::critical(error),
     })?;
     // The check afterwards: what the database holds now.
-    let duplicates = duplicates::run(&mut client, limit).map_err(Error::from)?;
+    let duplicates = duplicates::run(&mut client, limit, None).map_err(Error::from)?;
     let sequence = sequence::run(&mut client).map_err(Error::from)?;
     let healthy = duplicates.status() == Status::Ok && sequence.status() == Status::Ok;
     let status = if report.needs_operator() || (!report.dry_run && !healthy) {

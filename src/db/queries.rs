@@ -192,6 +192,7 @@ query!(
     "limit"
 );
 query!(DUPLICATES = "duplicates.sql", "limit");
+query!(DUPLICATES_SINCE = "duplicates_since.sql", "limit", "since");
 query!(
     LAG = "lag.sql",
     "stale_seconds",
@@ -353,6 +354,7 @@ pub fn all() -> Vec<&'static Query> {
         &ORDERING_BY_SENSOR,
         &ORDERING_FOR_SENSOR,
         &DUPLICATES,
+        &DUPLICATES_SINCE,
         &LAG,
         &RATE,
         &METRICS_LAYOUT,

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# The cost curve (issue 13), rerunnable: for each size in SIZES (default "1M 10M 50M"), a plain
+# database of that many metrics (and their guard rows) over SENSORS sensors spread across the last
+# 36 months, loaded with SQL (not replay: it keeps the run short), and the same rows partitioned
+# across 36+ monthly partitions (`partitions enable --offline` of a copy). Every command is timed as
+# a whole process: the median of RUNS runs after a warm-up, or the warm-up alone when it took more
+# than SLOW_MS (a 3-minute check is not run five times). Replays of 1M new and 1M already-present
+# events into each big table run once, beside a replay into an empty table of the same layout.
+# It prints one table, command x size x layout, and the growth factor between the last two sizes.
+#
+# Usage: bench/scale.sh                  SIZES="1M 10M 50M" SENSORS=1000 RUNS=5 REPLAY_EVENTS=1000000
+#        SIZES="1M 10M" bench/scale.sh   # a quick run
+set -euo pipefail
+
+SIZES=${SIZES:-"1M 10M 50M"}
+SENSORS=${SENSORS:-1000}
+RUNS=${RUNS:-5}
+SLOW_MS=${SLOW_MS:-5000}
+REPLAY_EVENTS=${REPLAY_EVENTS:-1000000}
+SENSOR=sensor_00042
+
+source "$(dirname "$0")/cluster.sh"
+
+rows_of() { echo "$1" | sed -e 's/M$/000000/' -e 's/k$/000/'; }
+
+load_plain() { # database rows: the guide's schema, `rows` metrics and guard rows over 36 months
+  local db=$1 rows=$2
+  fresh_database "$db"
+  # Load without the indexes, then build exactly the migration's keys and indexes (same names):
+  # much faster than maintaining them row by row; `migrate status` below proves the schema.
+  psql_ "$URL/$db" <<SQL
+SET maintenance_work_mem = '1GB';
+ALTER TABLE processed_events DROP CONSTRAINT processed_events_pkey;
+DROP INDEX idx_processed_events_sensor_id, idx_processed_events_processed_at;
+ALTER TABLE metrics DROP CONSTRAINT metrics_pkey, DROP CONSTRAINT metrics_event_id_key;
+DROP INDEX idx_metrics_sensor_id, idx_metrics_timestamp, idx_metrics_sensor_timestamp;
+
+-- Event g belongs to sensor g % SENSORS; every sensor reports at a steady pace over the last
+-- 36 months up to now; latency 0.5 to 3.5 s; one event in 5,000 arrives 90 s late.
+CREATE TEMP TABLE generated AS
+SELECT md5(g::text)::uuid::text AS event_id,
+       'sensor_' || lpad((g % $SENSORS)::text, 5, '0') AS sensor_id,
+       (g % $SENSORS) % 12 AS kafka_partition,
+       g AS kafka_offset,
+       now() - (interval '36 months') * (($rows - g)::double precision / $rows)
+             - CASE WHEN g % 5000 = 0 THEN interval '90 seconds' ELSE interval '0' END AS ts,
+       (g % 997) / 10.0 AS value,
+       0.5 + (g % 31) / 10.0 AS latency
+FROM generate_series(1, $rows) g;
+
+-- The guard row and its metric share one ingestion time, as in one transaction.
+INSERT INTO processed_events (event_id, sensor_id, kafka_partition, kafka_offset, processed_at)
+SELECT event_id, sensor_id, kafka_partition, kafka_offset, ts + make_interval(secs => latency)
+FROM generated;
+INSERT INTO metrics (sensor_id, event_id, timestamp, value, created_at)
+SELECT sensor_id, event_id, ts, value, ts + make_interval(secs => latency)
+FROM generated ORDER BY kafka_offset;
+DROP TABLE generated;
+
+ALTER TABLE processed_events ADD CONSTRAINT processed_events_pkey PRIMARY KEY (event_id);
+CREATE INDEX idx_processed_events_sensor_id ON processed_events(sensor_id);
+CREATE INDEX idx_processed_events_processed_at ON processed_events(processed_at);
+ALTER TABLE metrics ADD CONSTRAINT metrics_pkey PRIMARY KEY (id);
+ALTER TABLE metrics ADD CONSTRAINT metrics_event_id_key UNIQUE (event_id);
+CREATE INDEX idx_metrics_sensor_id ON metrics(sensor_id);
+CREATE INDEX idx_metrics_timestamp ON metrics(timestamp);
+CREATE INDEX idx_metrics_sensor_timestamp ON metrics(sensor_id, timestamp DESC);
+VACUUM ANALYZE processed_events;
+VACUUM ANALYZE metrics;
+CHECKPOINT;
+SQL
+  "$METRICSCTL" migrate status -q --database-url "$URL/$db" >/dev/null \
+    || { echo "bench: the loaded schema is not the migrated one" >&2; exit 2; }
+}
+
+partitioned_copy() { # plain_db partitioned_db: the same rows, partitioned by month
+  psql_ "$URL/postgres" -c "DROP DATABASE IF EXISTS $2" -c "CREATE DATABASE $2 TEMPLATE $1"
+  "$METRICSCTL" partitions enable -q --offline --database-url "$URL/$2"
+  "$METRICSCTL" partitions create -q --months 2 --database-url "$URL/$2"
+  psql_ "$URL/$2" -c "VACUUM ANALYZE metrics" -c CHECKPOINT
+}
+
+# Median wall time in ms of a command: RUNS runs after a warm-up, or the warm-up alone if slow.
+time_ms() {
+  local t0 t1 first times=""
+  t0=$(date +%s%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s%N)
+  first=$(( (t1 - t0) / 1000 ))
+  if [ $((first / 1000)) -gt "$SLOW_MS" ]; then
+    awk -v us="$first" 'BEGIN { printf "%.0f*", us / 1000 }'
+    return
+  fi
+  for _ in $(seq 1 "$RUNS"); do
+    t0=$(date +%s%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s%N)
+    times="$times $(( (t1 - t0) / 1000 ))"
+  done
+  echo "$times" | median | awk '{ printf "%.1f", $1 / 1000 }'
+}
+
+declare -A result
+declare -a labels=()
+record() { # label size layout value
+  local key="$1|$2|$3"
+  result[$key]=$4
+  case " ${labels[*]:-} " in *" $1 "*) ;; *) labels+=("$1") ;; esac
+}
+
+# The commands of the cost curve: label, then arguments.
+COMMANDS=(
+  "migrate (no-op)|migrate -q"
+  "check (all)|check"
+  "check --since 1h|check --since 1h"
+  "check ordering --sensor|check ordering --sensor $SENSOR"
+  "check ordering --sensor --since 1h|check ordering --sensor $SENSOR --since 1h"
+  "check duplicates|check duplicates"
+  "check duplicates --since 1h|check duplicates --since 1h"
+  "check partitions|check partitions"
+  "lag|lag"
+  "rate|rate"
+  "partitions create --months 3|partitions create --months 3"
+  "partitions list|partitions list"
+)
+labels=()
+for entry in "${COMMANDS[@]}"; do labels+=("${entry%%|*}"); done
+
+replay_rate() { # database file: events/s of one replay (its JSON summary in $WORK/replay.json)
+  local t0 t1
+  t0=$(now)
+  "$METRICSCTL" replay -q --format json --database-url "$URL/$1" "$2" >"$WORK/replay.json"
+  t1=$(now)
+  awk -v n="$REPLAY_EVENTS" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
+}
+
+echo "bench: generating $REPLAY_EVENTS new events for the replays" >&2
+"$METRICSCTL" generate "$REPLAY_EVENTS" --sensors "$SENSORS" --seed 13 \
+  --start "$(date -u -d '10 minutes ago' +%Y-%m-%dT%H:%M:%SZ)" --interval 1ms -o "$WORK/files/new.jsonl"
+
+declare -A empty_rate
+for layout in plain partitioned; do
+  db="empty_$layout"
+  psql_ "$URL/postgres" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  if [ $layout = partitioned ]; then
+    "$METRICSCTL" migrate -q --partitioned --database-url "$URL/$db"
+  else
+    "$METRICSCTL" migrate -q --database-url "$URL/$db"
+  fi
+  echo "bench: replay of $REPLAY_EVENTS events into an empty $layout table" >&2
+  empty_rate[$layout]=$(replay_rate "$db" "$WORK/files/new.jsonl")
+  psql_ "$URL/postgres" -c "DROP DATABASE $db"
+done
+
+declare -A load_s
+for size in $SIZES; do
+  rows=$(rows_of "$size")
+  echo "bench: $size: loading $rows rows (plain)" >&2
+  t0=$(now)
+  load_plain "scale_plain" "$rows"
+  load_s[$size|plain]=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+  echo "bench: $size: the same rows partitioned" >&2
+  t0=$(now)
+  partitioned_copy scale_plain scale_partitioned
+  load_s[$size|partitioned]=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+  partitions=$(psql_ "$URL/scale_partitioned" -Atc "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics'::regclass")
+  for layout in plain partitioned; do
+    db="scale_$layout"
+    for entry in "${COMMANDS[@]}"; do
+      label=${entry%%|*}
+      read -r -a args <<<"${entry#*|}"
+      if [ $layout = plain ] && [[ "$label" == *partition* ]]; then
+        record "$label" "$size" "$layout" "-"
+        continue
+      fi
+      echo "bench: $size $layout: $label" >&2
+      record "$label" "$size" "$layout" "$(time_ms "$METRICSCTL" "${args[@]}" --database-url "$URL/$db")"
+    done
+    echo "bench: $size $layout: replay of $REPLAY_EVENTS new events" >&2
+    record "replay 1M new (events/s)" "$size" "$layout" "$(replay_rate "$db" "$WORK/files/new.jsonl")"
+    echo "bench: $size $layout: replay of the same $REPLAY_EVENTS events again" >&2
+    record "replay 1M present (events/s)" "$size" "$layout" "$(replay_rate "$db" "$WORK/files/new.jsonl")"
+  done
+  result[partitions|$size]=$partitions
+  psql_ "$URL/postgres" -c "DROP DATABASE scale_plain" -c "DROP DATABASE scale_partitioned"
+done
+
+sizes=($SIZES)
+last=${sizes[-1]}
+before_last=${sizes[-2]:-}
+{
+  printf '\nmetricsctl cost curve — %s cores, %s, %s, default settings\n' "$(nproc)" \
+    "$(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$("$PGBIN/postgres" --version)"
+  printf '%s sensors over 36 months; partitioned: ' "$SENSORS"
+  for size in $SIZES; do printf '%s partitions at %s  ' "${result[partitions|$size]}" "$size"; done
+  printf '\nms per command (whole process, median of %s after a warm-up; * = one run, the warm-up, over %s ms)\n' "$RUNS" "$SLOW_MS"
+  printf 'load: '
+  for size in $SIZES; do printf '%s plain %s s, partitioned +%s s   ' "$size" "${load_s[$size|plain]}" "${load_s[$size|partitioned]}"; done
+  printf '\nreplay of %s events into an empty table: plain %s events/s, partitioned %s events/s\n\n' \
+    "$REPLAY_EVENTS" "${empty_rate[plain]}" "${empty_rate[partitioned]}"
+  printf '| %-36s |' command
+  for size in $SIZES; do printf ' %9s plain | %9s part. |' "$size" "$size"; done
+  [ -n "$before_last" ] && printf ' %s→%s plain | part. | part./plain at %s |' "$before_last" "$last" "$last"
+  printf '\n|%s|' "$(printf -- '-%.0s' $(seq 1 38))"
+  for _ in $SIZES; do printf '%s|%s|' "-----------------" "-----------------"; done
+  [ -n "$before_last" ] && printf -- '----------|------|------|'
+  printf '\n'
+  for label in "${labels[@]}" "replay 1M new (events/s)" "replay 1M present (events/s)"; do
+    printf '| %-36s |' "$label"
+    for size in $SIZES; do
+      printf ' %15s | %15s |' "${result[$label|$size|plain]:-}" "${result[$label|$size|partitioned]:-}"
+    done
+    if [ -n "$before_last" ]; then
+      growth() { awk -v a="${1%\*}" -v b="${2%\*}" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", b / a; else printf "-" }'; }
+      printf ' %8s | %6s | %6s |' \
+        "$(growth "${result[$label|$before_last|plain]}" "${result[$label|$last|plain]}")" \
+        "$(growth "${result[$label|$before_last|partitioned]}" "${result[$label|$last|partitioned]}")" \
+        "$(growth "${result[$label|$last|plain]}" "${result[$label|$last|partitioned]}")"
+    fi
+    printf '\n'
+  done
+}
+exit 0
