@@ -182,8 +182,9 @@ for size in $SIZES; do
 done
 
 sizes=($SIZES)
-last=${sizes[-1]}
-before_last=${sizes[-2]:-}
+last=${sizes[${#sizes[@]} - 1]}
+before_last=""
+[ ${#sizes[@]} -ge 2 ] && before_last=${sizes[${#sizes[@]} - 2]}
 {
   printf '\nmetricsctl cost curve — %s cores, %s, %s, default settings\n' "$(nproc)" \
     "$(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$("$PGBIN/postgres" --version)"
