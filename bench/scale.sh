@@ -2,7 +2,8 @@
 # The cost curve (issue 13), rerunnable: for each size in SIZES (default "1M 10M 50M"), a plain
 # database of that many metrics (and their guard rows) over SENSORS sensors spread across the last
 # 36 months, loaded with SQL (not replay: it keeps the run short), and the same rows partitioned
-# across 36+ monthly partitions (`partitions enable --offline` of a copy). Every command is timed as
+# across 36+ monthly partitions (`partitions enable --offline` in place, once the replays' rows are
+# taken out again: one copy on disk at a time). Every command is timed as
 # a whole process: the median of RUNS runs after a warm-up, or the warm-up alone when it took more
 # than SLOW_MS (a 3-minute check is not run five times). Replays of 1M new and 1M already-present
 # events into each big table run once, beside a replay into an empty table of the same layout.
@@ -73,11 +74,19 @@ SQL
     || { echo "bench: the loaded schema is not the migrated one" >&2; exit 2; }
 }
 
-partitioned_copy() { # plain_db partitioned_db: the same rows, partitioned by month
-  psql_ "$URL/postgres" -c "DROP DATABASE IF EXISTS $2" -c "CREATE DATABASE $2 TEMPLATE $1"
-  "$METRICSCTL" partitions enable -q --offline --database-url "$URL/$2"
-  "$METRICSCTL" partitions create -q --months 2 --database-url "$URL/$2"
-  psql_ "$URL/$2" -c "VACUUM ANALYZE metrics" -c CHECKPOINT
+forget_replayed() { # database since: take out what the replays added, so both layouts hold the same rows
+  psql_ "$URL/$1" <<SQL
+WITH replayed AS (DELETE FROM processed_events WHERE processed_at >= '$2' RETURNING event_id)
+DELETE FROM metrics WHERE event_id IN (SELECT event_id FROM replayed);
+VACUUM ANALYZE processed_events;
+SQL
+}
+
+partition_in_place() { # database: the same rows, partitioned by month (one copy on disk at a time:
+  # at 50M rows a second copy of both tables would not fit many disks)
+  "$METRICSCTL" partitions enable -q --offline --database-url "$URL/$1"
+  "$METRICSCTL" partitions create -q --months 2 --database-url "$URL/$1"
+  psql_ "$URL/$1" -c "VACUUM ANALYZE metrics" -c CHECKPOINT
 }
 
 # Median wall time in ms of a command: RUNS runs after a warm-up, or the warm-up alone if slow.
@@ -148,37 +157,43 @@ for layout in plain partitioned; do
   psql_ "$URL/postgres" -c "DROP DATABASE $db"
 done
 
+run_commands() { # size layout: every command of the cost curve, then the two replays
+  local size=$1 layout=$2 label entry
+  local -a args
+  for entry in "${COMMANDS[@]}"; do
+    label=${entry%%|*}
+    read -r -a args <<<"${entry#*|}"
+    if [ "$layout" = plain ] && [[ "$label" == *partition* ]]; then
+      record "$label" "$size" "$layout" "-"
+      continue
+    fi
+    echo "bench: $size $layout: $label" >&2
+    record "$label" "$size" "$layout" "$(time_ms "$METRICSCTL" "${args[@]}" --database-url "$URL/scale")"
+  done
+  echo "bench: $size $layout: replay of $REPLAY_EVENTS new events" >&2
+  record "replay 1M new (events/s)" "$size" "$layout" "$(replay_rate scale "$WORK/files/new.jsonl")"
+  echo "bench: $size $layout: replay of the same $REPLAY_EVENTS events again" >&2
+  record "replay 1M present (events/s)" "$size" "$layout" "$(replay_rate scale "$WORK/files/new.jsonl")"
+}
+
 declare -A load_s
 for size in $SIZES; do
   rows=$(rows_of "$size")
   echo "bench: $size: loading $rows rows (plain)" >&2
   t0=$(now)
-  load_plain "scale_plain" "$rows"
+  load_plain scale "$rows"
   load_s[$size|plain]=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+  before_replays=$(psql_ "$URL/scale" -Atc "SELECT now()")
+  run_commands "$size" plain
   echo "bench: $size: the same rows partitioned" >&2
   t0=$(now)
-  partitioned_copy scale_plain scale_partitioned
+  forget_replayed scale "$before_replays"
+  partition_in_place scale
   load_s[$size|partitioned]=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
-  partitions=$(psql_ "$URL/scale_partitioned" -Atc "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics'::regclass")
-  for layout in plain partitioned; do
-    db="scale_$layout"
-    for entry in "${COMMANDS[@]}"; do
-      label=${entry%%|*}
-      read -r -a args <<<"${entry#*|}"
-      if [ $layout = plain ] && [[ "$label" == *partition* ]]; then
-        record "$label" "$size" "$layout" "-"
-        continue
-      fi
-      echo "bench: $size $layout: $label" >&2
-      record "$label" "$size" "$layout" "$(time_ms "$METRICSCTL" "${args[@]}" --database-url "$URL/$db")"
-    done
-    echo "bench: $size $layout: replay of $REPLAY_EVENTS new events" >&2
-    record "replay 1M new (events/s)" "$size" "$layout" "$(replay_rate "$db" "$WORK/files/new.jsonl")"
-    echo "bench: $size $layout: replay of the same $REPLAY_EVENTS events again" >&2
-    record "replay 1M present (events/s)" "$size" "$layout" "$(replay_rate "$db" "$WORK/files/new.jsonl")"
-  done
-  result[partitions|$size]=$partitions
-  psql_ "$URL/postgres" -c "DROP DATABASE scale_plain" -c "DROP DATABASE scale_partitioned"
+  result[rows|$size]=$(psql_ "$URL/scale" -Atc "SELECT count(*) FROM metrics")
+  result[partitions|$size]=$(psql_ "$URL/scale" -Atc "SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics'::regclass")
+  run_commands "$size" partitioned
+  psql_ "$URL/postgres" -c "DROP DATABASE scale"
 done
 
 sizes=($SIZES)
@@ -189,7 +204,7 @@ before_last=""
   printf '\nmetricsctl cost curve — %s cores, %s, %s, default settings\n' "$(nproc)" \
     "$(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$("$PGBIN/postgres" --version)"
   printf '%s sensors over 36 months; partitioned: ' "$SENSORS"
-  for size in $SIZES; do printf '%s partitions at %s  ' "${result[partitions|$size]}" "$size"; done
+  for size in $SIZES; do printf '%s partitions at %s (%s rows)  ' "${result[partitions|$size]}" "$size" "${result[rows|$size]}"; done
   printf '\nms per command (whole process, median of %s after a warm-up; * = one run, the warm-up, over %s ms)\n' "$RUNS" "$SLOW_MS"
   printf 'load: '
   for size in $SIZES; do printf '%s plain %s s, partitioned +%s s   ' "$size" "${load_s[$size|plain]}" "${load_s[$size|partitioned]}"; done
