@@ -249,6 +249,23 @@ fn ordering_for_one_sensor_lists_its_violations_and_grades_it(layout: Layout) {
         ],
         0,
     );
+    // A violation inside the window is still found: from 10 s on a3 (15 s, after a2's 20 s) is
+    // in, a5 (5 s) is not.
+    let windowed = json_of(
+        &db,
+        &[
+            "check",
+            "ordering",
+            "--sensor",
+            "sensor-a",
+            "--since",
+            "2026-02-01T00:00:10Z",
+        ],
+        2,
+    );
+    assert_eq!(windowed["events_checked"], 4);
+    assert_eq!(windowed["out_of_order_events"], 1);
+    assert_eq!(windowed["violations"][0]["event_id"], "a3");
     // An unknown or hostile sensor id is a sensor with no events: nothing was judged, so the
     // check says so and is UNKNOWN, never "in order".
     let nobody = json_of(
@@ -591,6 +608,85 @@ fn a_silent_sensor_is_listed_and_warns(layout: Layout) {
     let silent = report["stale"][0]["silent_seconds"].as_f64().unwrap();
     assert!((1200.0..1260.0).contains(&silent), "{silent}");
     json_of(&db, &["lag", "--stale", "1h"], 0);
+}
+
+/// Silent sensors whose newest metric is months or years back, on 36+ monthly partitions: `lag`
+/// looks in the newest partitions first, and must still find each sensor's newest metric wherever
+/// it is — compared here with max(timestamp) read directly.
+fn silent_sensors_are_found_however_many_months_back(layout: Layout) {
+    let db = TestDatabase::new();
+    db.migrate_as(layout);
+    if layout == Layout::Partitioned {
+        let from: String = db.scalar("SELECT to_char(now() - interval '36 months', 'YYYY-MM')");
+        db.metricsctl(&["partitions", "create", "--from", &from, "--months", "2"])
+            .assert()
+            .code(0);
+        let partitions =
+            db.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics'::regclass");
+        assert!(partitions >= 38, "{partitions} partitions");
+    }
+    insert_recent(&db, "live", 5, 2);
+    insert_recent(&db, "months", 5, 150 * 86_400);
+    insert_recent(&db, "years", 5, 800 * 86_400);
+    let report = json_of(&db, &["lag", "--stale", "15m"], 1);
+    assert_eq!(report["sensors"], 3);
+    assert_eq!(report["stale_sensors"], 2);
+    let listed: Vec<&str> = report["stale"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["sensor_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec!["years", "months"], "longest silent first");
+    for entry in report["stale"].as_array().unwrap() {
+        let sensor = entry["sensor_id"].as_str().unwrap();
+        let silent: f64 = db
+            .client()
+            .query_one(
+                "SELECT CAST(EXTRACT(EPOCH FROM now() - max(timestamp)) AS double precision) \
+                 FROM metrics WHERE sensor_id = $1",
+                &[&sensor],
+            )
+            .unwrap()
+            .get(0);
+        let reported = entry["silent_seconds"].as_f64().unwrap();
+        assert!(
+            (reported - silent).abs() < 60.0,
+            "{sensor}: {reported} against {silent}"
+        );
+    }
+    let lag = report["lag_seconds"].as_f64().unwrap();
+    assert!(
+        (0.0..60.0).contains(&lag),
+        "the newest metric is seconds old: {lag}"
+    );
+}
+
+/// A sequence behind max(id) (a data-only restore) is CRITICAL with the figures read here
+/// directly, and OK again once `repair` has moved it on.
+fn a_sequence_behind_the_stored_ids_is_critical_until_repaired(layout: Layout) {
+    let db = TestDatabase::new();
+    db.migrate_as(layout);
+    insert_recent(&db, "s", 10, 1);
+    json_of(&db, &["check", "sequence"], 0);
+    db.client()
+        .batch_execute("SELECT setval('metrics_id_seq', 5)")
+        .unwrap();
+    let max_id = db.count("SELECT max(id) FROM metrics");
+    let report = json_of(&db, &["check", "sequence"], 2);
+    assert_eq!(report["status"], "CRITICAL");
+    let summary = report["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!(
+            "would hand out id 6 but metrics holds ids up to {max_id}"
+        )),
+        "{summary}"
+    );
+    json_of(&db, &["check"], 2);
+    db.metricsctl(&["repair"]).assert().code(0);
+    json_of(&db, &["check", "sequence"], 0);
+    let next: i64 = db.scalar("SELECT nextval('metrics_id_seq')");
+    assert!(next > max_id, "{next} after {max_id}");
 }
 
 fn rate_shows_every_minute_and_matches_the_guides_query(layout: Layout) {
@@ -995,6 +1091,8 @@ crate::on_both_layouts!(
     lag_on_an_empty_table_is_unknown,
     lag_matches_the_guides_query_and_follows_its_thresholds,
     a_silent_sensor_is_listed_and_warns,
+    silent_sensors_are_found_however_many_months_back,
+    a_sequence_behind_the_stored_ids_is_critical_until_repaired,
     rate_shows_every_minute_and_matches_the_guides_query,
     future_dated_events_are_a_sensor_clock_ahead_not_a_negative_lag,
     rate_thresholds_that_cannot_be_judged_are_unknown,

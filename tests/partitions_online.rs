@@ -297,19 +297,24 @@ fn a_lock_held_by_another_session_makes_enable_give_up_after_its_lock_timeout() 
     assert_converted_cleanly(&db);
 }
 
-#[test]
-fn status_shows_an_interrupted_conversion_and_abandon_undoes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDatabase::new();
-    plain_table_with(&db, 20_000, dir.path());
-    // Stopped after the mirror: a writer holds the lock the swap needs.
-    let mut holder = LockHolder::table(&db, "reporting", "LOCK TABLE metrics IN ACCESS SHARE MODE");
+/// Runs `partitions enable` while a reader holds the lock the swap needs, so that it stops after
+/// the mirror and the backfill (exit 3), and lets the reader go.
+fn stop_before_the_swap(db: &TestDatabase) {
+    let mut holder = LockHolder::table(db, "reporting", "LOCK TABLE metrics IN ACCESS SHARE MODE");
     db.metricsctl(&["partitions", "enable", "--lock-timeout", "200ms"])
         .args(["--lock-attempts", "1"])
         .assert()
         .code(3);
     holder.pid();
     holder.release();
+}
+
+#[test]
+fn status_shows_an_interrupted_conversion_and_abandon_undoes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new();
+    plain_table_with(&db, 20_000, dir.path());
+    stop_before_the_swap(&db);
     let output = db
         .metricsctl(&["partitions", "enable", "--status", "--format", "json"])
         .output()
@@ -341,14 +346,7 @@ fn stale_copy_is_put_right(damage: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDatabase::new();
     plain_table_with(&db, 20_000, dir.path());
-    // Stopped after the backfill: a reader holds the lock the swap needs.
-    let mut holder = LockHolder::table(&db, "reporting", "LOCK TABLE metrics IN ACCESS SHARE MODE");
-    db.metricsctl(&["partitions", "enable", "--lock-timeout", "200ms"])
-        .args(["--lock-attempts", "1"])
-        .assert()
-        .code(3);
-    holder.pid();
-    holder.release();
+    stop_before_the_swap(&db);
     db.client()
         .batch_execute(&format!(
             "ALTER TABLE metrics DISABLE TRIGGER USER; {damage}; \

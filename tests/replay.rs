@@ -379,31 +379,6 @@ fn a_hostile_sensor_id_is_just_a_sensor_id(layout: Layout) {
     assert_eq!(sensor, "x'; DROP TABLE metrics; --");
 }
 
-fn a_metric_stored_without_its_guard_is_left_alone_and_guarded(layout: Layout) {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("events.jsonl");
-    write_lines(
-        &input,
-        &[good("bypassed", "s", 1, 1.0), good("new", "s", 2, 2.0)],
-    );
-    let db = TestDatabase::new();
-    db.migrate_as(layout);
-    db.client()
-        .execute(
-            "INSERT INTO metrics (sensor_id, event_id, timestamp, value) \
-             VALUES ('s', 'bypassed', '2026-03-01T00:00:01Z', 42)",
-            &[],
-        )
-        .unwrap();
-    let (code, summary) = db.replay(&[], &[&input]);
-    assert_eq!(code, 0, "{summary}");
-    assert_eq!(summary["inserted"], 1);
-    assert_eq!(summary["already_present"], 1);
-    assert_exactly_once(&db, 2);
-    let value: f64 = db.scalar("SELECT value FROM metrics WHERE event_id = 'bypassed'");
-    assert_eq!(value, 42.0, "the stored metric is not overwritten");
-}
-
 fn files_that_cannot_be_read_stop_the_replay_before_anything_is_written(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let good_file = dir.path().join("good.jsonl");
@@ -523,7 +498,6 @@ crate::on_both_layouts!(
     kcat_tombstones_are_skipped_and_counted,
     stdin_is_a_file_named_dash,
     a_hostile_sensor_id_is_just_a_sensor_id,
-    a_metric_stored_without_its_guard_is_left_alone_and_guarded,
     files_that_cannot_be_read_stop_the_replay_before_anything_is_written,
     a_truncated_gzip_file_keeps_what_came_before_and_says_how_far_it_got,
     replay_exit_codes_follow_the_convention,

@@ -658,6 +658,30 @@ impl LockHolder {
     }
 }
 
+/// Holds a running replay's writers: a session of its own takes a lock that every insert into
+/// `processed_events` waits for, and returns once a writer waits on it. What the test does next
+/// (a signal, a lost connection) then surely happens before the replay can finish.
+pub fn hold_the_writers(db: &TestDatabase) -> LockHolder {
+    let holder = LockHolder::table(
+        db,
+        "holding-the-writers",
+        "LOCK TABLE processed_events IN SHARE MODE",
+    );
+    let mut watcher = db.client();
+    wait_until("a replay writer waiting on the lock", || {
+        watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'metricsctl' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    });
+    holder
+}
+
 /// The schema as pg_dump prints it (UTC, without owners, privileges or refinery's history).
 pub fn schema_dump(db: &TestDatabase) -> String {
     let output = StdCommand::new(pg_tool("pg_dump"))
