@@ -506,6 +506,36 @@ fn advice_to_rerun_is_given_only_where_a_rerun_can_finish() {
     assert_exactly_once(&db, 1);
 }
 
+#[test]
+fn a_database_that_refuses_every_write_gets_fix_the_cause_not_a_plain_rerun() {
+    // As a standby or a read-only role would: a rerun alone cannot finish, so the advice is to
+    // fix the cause first, and nothing is claimed beyond what is stored (nothing).
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    write_lines(
+        &input,
+        &[event_line("r1", "s", "2026-03-01T00:00:00Z", 1.0)],
+    );
+    let db = TestDatabase::new();
+    db.migrate();
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET default_transaction_read_only = on",
+            db.name
+        ))
+        .unwrap();
+    let output = db.metricsctl(&["replay"]).arg(&input).output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("read-only transaction. Nothing was committed."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Fix the cause, then rerun"), "{stderr}");
+    assert!(!stderr.contains("To finish"), "{stderr}");
+    assert_eq!(db.count("SELECT count(*) FROM processed_events"), 0);
+}
+
 // 5. One bad line never costs a file.
 
 #[test]

@@ -501,6 +501,15 @@ fn stopped_early(
     }
 }
 
+/// `text` begun with a capital, to follow a full stop.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// The stop's cause, and the message: what happened, what is committed, what to do.
 fn why_it_stopped(stop: Stop, claim: &str, names: &[Arc<str>]) -> (StopCause, String) {
     let rerun = "rerun the same command: events already stored are skipped, never duplicated";
@@ -520,7 +529,7 @@ fn why_it_stopped(stop: Stop, claim: &str, names: &[Arc<str>]) -> (StopCause, St
             };
             (
                 StopCause::Database,
-                format!("{whence}: {error}. {claim}. {advice}"),
+                format!("{whence}: {error}. {}. {advice}", sentence(claim)),
             )
         }
         Stop::Interrupted => (
@@ -544,8 +553,9 @@ fn why_it_stopped(stop: Stop, claim: &str, names: &[Arc<str>]) -> (StopCause, St
                      {claim}. Fix the file (or name its format with --input-format), then {rerun}."
                 ),
                 ReadFailureKind::RejectsUnwritable(error) => format!(
-                    "cannot write the rejects file: {error}. {claim}. Free space or name \
-                     another --rejects file, then {rerun}."
+                    "cannot write the rejects file: {error}. {}. Free space or name \
+                     another --rejects file, then {rerun}.",
+                    sentence(claim)
                 ),
             };
             (StopCause::Input, message)
