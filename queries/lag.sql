@@ -8,8 +8,9 @@
 -- guard's idx_processed_events_sensor_id, skipping from sensor to sensor (the guard is one table
 -- in either layout: on partitioned metrics the same skip would probe every partition per
 -- sensor); each sensor's newest metric from idx_metrics_sensor_timestamp, looked for first
--- within the stale threshold (on partitioned metrics: the newest partitions and DEFAULT only)
--- and, for a silent sensor, in the whole table. A sensor whose metrics were all retired is not
+-- within the last month (on partitioned metrics: the newest two partitions and DEFAULT only, one
+-- index probe each) and, for a sensor silent longer, in the whole table (one probe per
+-- partition). A sensor whose metrics were all retired is not
 -- a sensor any more; metrics written around the guard are not seen here (`check duplicates`
 -- finds them).
 -- The first row always carries the totals; silent sensors follow, longest silent first.
@@ -40,14 +41,21 @@ newest AS (
     FROM (
         SELECT s.sensor_id,
                COALESCE(
-                   (SELECT max(m.timestamp)
+                   (SELECT m.timestamp
                     FROM metrics m
                     WHERE m.sensor_id = s.sensor_id
-                      AND m.timestamp >= now() - make_interval(
-                              secs => CAST(:'stale_seconds' AS double precision))),
-                   (SELECT max(m.timestamp) FROM metrics m WHERE m.sensor_id = s.sensor_id)
+                      AND m.timestamp >= now() - interval '1 month'
+                    ORDER BY m.timestamp DESC
+                    LIMIT 1),
+                   (SELECT m.timestamp
+                    FROM metrics m
+                    WHERE m.sensor_id = s.sensor_id
+                    ORDER BY m.timestamp DESC
+                    LIMIT 1)
                ) AS newest_timestamp
         FROM sensors s
+        -- A fence: flattened into the filter below, every probe would run twice.
+        OFFSET 0
     ) probed
     WHERE newest_timestamp IS NOT NULL
 ),
