@@ -287,3 +287,17 @@ fn require_against_a_server_without_tls_fails_clearly_and_prefer_falls_back() {
         .code(3)
         .stderr(contains("sslrootcert"));
 }
+
+#[test]
+fn every_session_runs_without_jit() {
+    // The server's default is on; compiling costs more than the index-driven queries it would
+    // speed up (queries/session.sql). The test clients connect through metricsctl::db::connect.
+    let db = TestDatabase::new();
+    let jit: String = db.scalar("SHOW jit");
+    assert_eq!(jit, "off");
+    let server_default: String = db.scalar("SELECT boot_val FROM pg_settings WHERE name = 'jit'");
+    assert_eq!(
+        server_default, "on",
+        "the test proves nothing where JIT is off anyway"
+    );
+}

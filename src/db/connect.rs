@@ -48,7 +48,14 @@ pub fn connect(target: &DatabaseTarget, timeout: Duration) -> Result<Client> {
             "Check the host, port and firewall, or raise --connect-timeout.",
         )),
     };
-    outcome.map_err(|e| Error::new(What::Unreachable, e))
+    let mut client = outcome.map_err(|e| Error::new(What::Unreachable, e))?;
+    client.batch_execute(queries::SESSION.sql()).map_err(|e| {
+        Error::new(
+            What::Unreachable,
+            anyhow!(e).context("setting up the session"),
+        )
+    })?;
+    Ok(client)
 }
 
 fn connect_failure(target: &DatabaseTarget, cause: &str, hint: &str) -> anyhow::Error {

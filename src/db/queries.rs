@@ -174,6 +174,10 @@ query!(
 query!(INGEST_DRY_RUN_SETUP = "ingest_dry_run_setup.sql");
 query!(INGEST_SESSION = "ingest_session.sql");
 query!(
+    /// Settings of every metricsctl connection.
+    SESSION = "session.sql"
+);
+query!(
     /// metrics_id_seq's next id against max(metrics.id).
     METRICS_ID_SEQUENCE = "metrics_id_sequence.sql"
 );
@@ -341,6 +345,7 @@ pub fn all() -> Vec<&'static Query> {
         &INGEST_BATCH_CHECKED,
         &INGEST_DRY_RUN_SETUP,
         &INGEST_SESSION,
+        &SESSION,
         &INGEST_BATCH_DRY_RUN,
         &METRICS_ID_SEQUENCE,
         &INGEST_BATCH_REPAIR,
