@@ -161,7 +161,7 @@ const LIMIT: u32 = 5;
 
 /// The demo, in order. The sample is built with problems in it, so some steps report WARNING
 /// or CRITICAL on purpose; the demo itself exits 0 unless a step could not run.
-const STEPS: [Step; 16] = [
+const STEPS: [Step; 17] = [
     step(
         |d| {
             if d.partitioned {
@@ -242,6 +242,21 @@ const STEPS: [Step; 16] = [
         |d| {
             format!(
                 "CRITICAL is expected: {}'s late event is out of delivery order",
+                d.facts.out_of_order_sensor
+            )
+        },
+    ),
+    step(
+        |_| "check --since 5m: the window monitoring checks every few minutes, from indexes".into(),
+        |d| {
+            let since = chrono::Utc::now() - chrono::Duration::minutes(5);
+            let window = check::every_check(&mut d.client, LIMIT, Some(since))?;
+            check::show_table(d.ctx, &window)
+        },
+        |d| {
+            format!(
+                "OK is expected: {}'s late event is older than the window, which the nightly \
+                 full check judges",
                 d.facts.out_of_order_sensor
             )
         },
