@@ -466,3 +466,28 @@ fn sql_files_are_pinned_to_lf() {
         );
     }
 }
+
+#[test]
+fn a_lock_held_in_another_database_of_the_server_is_not_named() {
+    // Advisory locks belong to a database: the same key held in another database (another
+    // metricsctl's) is not the one in the way, and naming it would send the operator after the
+    // wrong session.
+    let ours = TestDatabase::new();
+    let theirs = TestDatabase::new();
+    ours.migrate();
+    let key = metricsctl::schema::migrations::MIGRATION_LOCK_KEY;
+    let elsewhere = LockHolder::advisory(&theirs, "another-database", key);
+    let mut here = LockHolder::advisory(&ours, "this-database", key);
+    let here_pid = here.pid();
+    let output = ours
+        .metricsctl(&["migrate", "--lock-timeout", "1s"])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&format!("pid {here_pid} ")), "{stderr}");
+    assert!(stderr.contains("this-database"), "{stderr}");
+    assert!(!stderr.contains("another-database"), "{stderr}");
+    here.release();
+    elsewhere.release();
+}
