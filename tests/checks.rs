@@ -236,33 +236,20 @@ fn ordering_for_one_sensor_lists_its_violations_and_grades_it(layout: Layout) {
     );
     assert_eq!(limited["violations"].as_array().unwrap().len(), 1);
     assert_eq!(limited["out_of_order_events"], 2);
+    let sensor_a_since = |since: &str, code: i32| {
+        json_of(
+            &db,
+            &[
+                "check", "ordering", "--sensor", "sensor-a", "--since", since,
+            ],
+            code,
+        )
+    };
     // --since leaves out the earlier events (a3 at 15 s and a5 at 5 s fall before 16 s).
-    json_of(
-        &db,
-        &[
-            "check",
-            "ordering",
-            "--sensor",
-            "sensor-a",
-            "--since",
-            "2026-02-01T00:00:16Z",
-        ],
-        0,
-    );
+    sensor_a_since("2026-02-01T00:00:16Z", 0);
     // A violation inside the window is still found: from 10 s on a3 (15 s, after a2's 20 s) is
     // in, a5 (5 s) is not.
-    let windowed = json_of(
-        &db,
-        &[
-            "check",
-            "ordering",
-            "--sensor",
-            "sensor-a",
-            "--since",
-            "2026-02-01T00:00:10Z",
-        ],
-        2,
-    );
+    let windowed = sensor_a_since("2026-02-01T00:00:10Z", 2);
     assert_eq!(windowed["events_checked"], 4);
     assert_eq!(windowed["out_of_order_events"], 1);
     assert_eq!(windowed["violations"][0]["event_id"], "a3");

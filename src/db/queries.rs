@@ -437,6 +437,21 @@ fn bind_parameters(psql_text: &str, params: &[&str]) -> String {
 mod tests {
     use super::*;
 
+    /// The table `partitions enable` builds online is the one `--offline` and `migrate
+    /// --partitioned` build: the same columns, types and defaults, under another name.
+    #[test]
+    fn the_online_conversion_builds_the_same_table_as_the_offline_one() {
+        fn create_table(sql: &str) -> String {
+            let start = sql.find("CREATE TABLE").unwrap();
+            let end = start + sql[start..].find(';').unwrap();
+            sql[start..end].to_string()
+        }
+        assert_eq!(
+            create_table(CONVERSION_BEGIN.psql_text).replace("metrics_partitioned", "metrics"),
+            create_table(PARTITIONED_METRICS.psql_text)
+        );
+    }
+
     #[test]
     fn psql_variables_become_bind_parameters() {
         assert_eq!(
