@@ -5,10 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
 
+use crate::support::proxy::ResettingProxy;
 use crate::support::{
     Layout, TestDatabase, assert_claim_holds, assert_consistent, assert_exactly_once,
-    generate_events, metricsctl_process, slice_lines, spawn_replay, stderr_of, summary_of,
-    wait_until_writing, wait_until_writing_more_than,
+    generate_events, hold_the_writers, metricsctl_process, slice_lines, spawn_replay, stderr_of,
+    summary_of, wait_until_writing, wait_until_writing_more_than,
 };
 
 /// A different moment every run; printed so a failure can be replayed by hand.
@@ -76,10 +77,18 @@ fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes(layo
         stderr.contains("To finish, rerun the same command"),
         "{stderr}"
     );
+    // Either the server said why (57P01 on a fast shutdown), or the socket broke and the message
+    // says the connection was lost and the socket's reason — never the driver's bare
+    // "error communicating with the server".
     assert!(
-        stderr.contains("connection") || stderr.contains("terminating"),
+        stderr.contains("57P01") || stderr.contains("the connection to PostgreSQL was lost"),
         "{stderr}"
     );
+    assert!(
+        !stderr.contains("error communicating with the server."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("writing the batch starting at"), "{stderr}");
     assert_consistent(&db);
     let claim = summary_of(&output)["committed_before"]
         .as_str()
@@ -95,6 +104,58 @@ fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes(layo
         .unwrap();
     assert_eq!(rerun.status.code(), Some(0), "{}", stderr_of(&rerun));
     assert_exactly_once(&db, 300_000);
+}
+
+/// The network breaks under a replay (a reset, no word from the server): the message says the
+/// connection was lost and why, the claim holds, and a rerun finishes exactly once.
+#[test]
+fn a_connection_reset_under_a_replay_says_the_connection_was_lost_and_a_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    generate_events(&input, 100_000, 40, 24, "jsonl");
+    let db = TestDatabase::new();
+    db.migrate_as(Layout::Plain);
+    let proxy = ResettingProxy::start(&db);
+    let replay = metricsctl_process()
+        .args(["replay", "--format", "json", "--batch-size", "2000"])
+        .args(["--database-url", &proxy.url])
+        .arg(&input)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_writing(&db);
+    // A batch is surely in flight when the network goes.
+    let holder = hold_the_writers(&db);
+    proxy.reset_all();
+    holder.release();
+    let output = replay.wait_with_output().unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the connection to PostgreSQL was lost (Connection reset by peer"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("To finish, rerun the same command"),
+        "{stderr}"
+    );
+    let claim = summary_of(&output)["committed_before"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(stderr.contains(&claim), "{stderr}");
+    // The server may still be finishing the batch it was sent; the claim holds whatever it does.
+    assert_claim_holds(&db, &[&input], &claim);
+    assert_consistent(&db);
+
+    let rerun = metricsctl_process()
+        .args(["replay", "--database-url", &db.url])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr_of(&rerun));
+    assert_exactly_once(&db, 100_000);
 }
 
 fn two_overlapping_replays_at_once_both_finish_and_nothing_is_duplicated(layout: Layout) {

@@ -191,6 +191,22 @@ fn find_io_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a
     None
 }
 
+/// One line for an error during work on an open session: the server's severity, code and message,
+/// or — when the session itself broke — that the connection was lost and the socket's reason
+/// (the driver's own text, "error communicating with the server", names no cause).
+pub fn describe_session_error(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    if error.is_closed() {
+        return "the connection to PostgreSQL was lost".to_string();
+    }
+    match find_io_error(error) {
+        Some(io_error) => format!("the connection to PostgreSQL was lost ({io_error})"),
+        None => error_chain(error).join(": "),
+    }
+}
+
 fn host_of(target: &DatabaseTarget) -> String {
     match target.config.get_hosts().first() {
         Some(postgres::config::Host::Tcp(host)) => host.clone(),

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
 use postgres::{Client, Statement};
 
-use crate::db::queries;
+use crate::db::{self, queries};
 use crate::events::Event;
 use crate::schema::partitions;
 
@@ -148,17 +148,7 @@ impl From<postgres::Error> for IngestError {
 impl std::fmt::Display for IngestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            IngestError::Database(error) => match error.as_db_error() {
-                Some(db) => write!(
-                    f,
-                    "{} {}: {}",
-                    db.severity(),
-                    db.code().code(),
-                    db.message()
-                ),
-                None if error.is_closed() => f.write_str("the connection to PostgreSQL was lost"),
-                None => write!(f, "{error}"),
-            },
+            IngestError::Database(error) => f.write_str(&db::describe_session_error(error)),
             IngestError::SequenceBehind(position) => write!(
                 f,
                 "{} would hand out id {} but metrics already holds ids up to {}: new metrics \

@@ -94,16 +94,7 @@ impl std::fmt::Display for RepairError {
                  nothing. Wait for that session or end it with SELECT pg_terminate_backend(pid), \
                  or raise --lock-timeout"
             ),
-            RepairError::Database(error) => match error.as_db_error() {
-                Some(db) => write!(
-                    f,
-                    "{} {}: {}",
-                    db.severity(),
-                    db.code().code(),
-                    db.message()
-                ),
-                None => write!(f, "{error}"),
-            },
+            RepairError::Database(error) => f.write_str(&db::describe_session_error(error)),
         }
     }
 }

@@ -517,10 +517,10 @@ fn why_it_stopped(stop: Stop, claim: &str, names: &[Arc<str>]) -> (StopCause, St
         Stop::Write(WriteFailure { error, batch_start }) => {
             let whence = match batch_start {
                 Some(at) => format!(
-                    "the database refused a batch starting at {}:{}",
+                    "writing the batch starting at {}:{} failed",
                     names[at.file], at.line
                 ),
-                None => "the database refused the work".to_string(),
+                None => "writing to the database failed".to_string(),
             };
             let advice = if error.is_transient() {
                 format!("To finish, {rerun}.")

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::process::Command as StdCommand;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
