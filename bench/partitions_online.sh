@@ -10,10 +10,13 @@
 #       and batches/s before, during and after the conversion, with the ratio during/before;
 #   (d) offline (one transaction) against online conversion of SMALL_ROWS-row tables, no writer.
 # Targets (issue 10): no writer batch waits longer than 2 s; throughput during >= 50% of before.
+# RATE=N paces the writer to N events/s (a consumer fed by Kafka at that rate) instead of full
+# speed: the question is then whether it keeps up during the conversion.
 #
 # Usage: bench/partitions_online.sh      ROWS=10000000 BEFORE_S=30 AFTER_S=20 BATCH=1000
 #        ROWS=1000000 SMALL_ROWS="100000" bench/partitions_online.sh   # a quick run
 #        COPY_SHARE=100 bench/partitions_online.sh    # the backfill copying without rests
+#        RATE=20000 bench/partitions_online.sh        # a writer paced at 20,000 events/s
 set -euo pipefail
 
 ROWS=${ROWS:-10000000}
@@ -22,6 +25,7 @@ AFTER_S=${AFTER_S:-20}
 BATCH=${BATCH:-1000}
 SMALL_ROWS=${SMALL_ROWS:-"100000 1000000"}
 COPY_SHARE=${COPY_SHARE:-50} # partitions enable --copy-share (its default: 50)
+RATE=${RATE:-} # events/s the writer is paced to; empty: full speed
 # Each writer run replays this many events (a multiple of BATCH: every batch is a full one).
 PER_RUN=$(( BATCH * 300 ))
 
@@ -58,12 +62,26 @@ t0=$(now)
 load bench_live "$ROWS"
 echo "bench: loaded in $(seconds_since "$t0") s" >&2
 
+pace() { # passes stdin on at RATE lines/s (all at once when RATE is empty)
+  if [ -z "$RATE" ]; then cat; return; fi
+  python3 -u -c '
+import sys, time
+rate = float(sys.argv[1]); started = time.monotonic(); lines = 0
+for line in sys.stdin:
+    sys.stdout.write(line); lines += 1
+    if lines % 100 == 0:
+        sys.stdout.flush()
+        ahead = lines / rate - (time.monotonic() - started)
+        if ahead > 0: time.sleep(ahead)
+' "$RATE"
+}
+
 writer() { # replays generated events into bench_live until $WORK/stop exists
   local run=0
   while [ ! -e "$WORK/stop" ]; do
     run=$((run + 1))
     "$METRICSCTL" generate "$PER_RUN" --sensors 1000 --seed $((1000 + run)) \
-        --start "$(date -u +%Y-%m-01T00:00:00Z)" --interval 1ms -q |
+        --start "$(date -u +%Y-%m-01T00:00:00Z)" --interval 1ms -q | pace |
       "$METRICSCTL" replay -q --batch-size "$BATCH" --database-url "$WRITER_URL/bench_live" - \
         >/dev/null 2>>"$WORK/writer.err"
   done
@@ -141,7 +159,7 @@ done
 cat <<EOF
 
 metricsctl partitions enable (online) benchmark — $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $("$PGBIN/postgres" --version), default durability
-(a) plain metrics of $ROWS rows, converted with --copy-share $COPY_SHARE; (b) a replay writer, --batch-size $BATCH, before, during and after
+(a) plain metrics of $ROWS rows, converted with --copy-share $COPY_SHARE; (b) a replay writer, --batch-size $BATCH, ${RATE:+paced to $RATE events/s, }before, during and after
 the conversion; every batch's server time from the log (lock waits included)
 
   conversion: $enable_s s wall, peak RSS $((enable_rss / 1024)) MiB; afterwards metrics is relkind '$relkind' with $rows_after rows, $guards_after guard rows

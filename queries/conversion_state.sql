@@ -1,7 +1,9 @@
 -- `partitions enable --status`: the conversion in progress, if any (run only when
--- metricsctl_conversion exists), with whether the session that drives it is still there.
+-- metricsctl_conversion exists), with whether the session that drives it is still there and
+-- whether it is building an index (its heartbeat waits until the index is built).
 SELECT c.phase, c.started_at, c.heartbeat,
        CAST(EXTRACT(EPOCH FROM now() - c.heartbeat) AS double precision) AS heartbeat_age_seconds,
        c.backfill_up_to, c.copied_up_to, c.rows_copied, c.rows_estimate, c.pid,
-       EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.pid) AS running
+       EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.pid) AS running,
+       EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.pid = c.pid) AS building_index
 FROM metricsctl_conversion c;

@@ -66,6 +66,22 @@ fn parent_keys_and_indexes(db: &TestDatabase) -> Vec<String> {
     names
 }
 
+/// A partition's indexes: name, definition and the parent index each is attached to.
+fn partition_indexes(db: &TestDatabase, partition: &str) -> Vec<String> {
+    db.client()
+        .query(
+            "SELECT i.indexrelid::regclass::text || ' ' || pg_get_indexdef(i.indexrelid) \
+             || ' attached to ' || COALESCE(h.inhparent::regclass::text, 'nothing') \
+             FROM pg_index i LEFT JOIN pg_inherits h ON h.inhrelid = i.indexrelid \
+             WHERE i.indrelid = to_regclass($1) ORDER BY 1",
+            &[&partition],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 fn assert_converted_cleanly(db: &TestDatabase) {
     let relkind: String =
         db.scalar("SELECT CAST(relkind AS text) FROM pg_class WHERE oid = 'metrics'::regclass");
@@ -93,11 +109,65 @@ fn assert_converted_cleanly(db: &TestDatabase) {
         parent_keys_and_indexes(db),
         parent_keys_and_indexes(&reference)
     );
+    // And so are a partition's, each attached to the parent's (the online conversion builds them
+    // one partition at a time; migrate --partitioned through the parent).
+    assert_eq!(
+        partition_indexes(db, "metrics_default"),
+        partition_indexes(&reference, "metrics_default")
+    );
     // The sequence goes on past every id.
     let behind = db.count(
         "SELECT count(*) FROM metrics_id_seq WHERE last_value < (SELECT max(id) FROM metrics)",
     );
     assert_eq!(behind, 0);
+}
+
+/// Killed while `CREATE INDEX CONCURRENTLY` waits (here for a writer's open transaction on the
+/// DEFAULT partition): the server notices the client is gone and stops the build, which leaves
+/// an INVALID index; the rerun drops it, builds it again and converts.
+#[test]
+fn an_enable_killed_while_it_builds_an_index_leaves_an_invalid_index_the_rerun_rebuilds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new();
+    plain_table_with(&db, 40_000, dir.path());
+    let before = ids_digest(&db, 40_000);
+    let mut enable = metricsctl_process()
+        .args(["partitions", "enable", "--batch-size", "500"])
+        .args(["--database-url", &db.url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the conversion to build metrics_default", || {
+        db.relation_exists("metricsctl_conversion") && db.relation_exists("metrics_default")
+    });
+    let writer = LockHolder::table(
+        &db,
+        "a-writer",
+        "LOCK TABLE metrics_default IN ROW EXCLUSIVE MODE",
+    );
+    let invalid_on_default = "SELECT count(*) FROM pg_index \
+         WHERE indrelid = to_regclass('metrics_default') AND NOT indisvalid";
+    wait_until(
+        "an index build on metrics_default waiting for the writer",
+        || db.count(invalid_on_default) > 0,
+    );
+    enable.kill().unwrap(); // SIGKILL
+    enable.wait().unwrap();
+    wait_until("the killed run's session to stop its index build", || {
+        db.count(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'metricsctl' AND pid <> pg_backend_pid()",
+        ) == 0
+    });
+    assert!(db.count(invalid_on_default) > 0);
+    writer.release();
+
+    let output = db.metricsctl(&["partitions", "enable"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_exactly_once(&db, 40_000);
+    assert_eq!(ids_digest(&db, 40_000), before);
+    assert_converted_cleanly(&db);
 }
 
 #[test]

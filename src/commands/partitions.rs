@@ -102,6 +102,10 @@ pub(crate) fn enable_online(
             progress.set_length(estimate);
             progress.set_position(rows);
         }
+        conversion::Progress::Indexing { done, of } => progress.set_message(format!(
+            "building the guide's indexes: partition {} of {of}",
+            done + 1
+        )),
     };
     let report = conversion::convert(client, options, &mut on_progress, |holder| {
         ctx.console.say(format!(

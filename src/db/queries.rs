@@ -47,6 +47,21 @@ impl Query {
     }
 }
 
+/// The statements of a DDL text, one by one (for those that may not share a transaction, like
+/// `CREATE INDEX CONCURRENTLY`): comment lines dropped, split at each `;`.
+pub fn statements(sql: &str) -> Vec<String> {
+    let code: String = sql
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    code.split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// metricsctl's bookkeeping table of events retired by retention (see retired_events_table.sql).
 pub const RETIRED_EVENTS_TABLE_NAME: &str = "metricsctl_retired_events";
 
@@ -247,6 +262,23 @@ query!(
     CONVERSION_PARTITION_CREATE = "conversion_partition_create.sql"
 );
 query!(CONVERSION_NEW_KEYS = "conversion_new_keys.sql");
+query!(CONVERSION_SESSION = "conversion_session.sql");
+query!(CONVERSION_PARENT_INDEXES = "conversion_parent_indexes.sql");
+query!(CONVERSION_PARTITIONS = "conversion_partitions.sql");
+query!(CONVERSION_INVALID_INDEXES = "conversion_invalid_indexes.sql");
+query!(
+    /// DDL, one statement at a time outside a transaction: render with `Query::ddl`, run each
+    /// of `statements`.
+    CONVERSION_PARTITION_INDEXES = "conversion_partition_indexes.sql"
+);
+query!(
+    /// DDL: render with `Query::ddl`.
+    CONVERSION_ATTACH_INDEXES = "conversion_attach_indexes.sql"
+);
+query!(
+    /// DDL, outside a transaction: render with `Query::ddl`.
+    CONVERSION_DROP_INVALID_INDEX = "conversion_drop_invalid_index.sql"
+);
 query!(CONVERSION_MIRROR = "conversion_mirror.sql");
 query!(CONVERSION_MIRROR_EXISTS = "conversion_mirror_exists.sql");
 query!(CONVERSION_BACKFILL_START = "conversion_backfill_start.sql");
@@ -402,6 +434,13 @@ pub fn maintenance() -> Vec<&'static Query> {
         &CONVERSION_BEGIN,
         &CONVERSION_PARTITION_CREATE,
         &CONVERSION_NEW_KEYS,
+        &CONVERSION_SESSION,
+        &CONVERSION_PARENT_INDEXES,
+        &CONVERSION_PARTITIONS,
+        &CONVERSION_INVALID_INDEXES,
+        &CONVERSION_PARTITION_INDEXES,
+        &CONVERSION_ATTACH_INDEXES,
+        &CONVERSION_DROP_INVALID_INDEX,
         &CONVERSION_MIRROR,
         &CONVERSION_MIRROR_EXISTS,
         &CONVERSION_BACKFILL_START,
@@ -450,6 +489,25 @@ mod tests {
             create_table(CONVERSION_BEGIN.psql_text).replace("metrics_partitioned", "metrics"),
             create_table(PARTITIONED_METRICS.psql_text)
         );
+    }
+
+    #[test]
+    fn concurrent_index_builds_run_one_statement_at_a_time() {
+        let identifiers = [
+            ("partition", "metrics_2026_01"),
+            ("sensor_id_index", "a"),
+            ("timestamp_index", "b"),
+            ("sensor_timestamp_index", "c"),
+        ];
+        let statements = statements(&CONVERSION_PARTITION_INDEXES.ddl(&identifiers, &[]));
+        assert_eq!(statements.len(), 3);
+        for statement in &statements {
+            assert!(
+                statement.starts_with("CREATE INDEX CONCURRENTLY IF NOT EXISTS")
+                    && statement.contains("ON \"metrics_2026_01\""),
+                "{statement}"
+            );
+        }
     }
 
     #[test]

@@ -3,14 +3,18 @@
 //! time is given up and asked for again later), and every step can be killed and rerun:
 //!
 //! 1. build: the partitioned table, empty, beside metrics (`metrics_partitioned`, a partition per
-//!    month holding rows plus the current one and two ahead, DEFAULT, keys, indexes) — no lock
+//!    month holding rows plus the current one and two ahead, DEFAULT, the two unique keys) — no lock
 //!    anyone waits on; one transaction with the bookkeeping row (`metricsctl_conversion`);
 //! 2. mirror: statement triggers make every later write to metrics in the partitioned table too,
 //!    in the same transaction — a SHARE ROW EXCLUSIVE lock on metrics for an instant;
 //! 3. backfill: the rows that were there before the mirror, copied in committed batches by id,
 //!    ids and all, with the progress in the same transaction — no lock anyone waits on;
-//! 4. compare: in one snapshot, both tables hold the same rows (counts and id sums);
-//! 5. swap: one short transaction under an ACCESS EXCLUSIVE lock on metrics — the plain table is
+//! 4. index: the guide's three non-unique indexes, left off until now so that every row the
+//!    writers mirror costs less — on the partitioned table ON ONLY (a SHARE lock on it for an
+//!    instant), then per partition `CREATE INDEX CONCURRENTLY` (no lock anyone waits on) and
+//!    attached (an ACCESS EXCLUSIVE lock on that partition's new indexes for an instant);
+//! 5. compare: in one snapshot, both tables hold the same rows (counts and id sums);
+//! 6. swap: one short transaction under an ACCESS EXCLUSIVE lock on metrics — the plain table is
 //!    dropped and the partitioned one takes its name, the guide's names and the id sequence.
 //!
 //! A session advisory lock lets one run convert at a time; a rerun after a kill resumes where the
@@ -53,7 +57,15 @@ pub struct OnlineOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     Phase(&'static str),
-    Copied { rows: u64, estimate: u64 },
+    Copied {
+        rows: u64,
+        estimate: u64,
+    },
+    /// Building the indexes of the `done + 1`-th partition of `of`.
+    Indexing {
+        done: u64,
+        of: u64,
+    },
 }
 
 /// The bookkeeping of a conversion in progress (`partitions enable --status`).
@@ -70,6 +82,8 @@ pub struct ConversionState {
     /// The server session driving it, and whether that session still exists.
     pub pid: Option<i32>,
     pub running: bool,
+    /// That session is building an index (its heartbeat waits until the index is built).
+    pub building_index: bool,
 }
 
 /// What a conversion did.
@@ -105,6 +119,7 @@ pub fn state(client: &mut Client) -> error::Result<Option<ConversionState>> {
         rows_estimate: row.get("rows_estimate"),
         pid: row.get("pid"),
         running: row.get("running"),
+        building_index: row.get("building_index"),
     }))
 }
 
@@ -145,7 +160,11 @@ fn take_conversion_lock(
         return Err(error);
     }
     match state(client)? {
-        Some(state) if state.running && state.heartbeat_age_seconds > STALE_AFTER.as_secs_f64() => {
+        Some(state)
+            if state.running
+                && !state.building_index
+                && state.heartbeat_age_seconds > STALE_AFTER.as_secs_f64() =>
+        {
             let pid = state.pid.unwrap_or_default();
             client.query_one("SELECT pg_terminate_backend($1)", &[&pid])?;
             db::lock_session(
@@ -185,6 +204,7 @@ fn convert_locked(
         report.already_partitioned = true;
         return Ok(report);
     }
+    client.batch_execute(queries::CONVERSION_SESSION.sql())?;
     let building = db::relation_exists(client, "metrics_partitioned")?;
     match (building, state(client)?) {
         (false, _) => {
@@ -211,17 +231,19 @@ fn convert_locked(
         .get("mirrored");
     if !mirrored {
         on_progress(Progress::Phase("mirroring new writes"));
-        report.lock_retries += with_lock_retries(client, options, |tx| {
+        report.lock_retries += with_lock_retries(client, options, "metrics", |tx| {
             tx.batch_execute(queries::CONVERSION_MIRROR.sql())
         })?;
     }
     report.rows_copied = backfill(client, options, on_progress)?;
+    client.execute(queries::CONVERSION_PHASE.sql(), &[&"indexing"])?;
+    report.lock_retries += build_indexes(client, options, on_progress)?;
     on_progress(Progress::Phase("comparing"));
     client.execute(queries::CONVERSION_PHASE.sql(), &[&"comparing"])?;
     report.rows_put_right_rounds = compare(client, on_progress)?;
     on_progress(Progress::Phase("swapping"));
     client.execute(queries::CONVERSION_PHASE.sql(), &[&"swapping"])?;
-    report.lock_retries += with_lock_retries(client, options, |tx| {
+    report.lock_retries += with_lock_retries(client, options, "metrics", |tx| {
         tx.batch_execute(queries::CONVERSION_SWAP.sql())
     })?;
     if report.months.is_empty() {
@@ -297,6 +319,72 @@ fn backfill(
     Ok(copied)
 }
 
+/// The guide's three non-unique indexes: the name each has in the partitioned-index query files,
+/// and the ending PostgreSQL gives a partition's copy when the index is made on the parent
+/// (`metrics_2026_01_sensor_id_idx`), so the result is what `migrate --partitioned` builds.
+const PARTITION_INDEXES: [(&str, &str); 3] = [
+    ("sensor_id_index", "sensor_id_idx"),
+    ("timestamp_index", "timestamp_idx"),
+    ("sensor_timestamp_index", "sensor_id_timestamp_idx"),
+];
+
+/// Step 4: the guide's three indexes, after the backfill. Each partition's are built
+/// concurrently and attached; an index a killed run left INVALID is dropped and built again.
+fn build_indexes(
+    client: &mut Client,
+    options: &OnlineOptions,
+    on_progress: &mut dyn FnMut(Progress),
+) -> error::Result<u32> {
+    let mut lock_retries = with_lock_retries(client, options, "metrics_partitioned", |tx| {
+        tx.batch_execute(queries::CONVERSION_PARENT_INDEXES.sql())
+    })?;
+    let partitions = client.query(queries::CONVERSION_PARTITIONS.sql(), &[])?;
+    let of = partitions.len() as u64;
+    for (done, row) in partitions.iter().enumerate() {
+        on_progress(Progress::Indexing {
+            done: done as u64,
+            of,
+        });
+        let partition: String = row.get("name");
+        for index in row.get::<_, Vec<String>>("invalid_indexes") {
+            client.batch_execute(
+                &queries::CONVERSION_DROP_INVALID_INDEX.ddl(&[("index", &index)], &[]),
+            )?;
+        }
+        let names: Vec<(&str, String)> = PARTITION_INDEXES
+            .iter()
+            .map(|(variable, ending)| (*variable, format!("{partition}_{ending}")))
+            .collect();
+        let mut identifiers: Vec<(&str, &str)> =
+            names.iter().map(|(v, n)| (*v, n.as_str())).collect();
+        identifiers.push(("partition", &partition));
+        client.execute(queries::CONVERSION_PHASE.sql(), &[&"indexing"])?;
+        let build = queries::CONVERSION_PARTITION_INDEXES.ddl(&identifiers, &[]);
+        for statement in queries::statements(&build) {
+            client
+                .batch_execute(&statement)
+                .with_context(|| format!("building the indexes of {partition}"))?;
+        }
+        let attach = queries::CONVERSION_ATTACH_INDEXES.ddl(&identifiers, &[]);
+        lock_retries +=
+            with_lock_retries(client, options, &partition, |tx| tx.batch_execute(&attach))?;
+    }
+    let invalid: i64 = client
+        .query_one(queries::CONVERSION_INVALID_INDEXES.sql(), &[])?
+        .get("invalid");
+    if invalid > 0 {
+        return Err(Error::new(
+            What::Database,
+            anyhow!(
+                "{invalid} index(es) of the partitioned table being built are not valid, so \
+                 nothing was swapped; nothing is lost: run `metricsctl partitions enable` again \
+                 to build them again and go on"
+            ),
+        ));
+    }
+    Ok(lock_retries)
+}
+
 /// How often a difference found by the compare is put right before the conversion gives up.
 const RECONCILE_ROUNDS: u32 = 3;
 
@@ -369,6 +457,7 @@ fn difference(client: &mut Client) -> error::Result<Option<(i64, i64)>> {
 fn with_lock_retries(
     client: &mut Client,
     options: &OnlineOptions,
+    table: &str,
     step: impl Fn(&mut postgres::Transaction<'_>) -> Result<(), postgres::Error>,
 ) -> error::Result<u32> {
     let milliseconds = options.lock_timeout.as_millis().max(1).to_string();
@@ -383,11 +472,11 @@ fn with_lock_retries(
             Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
                 drop(tx);
                 if attempt == options.lock_attempts.max(1) {
-                    let holders = db::describe_holders(&db::table_lock_holders(client, "metrics")?);
+                    let holders = db::describe_holders(&db::table_lock_holders(client, table)?);
                     return Err(Error::new(
                         What::LockTimeout,
                         anyhow!(
-                            "could not lock metrics within {} in {attempt} attempts ({holders}); \
+                            "could not lock {table} within {} in {attempt} attempts ({holders}); \
                              the conversion stopped where it was, nothing is lost: run `metricsctl \
                              partitions enable` again to go on, or raise --lock-timeout",
                             humantime::format_duration(options.lock_timeout)
@@ -413,7 +502,7 @@ pub fn abandon(client: &mut Client, options: &OnlineOptions) -> error::Result<bo
         {
             return Ok(false);
         }
-        with_lock_retries(client, options, |tx| {
+        with_lock_retries(client, options, "metrics", |tx| {
             tx.batch_execute(queries::CONVERSION_ABANDON.sql())
         })?;
         Ok(true)
@@ -451,11 +540,23 @@ pub fn plan_statements(months: &[Month]) -> Vec<(String, String)> {
             ),
         ),
         (
-            "4. compare (one REPEATABLE READ snapshot)".to_string(),
+            "4. index (SHARE on the new table for an instant; per partition CREATE INDEX \
+             CONCURRENTLY, then ACCESS EXCLUSIVE on its new indexes for an instant to attach \
+             them; each bounded by --lock-timeout)"
+                .to_string(),
+            format!(
+                "{}\n{}\n{}",
+                queries::CONVERSION_PARENT_INDEXES.sql().trim(),
+                queries::CONVERSION_PARTITION_INDEXES.sql().trim(),
+                queries::CONVERSION_ATTACH_INDEXES.sql().trim()
+            ),
+        ),
+        (
+            "5. compare (one REPEATABLE READ snapshot)".to_string(),
             queries::CONVERSION_COMPARE.sql().trim().to_string(),
         ),
         (
-            "5. swap (ACCESS EXCLUSIVE on metrics for milliseconds, bounded by --lock-timeout)"
+            "6. swap (ACCESS EXCLUSIVE on metrics for milliseconds, bounded by --lock-timeout)"
                 .to_string(),
             queries::CONVERSION_SWAP.sql().trim().to_string(),
         ),
