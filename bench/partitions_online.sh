@@ -23,7 +23,7 @@ ROWS=${ROWS:-10000000}
 BEFORE_S=${BEFORE_S:-30}
 AFTER_S=${AFTER_S:-20}
 BATCH=${BATCH:-1000}
-SMALL_ROWS=${SMALL_ROWS:-"100000 1000000"}
+SMALL_ROWS=${SMALL_ROWS-"100000 1000000"} # empty: skip (d)
 COPY_SHARE=${COPY_SHARE:-50} # partitions enable --copy-share (its default: 50)
 RATE=${RATE:-} # events/s the writer is paced to; empty: full speed
 # Each writer run replays this many events (a multiple of BATCH: every batch is a full one).
