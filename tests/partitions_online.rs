@@ -30,6 +30,18 @@ fn plain_table_with(db: &TestDatabase, rows: u64, dir: &std::path::Path) {
     assert_eq!(db.replay(&["--batch-size", "10000"], &[&input]).0, 0);
 }
 
+/// `partitions enable --batch-size BATCH_SIZE` in the background, its output discarded: a run
+/// that is going to be killed.
+fn spawn_enable_unheard(db: &TestDatabase, batch_size: &str) -> std::process::Child {
+    metricsctl_process()
+        .args(["partitions", "enable", "--batch-size", batch_size])
+        .args(["--database-url", &db.url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Every row's id and event id, as one digest.
 fn ids_digest(db: &TestDatabase, up_to_id: i64) -> String {
     db.scalar(&format!(
@@ -131,13 +143,7 @@ fn an_enable_killed_while_it_builds_an_index_leaves_an_invalid_index_the_rerun_r
     let db = TestDatabase::new();
     plain_table_with(&db, 40_000, dir.path());
     let before = ids_digest(&db, 40_000);
-    let mut enable = metricsctl_process()
-        .args(["partitions", "enable", "--batch-size", "500"])
-        .args(["--database-url", &db.url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut enable = spawn_enable_unheard(&db, "500");
     wait_until("the conversion to build metrics_default", || {
         db.relation_exists("metricsctl_conversion") && db.relation_exists("metrics_default")
     });
@@ -249,13 +255,7 @@ fn an_enable_killed_at_random_moments_is_finished_by_a_rerun() {
         let holder = (round == 4).then(|| {
             LockHolder::table(&db, "reporting", "LOCK TABLE metrics IN ACCESS SHARE MODE")
         });
-        let mut enable = metricsctl_process()
-            .args(["partitions", "enable", "--batch-size", "3000"])
-            .args(["--database-url", &db.url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut enable = spawn_enable_unheard(&db, "3000");
         // Each round gets further: kill once the conversion is recorded, then a little later.
         wait_until("the conversion to start", || {
             db.relation_exists("metricsctl_conversion") || db.relation_exists("metrics_2025_09")

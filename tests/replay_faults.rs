@@ -8,8 +8,8 @@ use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
 use crate::support::proxy::ResettingProxy;
 use crate::support::{
     Layout, TestDatabase, assert_claim_holds, assert_consistent, assert_exactly_once,
-    generate_events, hold_the_writers, metricsctl_process, slice_lines, spawn_replay, stderr_of,
-    summary_of, wait_until_writing, wait_until_writing_more_than,
+    generate_events, hold_the_writers, metricsctl_process, slice_lines, spawn_replay,
+    spawn_replay_at, stderr_of, summary_of, wait_until_writing, wait_until_writing_more_than,
 };
 
 /// A different moment every run; printed so a failure can be replayed by hand.
@@ -90,20 +90,32 @@ fn a_postgres_restart_under_a_replay_is_a_clear_error_and_a_rerun_completes(layo
     );
     assert!(stderr.contains("writing the batch starting at"), "{stderr}");
     assert_consistent(&db);
-    let claim = summary_of(&output)["committed_before"]
+    the_claim_holds_and_a_rerun_completes(&db, &input, &output, 300_000);
+}
+
+/// The "every event before FILE:LINE is committed" of a stopped replay is printed and true, and
+/// the same replay again ends with each of the `events` stored exactly once.
+fn the_claim_holds_and_a_rerun_completes(
+    db: &TestDatabase,
+    input: &std::path::Path,
+    stopped: &std::process::Output,
+    events: i64,
+) {
+    let claim = summary_of(stopped)["committed_before"]
         .as_str()
         .unwrap()
         .to_string();
+    let stderr = stderr_of(stopped);
     assert!(stderr.contains(&claim), "{stderr}");
-    assert_claim_holds(&db, &[&input], &claim);
+    assert_claim_holds(db, &[input], &claim);
 
     let rerun = metricsctl_process()
         .args(["replay", "--database-url", &db.url])
-        .arg(&input)
+        .arg(input)
         .output()
         .unwrap();
     assert_eq!(rerun.status.code(), Some(0), "{}", stderr_of(&rerun));
-    assert_exactly_once(&db, 300_000);
+    assert_exactly_once(db, events);
 }
 
 /// The network breaks under a replay (a reset, no word from the server): the message says the
@@ -116,14 +128,7 @@ fn a_connection_reset_under_a_replay_says_the_connection_was_lost_and_a_rerun_co
     let db = TestDatabase::new();
     db.migrate_as(Layout::Plain);
     let proxy = ResettingProxy::start(&db);
-    let replay = metricsctl_process()
-        .args(["replay", "--format", "json", "--batch-size", "2000"])
-        .args(["--database-url", &proxy.url])
-        .arg(&input)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let replay = spawn_replay_at(&proxy.url, &["--batch-size", "2000"], &[&input]);
     wait_until_writing(&db);
     // A batch is surely in flight when the network goes.
     let holder = hold_the_writers(&db);
@@ -140,22 +145,9 @@ fn a_connection_reset_under_a_replay_says_the_connection_was_lost_and_a_rerun_co
         stderr.contains("To finish, rerun the same command"),
         "{stderr}"
     );
-    let claim = summary_of(&output)["committed_before"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(stderr.contains(&claim), "{stderr}");
-    // The server may still be finishing the batch it was sent; the claim holds whatever it does.
-    assert_claim_holds(&db, &[&input], &claim);
     assert_consistent(&db);
-
-    let rerun = metricsctl_process()
-        .args(["replay", "--database-url", &db.url])
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert_eq!(rerun.status.code(), Some(0), "{}", stderr_of(&rerun));
-    assert_exactly_once(&db, 100_000);
+    // The server may still be finishing the batch it was sent; the claim holds whatever it does.
+    the_claim_holds_and_a_rerun_completes(&db, &input, &output, 100_000);
 }
 
 fn two_overlapping_replays_at_once_both_finish_and_nothing_is_duplicated(layout: Layout) {

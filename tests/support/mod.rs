@@ -612,8 +612,17 @@ pub fn spawn_replay(
     args: &[&str],
     inputs: &[&std::path::Path],
 ) -> std::process::Child {
+    spawn_replay_at(&db.url, args, inputs)
+}
+
+/// `spawn_replay` through another connection string (a proxy in front of the database).
+pub fn spawn_replay_at(
+    url: &str,
+    args: &[&str],
+    inputs: &[&std::path::Path],
+) -> std::process::Child {
     metricsctl_process()
-        .args(["replay", "--format", "json", "--database-url", &db.url])
+        .args(["replay", "--format", "json", "--database-url", url])
         .args(args)
         .args(inputs)
         .stdout(std::process::Stdio::piped())
