@@ -4,14 +4,16 @@
 -- psql "$DATABASE_URL" -v lock_key=7882834757525140225 -f queries/advisory_lock_holder.sql
 SELECT a.pid,
        COALESCE(NULLIF(a.application_name, ''), '(no application_name)') AS application_name,
-       COALESCE(a.usename::text, '') AS user_name,
-       COALESCE(host(a.client_addr), 'local socket') AS client,
-       EXTRACT(EPOCH FROM now() - a.backend_start)::bigint AS connected_seconds
-FROM pg_locks l
-JOIN pg_stat_activity a ON a.pid = l.pid
+       COALESCE(CAST(a.usename AS text), '') AS user_name,
+       COALESCE(pg_catalog.host(a.client_addr), 'local socket') AS client,
+       CAST(EXTRACT(EPOCH FROM pg_catalog.now() - a.backend_start) AS bigint) AS connected_seconds
+FROM pg_catalog.pg_locks l
+JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory'
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                    WHERE datname = pg_catalog.current_database())
   AND l.granted
   AND l.objsubid = 1
-  AND ((l.classid::bigint << 32) | l.objid::bigint) = CAST(:'lock_key' AS bigint)
+  AND ((CAST(l.classid AS bigint) << 32) | CAST(l.objid AS bigint))
+      = CAST(:'lock_key' AS bigint)
 LIMIT 1;

@@ -3,6 +3,7 @@
 DROP TRIGGER IF EXISTS metricsctl_mirror_insert ON metrics;
 DROP TRIGGER IF EXISTS metricsctl_mirror_delete ON metrics;
 DROP TRIGGER IF EXISTS metricsctl_mirror_update ON metrics;
-DROP FUNCTION IF EXISTS metricsctl_mirror_insert(), metricsctl_mirror_delete(), metricsctl_mirror_update();
-DROP TABLE IF EXISTS metrics_partitioned;
-DROP TABLE IF EXISTS metricsctl_conversion;
+DROP FUNCTION IF EXISTS :"schema".metricsctl_mirror_insert(), :"schema".metricsctl_mirror_delete(),
+    :"schema".metricsctl_mirror_update();
+DROP TABLE IF EXISTS :"schema".metrics_partitioned;
+DROP TABLE IF EXISTS :"schema".metricsctl_conversion;

@@ -12,8 +12,9 @@ WITH copied AS (
 progress AS (
     UPDATE metricsctl_conversion
     SET copied_up_to = CAST(:'upto' AS bigint),
-        rows_copied = rows_copied + (SELECT count(*) FROM copied),
-        heartbeat = now()
+        rows_copied = rows_copied + (SELECT pg_catalog.count(*) FROM copied),
+        heartbeat = pg_catalog.now()
     RETURNING rows_copied
 )
-SELECT (SELECT count(*) FROM copied) AS copied, (SELECT rows_copied FROM progress) AS rows_copied;
+SELECT (SELECT pg_catalog.count(*) FROM copied) AS copied,
+       (SELECT rows_copied FROM progress) AS rows_copied;

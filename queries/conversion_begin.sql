@@ -3,12 +3,12 @@
 -- indexes, a DEFAULT partition — and the bookkeeping row is written. The monthly partitions are
 -- added next (partition_create.sql), then its keys (conversion_new_keys.sql). Its id takes the
 -- same sequence, so ids go on where they were.
-CREATE TABLE metrics_partitioned (
-    id BIGINT NOT NULL DEFAULT nextval('metrics_id_seq'::regclass),
+CREATE TABLE :"schema".metrics_partitioned (
+    id BIGINT NOT NULL DEFAULT pg_catalog.nextval(CAST('metrics_id_seq' AS regclass)),
     sensor_id VARCHAR(255) NOT NULL,
     event_id VARCHAR(255) NOT NULL,
     timestamp TIMESTAMP WITH TIME ZONE NOT NULL,
     value DOUBLE PRECISION NOT NULL,
-    created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW()
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT pg_catalog.now()
 ) PARTITION BY RANGE (timestamp);
-CREATE TABLE metrics_default PARTITION OF metrics_partitioned DEFAULT;
+CREATE TABLE :"schema".metrics_default PARTITION OF metrics_partitioned DEFAULT;

@@ -2,13 +2,14 @@
 -- REPEATABLE READ snapshot; the mirror writes both tables in the same transaction, so equal
 -- counts, id sums and sums of row hashes in one snapshot mean equal tables. The row hash catches
 -- a row changed while its backfill batch was in flight (the batch may have copied the old one).
-SELECT (SELECT count(*) FROM metrics) AS plain_rows,
-       (SELECT count(*) FROM metrics_partitioned) AS partitioned_rows,
-       (SELECT CAST(COALESCE(sum(id), 0) AS text) FROM metrics) AS plain_id_sum,
-       (SELECT CAST(COALESCE(sum(id), 0) AS text) FROM metrics_partitioned) AS partitioned_id_sum,
-       (SELECT CAST(COALESCE(sum(hashtext(CAST(
+SELECT (SELECT pg_catalog.count(*) FROM metrics) AS plain_rows,
+       (SELECT pg_catalog.count(*) FROM metrics_partitioned) AS partitioned_rows,
+       (SELECT CAST(COALESCE(pg_catalog.sum(id), 0) AS text) FROM metrics) AS plain_id_sum,
+       (SELECT CAST(COALESCE(pg_catalog.sum(id), 0) AS text) FROM metrics_partitioned)
+           AS partitioned_id_sum,
+       (SELECT CAST(COALESCE(pg_catalog.sum(pg_catalog.hashtext(CAST(
                    (id, sensor_id, event_id, timestamp, value, created_at) AS text))), 0) AS text)
         FROM metrics) AS plain_row_hash,
-       (SELECT CAST(COALESCE(sum(hashtext(CAST(
+       (SELECT CAST(COALESCE(pg_catalog.sum(pg_catalog.hashtext(CAST(
                    (id, sensor_id, event_id, timestamp, value, created_at) AS text))), 0) AS text)
         FROM metrics_partitioned) AS partitioned_row_hash;

@@ -1,9 +1,9 @@
 -- `partitions enable` (online), before the swap: indexes of the table being built, or of its
 -- partitions, that are not valid (an index build that did not finish, a partition's index not
 -- attached). There must be none.
-SELECT count(*) AS invalid
-FROM pg_index ix
+SELECT pg_catalog.count(*) AS invalid
+FROM pg_catalog.pg_index ix
 WHERE NOT ix.indisvalid
-  AND (ix.indrelid = to_regclass('metrics_partitioned')
-       OR ix.indrelid IN (SELECT inhrelid FROM pg_inherits
-                          WHERE inhparent = to_regclass('metrics_partitioned')));
+  AND (ix.indrelid = CAST(pg_catalog.to_regclass('metrics_partitioned') AS oid)
+       OR ix.indrelid = ANY (SELECT inhrelid FROM pg_catalog.pg_inherits
+                             WHERE inhparent = CAST(pg_catalog.to_regclass('metrics_partitioned') AS oid)));

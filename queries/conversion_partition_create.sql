@@ -1,3 +1,3 @@
 -- `partitions enable` (online): one month's partition of the table being built.
-CREATE TABLE :"partition" PARTITION OF metrics_partitioned
+CREATE TABLE :"schema".:"partition" PARTITION OF metrics_partitioned
     FOR VALUES FROM (:'from') TO (:'to');

@@ -1,2 +1,2 @@
 -- `partitions enable` (online): the conversion reached another phase.
-UPDATE metricsctl_conversion SET phase = :'phase', heartbeat = now();
+UPDATE metricsctl_conversion SET phase = :'phase', heartbeat = pg_catalog.now();

@@ -4,5 +4,5 @@ INSERT INTO metrics_partitioned (id, sensor_id, event_id, timestamp, value, crea
 SELECT id, sensor_id, event_id, timestamp, value, created_at
 FROM metrics m
 WHERE m.id <= CAST(:'upto' AS bigint)
-  AND NOT EXISTS (SELECT 1 FROM metrics_partitioned p WHERE p.id = m.id AND p.timestamp = m.timestamp)
+  AND NOT EXISTS (SELECT FROM metrics_partitioned p WHERE p.id = m.id AND p.timestamp = m.timestamp)
 ON CONFLICT DO NOTHING;

@@ -6,6 +6,8 @@
 DELETE FROM metrics_partitioned p
 WHERE p.id <= CAST(:'upto' AS bigint)
   AND NOT EXISTS (
-      SELECT 1 FROM metrics m
-      WHERE m.id = p.id AND m.timestamp = p.timestamp AND m.sensor_id = p.sensor_id
-        AND m.event_id = p.event_id AND m.value = p.value AND m.created_at = p.created_at);
+      SELECT FROM metrics m
+      WHERE m.id = p.id AND m.timestamp = p.timestamp
+        AND m.sensor_id OPERATOR(pg_catalog.=) p.sensor_id
+        AND m.event_id OPERATOR(pg_catalog.=) p.event_id
+        AND m.value = p.value AND m.created_at = p.created_at);

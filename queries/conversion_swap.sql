@@ -6,7 +6,8 @@
 LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE;
 ALTER SEQUENCE metrics_id_seq OWNED BY NONE;
 DROP TABLE metrics;
-DROP FUNCTION metricsctl_mirror_insert(), metricsctl_mirror_delete(), metricsctl_mirror_update();
+DROP FUNCTION :"schema".metricsctl_mirror_insert(), :"schema".metricsctl_mirror_delete(),
+    :"schema".metricsctl_mirror_update();
 ALTER TABLE metrics_partitioned RENAME TO metrics;
 ALTER TABLE metrics RENAME CONSTRAINT metrics_partitioned_pkey TO metrics_pkey;
 ALTER TABLE metrics
@@ -22,13 +23,14 @@ DECLARE
     c record;
 BEGIN
     FOR c IN
-        SELECT conname
-        FROM pg_constraint
-        WHERE contype = 'n' AND conrelid = CAST('metrics' AS regclass)
-          AND conname LIKE 'metrics\_partitioned\_%'
+        SELECT CAST(conname AS text) AS conname
+        FROM pg_catalog.pg_constraint
+        WHERE contype = 'n' AND conrelid = CAST(CAST('metrics' AS regclass) AS oid)
+          AND CAST(conname AS text) LIKE 'metrics\_partitioned\_%'
     LOOP
-        EXECUTE format('ALTER TABLE metrics RENAME CONSTRAINT %I TO %I', c.conname,
-                       'metrics_' || substr(c.conname, length('metrics_partitioned_') + 1));
+        EXECUTE pg_catalog.format('ALTER TABLE metrics RENAME CONSTRAINT %I TO %I', c.conname,
+                                  'metrics_' OPERATOR(pg_catalog.||)
+                                  pg_catalog.substr(c.conname, pg_catalog.length('metrics_partitioned_') + 1));
     END LOOP;
 END $$;
 ALTER SEQUENCE metrics_id_seq OWNED BY metrics.id;

@@ -19,21 +19,22 @@ recent AS (
     WHERE timestamp >= CAST(:'since' AS timestamptz)
 ),
 duplicated AS (
-    SELECT event_id, count(*) AS copies
+    SELECT event_id, pg_catalog.count(*) AS copies
     FROM recent
     GROUP BY event_id
-    HAVING count(*) > 1
+    HAVING pg_catalog.count(*) > 1
 ),
 missing AS (
     SELECT g.event_id,
-           EXISTS (SELECT 1 FROM metricsctl_retired_events r WHERE r.event_id = g.event_id) AS retired
+           EXISTS (SELECT FROM metricsctl_retired_events r
+                   WHERE r.event_id OPERATOR(pg_catalog.=) g.event_id) AS retired
     FROM guard g
     WHERE CASE
-        WHEN EXISTS (SELECT 1 FROM metrics m
-                     WHERE m.event_id = g.event_id
+        WHEN EXISTS (SELECT FROM metrics m
+                     WHERE m.event_id OPERATOR(pg_catalog.=) g.event_id
                        AND m.timestamp >= CAST(:'since' AS timestamptz) - interval '1 day')
             THEN false
-        ELSE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = g.event_id)
+        ELSE NOT EXISTS (SELECT FROM metrics m WHERE m.event_id OPERATOR(pg_catalog.=) g.event_id)
     END
 ),
 lost AS (
@@ -42,19 +43,21 @@ lost AS (
 unguarded AS (
     SELECT r.event_id
     FROM recent r
-    WHERE NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = r.event_id)
+    WHERE NOT EXISTS (SELECT FROM processed_events p
+                      WHERE p.event_id OPERATOR(pg_catalog.=) r.event_id)
 )
 SELECT
-    (SELECT count(*) FROM guard) AS total_rows,
-    (SELECT count(DISTINCT event_id) FROM guard) AS unique_event_ids,
-    (SELECT count(*) FROM duplicated) AS duplicated_metric_ids,
-    (SELECT CAST(COALESCE(sum(copies - 1), 0) AS bigint) FROM duplicated) AS surplus_metric_rows,
-    (SELECT count(*) FROM lost) AS lost_metrics,
-    (SELECT count(*) FROM missing WHERE retired) AS retired_events,
-    (SELECT count(*) FROM unguarded) AS unguarded_metrics,
-    ARRAY(SELECT event_id FROM duplicated ORDER BY copies DESC, event_id
+    (SELECT pg_catalog.count(*) FROM guard) AS total_rows,
+    (SELECT pg_catalog.count(DISTINCT event_id) FROM guard) AS unique_event_ids,
+    (SELECT pg_catalog.count(*) FROM duplicated) AS duplicated_metric_ids,
+    (SELECT CAST(COALESCE(pg_catalog.sum(copies - 1), 0) AS bigint) FROM duplicated)
+        AS surplus_metric_rows,
+    (SELECT pg_catalog.count(*) FROM lost) AS lost_metrics,
+    (SELECT pg_catalog.count(*) FROM missing WHERE retired) AS retired_events,
+    (SELECT pg_catalog.count(*) FROM unguarded) AS unguarded_metrics,
+    ARRAY(SELECT CAST(event_id AS text) FROM duplicated ORDER BY copies DESC, event_id
           LIMIT CAST(:'limit' AS bigint)) AS duplicated_samples,
-    ARRAY(SELECT event_id FROM lost ORDER BY event_id
+    ARRAY(SELECT CAST(event_id AS text) FROM lost ORDER BY event_id
           LIMIT CAST(:'limit' AS bigint)) AS lost_samples,
-    ARRAY(SELECT event_id FROM unguarded ORDER BY event_id
+    ARRAY(SELECT CAST(event_id AS text) FROM unguarded ORDER BY event_id
           LIMIT CAST(:'limit' AS bigint)) AS unguarded_samples;

@@ -2,7 +2,8 @@
 -- inserted only where no metric with its event_id exists yet. metricsctl runs it
 --   - on the partitioned layout always: metrics is unique only on (event_id, timestamp) there, so
 --     a metric stored without its guard row under another timestamp would not stop a second copy;
---   - on the plain layout once the fast form met a metric stored without its guard row.
+--   - on the plain layout once the fast form met a metric stored without its guard row, or when
+--     metrics' unique key on event_id is missing.
 -- Such an event gets its guard row and keeps the metric it has. There is no ON CONFLICT: any other
 -- collision (say metrics_id_seq behind max(id) after a data-only restore) fails the whole
 -- statement, so a guard row is never committed without its metric.
@@ -12,14 +13,15 @@
 --   -v kafka_partitions='{0}' -v kafka_offsets='{42}' -v delivery_order='{1}' -f queries/ingest_batch_checked.sql
 WITH batch AS (
     SELECT *
-    FROM unnest(
-        CAST(:'event_ids' AS varchar[]),
-        CAST(:'sensor_ids' AS varchar[]),
-        CAST(:'timestamps' AS timestamptz[]),
-        CAST(:'values' AS double precision[]),
-        CAST(:'kafka_partitions' AS integer[]),
-        CAST(:'kafka_offsets' AS bigint[]),
-        CAST(:'delivery_order' AS integer[])
+    -- What unnest(a, b, ...) stands for, spelled out: that shorthand exists only unqualified.
+    FROM ROWS FROM (
+        pg_catalog.unnest(CAST(:'event_ids' AS varchar[])),
+        pg_catalog.unnest(CAST(:'sensor_ids' AS varchar[])),
+        pg_catalog.unnest(CAST(:'timestamps' AS timestamptz[])),
+        pg_catalog.unnest(CAST(:'values' AS double precision[])),
+        pg_catalog.unnest(CAST(:'kafka_partitions' AS integer[])),
+        pg_catalog.unnest(CAST(:'kafka_offsets' AS bigint[])),
+        pg_catalog.unnest(CAST(:'delivery_order' AS integer[]))
     ) AS b(event_id, sensor_id, timestamp, value, kafka_partition, kafka_offset, delivery_order)
 ),
 guarded AS (
@@ -35,11 +37,11 @@ stored AS (
     INSERT INTO metrics (sensor_id, event_id, timestamp, value)
     SELECT b.sensor_id, b.event_id, b.timestamp, b.value
     FROM batch b
-    JOIN guarded g ON g.event_id = b.event_id
-    WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = b.event_id)
+    JOIN guarded g ON g.event_id OPERATOR(pg_catalog.=) b.event_id
+    WHERE NOT EXISTS (SELECT FROM metrics m WHERE m.event_id OPERATOR(pg_catalog.=) b.event_id)
     -- metrics.id follows delivery order.
     ORDER BY b.delivery_order
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM guarded) AS guarded,
-       (SELECT count(*) FROM stored) AS stored;
+SELECT (SELECT pg_catalog.count(*) FROM guarded) AS guarded,
+       (SELECT pg_catalog.count(*) FROM stored) AS stored;

@@ -3,19 +3,20 @@
 -- retention retired — the metric is restored from the file. Still one statement: all or nothing.
 -- `restored` counts those; `stored` counts every metric written.
 --
--- psql "$DATABASE_URL" -f queries/retired_events_table.sql -v event_ids='{e1}' -v sensor_ids='{s1}' \
+-- psql "$DATABASE_URL" -v schema=public -f queries/retired_events_table.sql -v event_ids='{e1}' -v sensor_ids='{s1}' \
 --   -v timestamps='{2026-01-01T00:00:00Z}' -v values='{21.5}' \
 --   -v kafka_partitions='{0}' -v kafka_offsets='{42}' -v delivery_order='{1}' -f queries/ingest_batch_repair.sql
 WITH batch AS (
     SELECT *
-    FROM unnest(
-        CAST(:'event_ids' AS varchar[]),
-        CAST(:'sensor_ids' AS varchar[]),
-        CAST(:'timestamps' AS timestamptz[]),
-        CAST(:'values' AS double precision[]),
-        CAST(:'kafka_partitions' AS integer[]),
-        CAST(:'kafka_offsets' AS bigint[]),
-        CAST(:'delivery_order' AS integer[])
+    -- What unnest(a, b, ...) stands for, spelled out: that shorthand exists only unqualified.
+    FROM ROWS FROM (
+        pg_catalog.unnest(CAST(:'event_ids' AS varchar[])),
+        pg_catalog.unnest(CAST(:'sensor_ids' AS varchar[])),
+        pg_catalog.unnest(CAST(:'timestamps' AS timestamptz[])),
+        pg_catalog.unnest(CAST(:'values' AS double precision[])),
+        pg_catalog.unnest(CAST(:'kafka_partitions' AS integer[])),
+        pg_catalog.unnest(CAST(:'kafka_offsets' AS bigint[])),
+        pg_catalog.unnest(CAST(:'delivery_order' AS integer[]))
     ) AS b(event_id, sensor_id, timestamp, value, kafka_partition, kafka_offset, delivery_order)
 ),
 guarded AS (
@@ -31,19 +32,22 @@ guarded AS (
 lost AS (
     SELECT b.event_id
     FROM batch b
-    WHERE EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = b.event_id)
-      AND NOT EXISTS (SELECT 1 FROM metricsctl_retired_events r WHERE r.event_id = b.event_id)
+    WHERE EXISTS (SELECT FROM processed_events p WHERE p.event_id OPERATOR(pg_catalog.=) b.event_id)
+      AND NOT EXISTS (SELECT FROM metricsctl_retired_events r
+                      WHERE r.event_id OPERATOR(pg_catalog.=) b.event_id)
 ),
 stored AS (
     INSERT INTO metrics (sensor_id, event_id, timestamp, value)
     SELECT b.sensor_id, b.event_id, b.timestamp, b.value
     FROM batch b
-    WHERE (b.event_id IN (SELECT event_id FROM guarded) OR b.event_id IN (SELECT event_id FROM lost))
-      AND NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = b.event_id)
+    WHERE (b.event_id OPERATOR(pg_catalog.=) ANY (SELECT event_id FROM guarded)
+           OR b.event_id OPERATOR(pg_catalog.=) ANY (SELECT event_id FROM lost))
+      AND NOT EXISTS (SELECT FROM metrics m WHERE m.event_id OPERATOR(pg_catalog.=) b.event_id)
     -- metrics.id follows delivery order.
     ORDER BY b.delivery_order
     RETURNING event_id
 )
-SELECT (SELECT count(*) FROM guarded) AS guarded,
-       (SELECT count(*) FROM stored) AS stored,
-       (SELECT count(*) FROM stored WHERE event_id IN (SELECT event_id FROM lost)) AS restored;
+SELECT (SELECT pg_catalog.count(*) FROM guarded) AS guarded,
+       (SELECT pg_catalog.count(*) FROM stored) AS stored,
+       (SELECT pg_catalog.count(*) FROM stored
+        WHERE event_id OPERATOR(pg_catalog.=) ANY (SELECT event_id FROM lost)) AS restored;

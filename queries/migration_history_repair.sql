@@ -4,4 +4,4 @@
 --   -f queries/migration_history_repair.sql
 UPDATE refinery_schema_history
 SET checksum = :'new_checksum'
-WHERE version = CAST(:'version' AS int4) AND checksum = :'old_checksum';
+WHERE version = CAST(:'version' AS int4) AND checksum OPERATOR(pg_catalog.=) :'old_checksum';

@@ -13,12 +13,13 @@ WITH delivered AS (
            m.event_id,
            m.timestamp,
            p.kafka_partition,
-           lag(m.event_id) OVER delivery AS previous_event_id,
-           lag(m.timestamp) OVER delivery AS previous_timestamp
+           pg_catalog.lag(m.event_id) OVER delivery AS previous_event_id,
+           pg_catalog.lag(m.timestamp) OVER delivery AS previous_timestamp
     FROM metrics m
     -- The guard row of the same event and sensor (the sensor condition lets PostgreSQL read
     -- both tables through their sensor_id indexes and hash-join them).
-    LEFT JOIN processed_events p ON p.event_id = m.event_id AND p.sensor_id = m.sensor_id
+    LEFT JOIN processed_events p ON p.event_id OPERATOR(pg_catalog.=) m.event_id
+                              AND p.sensor_id OPERATOR(pg_catalog.=) m.sensor_id
     WHERE m.timestamp >= CAST(CAST(:'since' AS text) AS timestamptz)
       AND m.created_at >= CAST(CAST(:'ingested_since' AS text) AS timestamptz)
     WINDOW delivery AS (PARTITION BY m.sensor_id, p.kafka_partition
@@ -31,20 +32,20 @@ judged AS (
            END AS regression_seconds
     FROM delivered
 )
-SELECT sensor_id,
-       count(*) AS events,
-       count(DISTINCT kafka_partition) AS kafka_partitions,
-       count(regression_seconds) AS out_of_order,
-       count(regression_seconds) FILTER (WHERE kafka_partition IS NULL)
+SELECT CAST(sensor_id AS text) AS sensor_id,
+       pg_catalog.count(*) AS events,
+       pg_catalog.count(DISTINCT kafka_partition) AS kafka_partitions,
+       pg_catalog.count(regression_seconds) AS out_of_order,
+       pg_catalog.count(regression_seconds) FILTER (WHERE kafka_partition IS NULL)
            AS out_of_order_without_kafka,
-       max(regression_seconds) AS worst_regression_seconds,
-       (array_agg(event_id ORDER BY regression_seconds DESC)
+       pg_catalog.max(regression_seconds) AS worst_regression_seconds,
+       (pg_catalog.array_agg(CAST(event_id AS text) ORDER BY regression_seconds DESC)
             FILTER (WHERE regression_seconds IS NOT NULL))[1] AS worst_event_id,
-       (array_agg(previous_event_id ORDER BY regression_seconds DESC)
+       (pg_catalog.array_agg(CAST(previous_event_id AS text) ORDER BY regression_seconds DESC)
             FILTER (WHERE regression_seconds IS NOT NULL))[1] AS worst_previous_event_id,
-       (array_agg(timestamp ORDER BY regression_seconds DESC)
+       (pg_catalog.array_agg(timestamp ORDER BY regression_seconds DESC)
             FILTER (WHERE regression_seconds IS NOT NULL))[1] AS worst_timestamp,
-       (array_agg(previous_timestamp ORDER BY regression_seconds DESC)
+       (pg_catalog.array_agg(previous_timestamp ORDER BY regression_seconds DESC)
             FILTER (WHERE regression_seconds IS NOT NULL))[1] AS worst_previous_timestamp
 FROM judged
 GROUP BY sensor_id

@@ -8,29 +8,30 @@ WITH delivered AS (
     SELECT m.event_id,
            m.timestamp,
            p.kafka_partition,
-           lag(m.event_id) OVER delivery AS previous_event_id,
-           lag(m.timestamp) OVER delivery AS previous_timestamp
+           pg_catalog.lag(m.event_id) OVER delivery AS previous_event_id,
+           pg_catalog.lag(m.timestamp) OVER delivery AS previous_timestamp
     FROM metrics m
     -- The guard row of the same event and sensor (the sensor condition lets PostgreSQL read
     -- both tables through their sensor_id indexes and hash-join them).
-    LEFT JOIN processed_events p ON p.event_id = m.event_id AND p.sensor_id = m.sensor_id
-    WHERE m.sensor_id = :'sensor_id'
+    LEFT JOIN processed_events p ON p.event_id OPERATOR(pg_catalog.=) m.event_id
+                              AND p.sensor_id OPERATOR(pg_catalog.=) m.sensor_id
+    WHERE m.sensor_id OPERATOR(pg_catalog.=) :'sensor_id'
       AND m.timestamp >= CAST(CAST(:'since' AS text) AS timestamptz)
       AND m.created_at >= CAST(CAST(:'ingested_since' AS text) AS timestamptz)
     WINDOW delivery AS (PARTITION BY p.kafka_partition ORDER BY p.kafka_offset, m.id)
 ),
 violations AS (
-    SELECT event_id, previous_event_id, timestamp, previous_timestamp, kafka_partition,
+    SELECT CAST(event_id AS text) AS event_id, CAST(previous_event_id AS text) AS previous_event_id, timestamp, previous_timestamp, kafka_partition,
            CAST(EXTRACT(EPOCH FROM previous_timestamp - timestamp) AS double precision)
                AS regression_seconds
     FROM delivered
     WHERE timestamp < previous_timestamp
 ),
 totals AS (
-    SELECT (SELECT count(*) FROM delivered) AS events,
-           (SELECT count(DISTINCT kafka_partition) FROM delivered) AS kafka_partitions,
-           (SELECT count(*) FROM violations) AS out_of_order,
-           (SELECT count(*) FROM violations WHERE kafka_partition IS NULL)
+    SELECT (SELECT pg_catalog.count(*) FROM delivered) AS events,
+           (SELECT pg_catalog.count(DISTINCT kafka_partition) FROM delivered) AS kafka_partitions,
+           (SELECT pg_catalog.count(*) FROM violations) AS out_of_order,
+           (SELECT pg_catalog.count(*) FROM violations WHERE kafka_partition IS NULL)
                AS out_of_order_without_kafka
 )
 SELECT t.events, t.kafka_partitions, t.out_of_order, t.out_of_order_without_kafka,

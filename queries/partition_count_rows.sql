@@ -1,2 +1,2 @@
 -- Exact rows of one partition (`partitions list --exact`).
-SELECT count(*) AS rows FROM :"partition";
+SELECT pg_catalog.count(*) AS rows FROM :"schema".:"partition";

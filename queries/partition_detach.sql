@@ -1,1 +1,1 @@
-ALTER TABLE metrics DETACH PARTITION :"partition";
+ALTER TABLE metrics DETACH PARTITION :"schema".:"partition";

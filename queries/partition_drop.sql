@@ -1,1 +1,1 @@
-DROP TABLE :"partition";
+DROP TABLE :"schema".:"partition";

@@ -7,18 +7,22 @@
 -- window alone. Metrics written around the guard are not counted (`check duplicates` finds them).
 -- psql "$DATABASE_URL" -v unit=minute -v step_seconds=60 -v buckets=60 -f queries/rate.sql
 WITH span AS (
-    SELECT date_trunc(:'unit', now(), 'UTC') - (CAST(:'buckets' AS integer) - 1)
-               * make_interval(secs => CAST(:'step_seconds' AS double precision)) AS first_bucket,
-           date_trunc(:'unit', now(), 'UTC') AS last_bucket
+    SELECT pg_catalog.date_trunc(:'unit', pg_catalog.now(), 'UTC')
+               - CAST(CAST(:'buckets' AS integer) - 1 AS double precision)
+               * pg_catalog.make_interval(secs => CAST(:'step_seconds' AS double precision))
+               AS first_bucket,
+           pg_catalog.date_trunc(:'unit', pg_catalog.now(), 'UTC') AS last_bucket
 ),
 counted AS (
-    SELECT date_trunc(:'unit', processed_at, 'UTC') AS bucket, count(*) AS events
+    SELECT pg_catalog.date_trunc(:'unit', processed_at, 'UTC') AS bucket, pg_catalog.count(*) AS events
     FROM processed_events, span
     WHERE processed_at >= span.first_bucket
     GROUP BY 1
 )
 SELECT b.bucket, COALESCE(c.events, 0) AS events
 FROM span,
-     generate_series(span.first_bucket, span.last_bucket, make_interval(secs => CAST(:'step_seconds' AS double precision))) AS b(bucket)
+     pg_catalog.generate_series(span.first_bucket, span.last_bucket,
+                                pg_catalog.make_interval(secs => CAST(:'step_seconds' AS double precision)))
+         AS b(bucket)
 LEFT JOIN counted c ON c.bucket = b.bucket
 ORDER BY b.bucket;

@@ -4,13 +4,13 @@
 -- psql "$DATABASE_URL" -f queries/repair_duplicated_guard_rows.sql
 WITH ranked AS (
     SELECT p.ctid AS row_address, p.event_id,
-           row_number() OVER (
+           pg_catalog.row_number() OVER (
                PARTITION BY p.event_id
                ORDER BY p.processed_at, p.kafka_partition NULLS LAST, p.kafka_offset NULLS LAST, p.ctid
            ) AS copy
     FROM processed_events p
-    WHERE p.event_id IN (
-        SELECT event_id FROM processed_events GROUP BY event_id HAVING count(*) > 1
+    WHERE p.event_id OPERATOR(pg_catalog.=) ANY (
+        SELECT event_id FROM processed_events GROUP BY event_id HAVING pg_catalog.count(*) > 1
     )
 )
 DELETE FROM processed_events p

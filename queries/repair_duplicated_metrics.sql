@@ -5,9 +5,11 @@
 -- psql "$DATABASE_URL" -f queries/repair_duplicated_metrics.sql
 WITH ranked AS (
     SELECT m.tableoid AS table_oid, m.ctid AS row_address, m.id, m.event_id, m.value,
-           row_number() OVER (PARTITION BY m.event_id ORDER BY m.id, m.timestamp) AS copy
+           pg_catalog.row_number() OVER (PARTITION BY m.event_id ORDER BY m.id, m.timestamp) AS copy
     FROM metrics m
-    WHERE m.event_id IN (SELECT event_id FROM metrics GROUP BY event_id HAVING count(*) > 1)
+    WHERE m.event_id OPERATOR(pg_catalog.=) ANY (
+        SELECT event_id FROM metrics GROUP BY event_id HAVING pg_catalog.count(*) > 1
+    )
 ),
 removed AS (
     DELETE FROM metrics m
@@ -18,5 +20,5 @@ removed AS (
 SELECT removed.id, removed.event_id, removed.sensor_id, removed.timestamp, removed.value,
        kept.id AS kept_id, kept.value AS kept_value
 FROM removed
-JOIN ranked kept ON kept.event_id = removed.event_id AND kept.copy = 1
+JOIN ranked kept ON kept.event_id OPERATOR(pg_catalog.=) removed.event_id AND kept.copy = 1
 ORDER BY removed.event_id, removed.id;

@@ -6,7 +6,7 @@
 INSERT INTO processed_events (event_id, sensor_id)
 SELECT DISTINCT ON (m.event_id) m.event_id, m.sensor_id
 FROM metrics m
-WHERE NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.event_id = m.event_id)
+WHERE NOT EXISTS (SELECT FROM processed_events p WHERE p.event_id OPERATOR(pg_catalog.=) m.event_id)
 ORDER BY m.event_id, m.id
 ON CONFLICT DO NOTHING
 RETURNING event_id, sensor_id;

@@ -9,4 +9,4 @@ WITH forgotten AS (
 )
 DELETE FROM processed_events p
 USING forgotten f
-WHERE p.event_id = f.event_id;
+WHERE p.event_id OPERATOR(pg_catalog.=) f.event_id;

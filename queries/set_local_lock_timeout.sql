@@ -1,2 +1,2 @@
 -- Bounds how long this transaction waits for a table lock (milliseconds).
-SELECT set_config('lock_timeout', CAST(:'milliseconds' AS text), true);
+SELECT pg_catalog.set_config('lock_timeout', CAST(:'milliseconds' AS text), true);

@@ -4,13 +4,14 @@
 -- psql "$DATABASE_URL" -v relation=metrics -f queries/table_lock_holders.sql
 SELECT DISTINCT a.pid,
        COALESCE(NULLIF(a.application_name, ''), '(no application_name)') AS application_name,
-       COALESCE(a.usename::text, '') AS user_name,
-       COALESCE(host(a.client_addr), 'local socket') AS client,
-       EXTRACT(EPOCH FROM now() - a.backend_start)::bigint AS connected_seconds
-FROM pg_locks l
-JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.relation = to_regclass(:'relation')
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       COALESCE(CAST(a.usename AS text), '') AS user_name,
+       COALESCE(pg_catalog.host(a.client_addr), 'local socket') AS client,
+       CAST(EXTRACT(EPOCH FROM pg_catalog.now() - a.backend_start) AS bigint) AS connected_seconds
+FROM pg_catalog.pg_locks l
+JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+WHERE l.relation = CAST(pg_catalog.to_regclass(:'relation') AS oid)
+  AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                    WHERE datname = pg_catalog.current_database())
   AND l.granted
-  AND l.pid <> pg_backend_pid()
+  AND l.pid <> pg_catalog.pg_backend_pid()
 ORDER BY a.pid;

@@ -23,6 +23,7 @@ pub const DEFAULT_REPLAY_JOBS: u32 = 2;
 /// Upper bounds of the duration flags: far beyond any sensible value, and small enough that
 /// no clock or timer arithmetic can overflow.
 pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_CHECK_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
 pub const MAX_GENERATE_INTERVAL: Duration = Duration::from_secs(365 * 86400);
@@ -45,7 +46,10 @@ Configuration (the first that is set wins):
   from PGPASSFILE or ~/.pgpass.
 
 Exit codes (every command):
-  0 OK   1 WARNING   2 CRITICAL   3 UNKNOWN (could not run)
+  0 OK   1 WARNING   2 CRITICAL   3 UNKNOWN (could not run, timed out, interrupted)
+
+Time limit: -t/--timeout DURATION bounds the whole run (30s by default for check, lag, rate and
+migrate status); Ctrl-C or SIGTERM cancels the statement under way the same way.
 
 Examples:
   metricsctl migrate
@@ -77,8 +81,36 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// Stop the whole run after this long, cancelling the statement under way, and exit 3
+    /// (UNKNOWN) saying what it waited for (0: no limit) [default: 30s for check, lag, rate and
+    /// migrate status; no limit for the others]
+    #[arg(short = 't', long, value_name = "DURATION", global = true,
+          value_parser = duration_up_to(MAX_RUN_TIMEOUT, true))]
+    pub timeout: Option<Duration>,
+
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// How long a monitoring run (check, lag, rate, migrate status) may take unless told otherwise:
+/// a cron job or Nagios check every minute must not pile up behind a lock.
+pub const DEFAULT_MONITORING_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Command {
+    /// The time limit a run of this command has when `--timeout` is not given.
+    pub fn default_timeout(&self) -> Option<Duration> {
+        match self {
+            Command::Check(_) | Command::Lag(_) | Command::Rate(_) => {
+                Some(DEFAULT_MONITORING_TIMEOUT)
+            }
+            Command::Migrate(migrate)
+                if matches!(migrate.action, Some(MigrateAction::Status(_))) =>
+            {
+                Some(DEFAULT_MONITORING_TIMEOUT)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A connection string as typed. Its `Debug` never shows it: it may hold a password.

@@ -277,12 +277,18 @@ fn password_from_file(target: &mut DatabaseTarget, env: &Environment, warnings: 
 pub struct Context {
     pub target: DatabaseTarget,
     pub connect_timeout: Duration,
+    /// The whole run's limit (`--timeout`, or the command's default); `None`: no limit.
+    pub time_limit: Option<Duration>,
     /// How talk and reports reach the operator.
     pub console: Console,
 }
 
 impl Context {
-    pub fn resolve(global: &GlobalArgs, env: &Environment) -> Result<Context, Failure> {
+    pub fn resolve(
+        global: &GlobalArgs,
+        env: &Environment,
+        default_time_limit: Option<Duration>,
+    ) -> Result<Context, Failure> {
         let flag = global.connect.database_url.as_ref().map(|u| u.0.as_str());
         let (target, warnings) = resolve_target(flag, env).could_not_run()?;
         for warning in warnings {
@@ -295,9 +301,15 @@ impl Context {
             .or(target.config.get_connect_timeout().copied())
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
             .min(MAX_CONNECT_TIMEOUT);
+        let time_limit = match global.timeout {
+            Some(limit) if limit.is_zero() => None,
+            Some(limit) => Some(limit),
+            None => default_time_limit,
+        };
         Ok(Context {
             target,
             connect_timeout,
+            time_limit,
             console: Console {
                 progress: !global.quiet && std::io::stderr().is_terminal(),
                 verbose: !global.quiet,

@@ -20,6 +20,8 @@ pub enum What {
     Drift,
     /// PostgreSQL failed or refused the work itself.
     Database,
+    /// The current user lacks a privilege the work needs (the message names the GRANT).
+    Privilege,
 }
 
 /// An error with what kind of trouble it is.
@@ -62,10 +64,15 @@ impl fmt::Display for Error {
     }
 }
 
-/// The database refused or failed the work.
+/// The database refused or failed the work (or refused the current user a privilege).
 impl From<postgres::Error> for Error {
     fn from(error: postgres::Error) -> Error {
-        Error::new(What::Database, error)
+        let what = if error.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            What::Privilege
+        } else {
+            What::Database
+        };
+        Error::new(what, error)
     }
 }
 

@@ -49,6 +49,7 @@ where
     match execute(&cli, &Environment::from_process()) {
         Ok(status) => status.into(),
         Err(failure) => {
+            let failure = failure.settled();
             // A lost report is never a result: whatever the command found, it could not say so.
             let status = if failure.error.downcast_ref::<output::OutputLost>().is_some() {
                 Status::Unknown
@@ -73,7 +74,13 @@ fn report_error(error: &anyhow::Error) {
 }
 
 fn execute(cli: &Cli, env: &Environment) -> CommandResult {
-    let resolve = || Context::resolve(&cli.global, env);
+    // Every command that connects is bounded and cancellable from the moment its settings are
+    // resolved.
+    let resolve = || {
+        let ctx = Context::resolve(&cli.global, env, cli.command.default_timeout())?;
+        db::interrupt::arm(ctx.time_limit);
+        Ok::<Context, status::Failure>(ctx)
+    };
     match &cli.command {
         Command::Migrate(migrate) => match &migrate.action {
             Some(MigrateAction::Status(args)) => commands::migrate::exec_status(&resolve()?, args),

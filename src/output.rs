@@ -71,6 +71,14 @@ impl Console {
         }
     }
 
+    /// Prints a warning on stderr unless --quiet (the exit code and the report carry what
+    /// monitoring needs; a cron job under --quiet stays silent when the run is OK).
+    pub fn warn(&self, message: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("{}", escape_control(&message.to_string()));
+        }
+    }
+
     /// Prints a table (or other report for people) on stdout, unless --quiet and all is well.
     pub fn show(&self, status: Status, text: impl std::fmt::Display) -> Result<(), OutputLost> {
         if self.quiet && status == Status::Ok {

@@ -35,6 +35,24 @@ impl Failure {
             error: error.into(),
         }
     }
+
+    /// A run its --timeout or a signal stopped could not finish: UNKNOWN, whatever failed then,
+    /// and the message says first why it stopped and what it was waiting for.
+    pub fn settled(self) -> Failure {
+        let Some(stopped) = crate::db::interrupt::stopped() else {
+            return self;
+        };
+        let reason = stopped.to_string();
+        let error = if format!("{:#}", self.error).contains(&reason) {
+            self.error
+        } else {
+            self.error.context(reason)
+        };
+        Failure {
+            status: Status::Unknown,
+            error,
+        }
+    }
 }
 
 /// What the library's kinds of trouble mean for a command, unless the command decides otherwise:
@@ -45,9 +63,11 @@ impl From<crate::error::Error> for Failure {
         use crate::error::What;
         let status = match error.what() {
             What::Database | What::Drift => Status::Critical,
-            What::Unreachable | What::WrongSchema | What::LockTimeout | What::Refused => {
-                Status::Unknown
-            }
+            What::Unreachable
+            | What::WrongSchema
+            | What::LockTimeout
+            | What::Refused
+            | What::Privilege => Status::Unknown,
         };
         Failure {
             status,
@@ -108,6 +128,7 @@ mod tests {
             What::WrongSchema,
             What::LockTimeout,
             What::Refused,
+            What::Privilege,
         ] {
             assert_eq!(status_of(what), Status::Unknown, "{what:?}");
         }

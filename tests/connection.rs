@@ -289,12 +289,30 @@ fn require_against_a_server_without_tls_fails_clearly_and_prefer_falls_back() {
 }
 
 #[test]
-fn every_session_runs_without_jit() {
+fn every_transaction_runs_without_jit_and_leaves_the_session_as_it_was() {
     // The server's default is on; compiling costs more than the index-driven queries it would
-    // speed up (queries/session.sql). The test clients connect through metricsctl::db::connect.
+    // speed up (queries/transaction_settings.sql). Set for the transaction only: behind a
+    // transaction pool, a session-level setting would stay on the server connection for the next
+    // client, and would not be there for metricsctl's own next transaction.
     let db = TestDatabase::new();
-    let jit: String = db.scalar("SHOW jit");
-    assert_eq!(jit, "off");
+    let mut session = db.session();
+    let (in_transaction, path): (String, String) = session
+        .read(|tx| {
+            let row = tx.row(
+                "SELECT current_setting('jit'), current_setting('search_path')",
+                &[],
+            )?;
+            Ok::<_, postgres::Error>((row.get(0), row.get(1)))
+        })
+        .unwrap();
+    assert_eq!(in_transaction, "off");
+    assert_eq!(path, "pg_catalog, \"public\", pg_temp");
+    let after: String = session
+        .client()
+        .query_one("SELECT current_setting('jit')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(after, "on", "the session itself is left as it was");
     let server_default: String = db.scalar("SELECT boot_val FROM pg_settings WHERE name = 'jit'");
     assert_eq!(
         server_default, "on",

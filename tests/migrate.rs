@@ -115,7 +115,7 @@ fn a_second_migrate_waits_for_the_lock_then_finds_nothing_to_do() {
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                  AND application_name = 'metricsctl' AND pid <> pg_backend_pid() \
-                 AND state = 'idle' AND query LIKE '%pg_locks%'",
+                 AND state IN ('idle', 'idle in transaction') AND query LIKE '%pg_locks%'",
                 &[],
             )
             .unwrap()
@@ -282,7 +282,7 @@ fn dry_run_partitioned_shows_the_partitioning_sql_and_changes_nothing() {
         .stdout(contains("PARTITION BY RANGE (timestamp)"))
         .stdout(contains("metrics_default PARTITION OF metrics DEFAULT"))
         .stdout(contains(format!(
-            "CREATE TABLE \"{current}\" PARTITION OF metrics"
+            "CREATE TABLE \"public\".\"{current}\" PARTITION OF metrics"
         )))
         .stderr(contains(
             "and the partitioning would run; nothing was changed",

@@ -79,7 +79,7 @@ fn event(id: &str, timestamp: &str, value: f64) -> Event {
 fn a_key_collision_inside_a_batch_fails_it_whole(layout: Layout) {
     let db = TestDatabase::new();
     db.migrate_as(layout);
-    let mut ingestor = Ingestor::new(db.client()).unwrap();
+    let mut ingestor = Ingestor::new(db.session()).unwrap();
     let mut first = EventBatch::with_capacity(100);
     for i in 0..100 {
         first.push(event(

@@ -1,14 +1,13 @@
 //! Is anything duplicated or lost? The guide's two idempotency queries plus consistency between
 //! the guard and the metrics.
 
+use crate::db::{SchemaFacts, Tx};
 use chrono::{DateTime, Utc};
-use postgres::Client;
 use serde::Serialize;
 
 use super::Status;
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold};
 use crate::db::queries;
-use crate::schema::partitions;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DuplicatesReport {
@@ -39,19 +38,20 @@ pub struct DuplicateSamples {
 
 /// The whole tables, or with `since` only the window from then on (see duplicates_since.sql).
 pub fn run(
-    client: &mut Client,
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
     limit: u32,
     since: Option<DateTime<Utc>>,
 ) -> Result<DuplicatesReport, postgres::Error> {
     let limit = i64::from(limit);
     let row = match since {
         None => {
-            let sql = partitions::with_retired_events(client, queries::DUPLICATES.sql())?;
-            client.query_one(sql.as_str(), &[&limit])?
+            let sql = facts.with_retired_events(queries::DUPLICATES.sql());
+            tx.row(&sql, &[&limit])?
         }
         Some(since) => {
-            let sql = partitions::with_retired_events(client, queries::DUPLICATES_SINCE.sql())?;
-            client.query_one(sql.as_str(), &[&limit, &since])?
+            let sql = facts.with_retired_events(queries::DUPLICATES_SINCE.sql());
+            tx.row(&sql, &[&limit, &since])?
         }
     };
     Ok(DuplicatesReport {

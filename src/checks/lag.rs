@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::db::Tx;
 use chrono::{DateTime, Utc};
-use postgres::Client;
 use serde::Serialize;
 
 use super::Cell;
@@ -75,8 +75,8 @@ pub struct SensorAhead {
     pub ahead_seconds: f64,
 }
 
-pub fn run(client: &mut Client, options: &LagOptions) -> Result<LagReport, postgres::Error> {
-    let rows = client.query(
+pub fn run(tx: &mut Tx<'_>, options: &LagOptions) -> Result<LagReport, postgres::Error> {
+    let rows = tx.rows(
         queries::LAG.sql(),
         &[
             &options.stale.as_secs_f64(),

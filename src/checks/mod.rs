@@ -9,10 +9,139 @@ pub mod partitions;
 pub mod rate;
 pub mod sequence;
 
+use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use std::fmt;
+
+use crate::db::facts::{HISTORY, RETIRED_EVENTS};
+use crate::db::queries::quote_identifier;
+use crate::db::{Helper, SchemaFacts};
+use crate::error::{self, Error, What};
+
+/// The checks metricsctl runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Ordering,
+    Duplicates,
+    Sequence,
+    Partitions,
+    Lag,
+    Rate,
+    Migrations,
+}
+
+impl Check {
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Ordering => "ordering",
+            Check::Duplicates => "duplicates",
+            Check::Sequence => "sequence",
+            Check::Partitions => "partitions",
+            Check::Lag => "lag",
+            Check::Rate => "rate",
+            Check::Migrations => "migrations",
+        }
+    }
+
+    /// The series this check reports, without values (for a run that could not judge).
+    pub fn series(self) -> Vec<Measure> {
+        match self {
+            Check::Ordering => ordering::measures(None),
+            Check::Duplicates => duplicates::measures(None),
+            Check::Sequence => sequence::measures(None),
+            Check::Partitions => partitions::measures(None),
+            Check::Lag => lag::measures(None),
+            Check::Rate => rate::measures(None),
+            Check::Migrations => migrations::measures(None),
+        }
+    }
+
+    /// The relations and sequences the check reads (partitions: what it reads besides the
+    /// catalog; its own run names a partition it may not read).
+    fn reads(self, facts: &SchemaFacts) -> Vec<Readable> {
+        let table = |name: &'static str| Readable::Table(name);
+        match self {
+            Check::Ordering | Check::Lag => vec![table("metrics"), table("processed_events")],
+            Check::Duplicates => {
+                let mut reads = vec![table("metrics"), table("processed_events")];
+                if facts.helper(RETIRED_EVENTS) == Helper::Trusted {
+                    reads.push(table(RETIRED_EVENTS));
+                }
+                reads
+            }
+            Check::Sequence => vec![table("metrics"), Readable::Sequence],
+            Check::Partitions => Vec::new(),
+            Check::Rate => vec![table("processed_events")],
+            Check::Migrations if facts.helper(HISTORY) == Helper::Trusted => vec![table(HISTORY)],
+            Check::Migrations => Vec::new(),
+        }
+    }
+
+    /// Whether the current user may read what the check reads; if not, an error naming the
+    /// GRANT it needs (exit 3 for the check alone; inside `check all` the others still run).
+    pub fn ensure_privileges(self, facts: &SchemaFacts) -> error::Result<()> {
+        let mut lacking = Vec::new();
+        let mut grants = Vec::new();
+        let role = quote_identifier(&facts.current_user);
+        for readable in self.reads(facts) {
+            match readable {
+                Readable::Table(name) => {
+                    if facts.relation(name).is_some_and(|r| !r.may_select) {
+                        lacking.push(format!("SELECT on {}", facts.qualified(name)));
+                        grants.push(format!(
+                            "GRANT SELECT ON {} TO {role};",
+                            facts.qualified(name)
+                        ));
+                    }
+                }
+                Readable::Sequence => {
+                    if let Some(sequence) = facts
+                        .metrics()
+                        .and_then(|m| m.sequence.as_ref().filter(|_| !m.may_read_sequence))
+                    {
+                        lacking.push(format!("SELECT on sequence {sequence}"));
+                        grants.push(format!("GRANT SELECT ON SEQUENCE {sequence} TO {role};"));
+                    }
+                }
+            }
+        }
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        Err(lacking_privilege(
+            facts,
+            &format!(
+                "the {} check reads what {} may not: {}",
+                self.name(),
+                facts.current_user,
+                lacking.join(", ")
+            ),
+            &grants.join(" "),
+        ))
+    }
+}
+
+enum Readable {
+    Table(&'static str),
+    /// The sequence metrics.id draws from.
+    Sequence,
+}
+
+/// A check the current user may not run: what it lacks, the GRANT that gives it, and where to
+/// find every grant a monitoring role needs.
+pub fn lacking_privilege(facts: &SchemaFacts, why: &str, grant: &str) -> Error {
+    Error::new(
+        What::Privilege,
+        anyhow!(
+            "{why}. As the tables' owner ({}): {grant} (`metricsctl grants --monitor {}` prints \
+             every grant a monitoring role needs)",
+            facts.tables_owner(),
+            crate::text::shell_quote(&facts.current_user)
+        ),
+    )
+}
 
 /// A Nagios threshold, written in the plugin range syntax so that any plugin framework reads
 /// the same verdict from the perfdata as metricsctl gives.
@@ -336,6 +465,20 @@ impl AllChecks {
             checks: Vec::new(),
             measures: Vec::new(),
         }
+    }
+
+    /// A check that could not run (the current user lacks what it reads): UNKNOWN, with every
+    /// series it reports kept, without values.
+    pub fn add_could_not_run(&mut self, check: Check, error: &Error) {
+        self.checks.push(CheckSummary {
+            check: check.name(),
+            status: Status::Unknown,
+            exit_code: Status::Unknown.code(),
+            summary: error.to_string(),
+            report: serde_json::Value::Null,
+        });
+        self.measures
+            .extend(check.series().into_iter().map(|m| (check.name(), m)));
     }
 
     pub fn add(&mut self, report: &impl CheckReport) {

@@ -3,8 +3,8 @@
 //! is a violation. A sensor whose events came through several Kafka partitions is a warning:
 //! Kafka orders events only within a partition.
 
+use crate::db::Tx;
 use chrono::{DateTime, Utc};
-use postgres::Client;
 use serde::Serialize;
 
 use super::Status;
@@ -70,21 +70,18 @@ fn since_text(since: Option<DateTime<Utc>>) -> String {
         .unwrap_or_else(|| "-infinity".to_string())
 }
 
-pub fn run(
-    client: &mut Client,
-    options: &OrderingOptions,
-) -> Result<OrderingReport, postgres::Error> {
+pub fn run(tx: &mut Tx<'_>, options: &OrderingOptions) -> Result<OrderingReport, postgres::Error> {
     match &options.sensor {
-        Some(sensor) => run_for_sensor(client, sensor, options),
-        None => run_for_all(client, options),
+        Some(sensor) => run_for_sensor(tx, sensor, options),
+        None => run_for_all(tx, options),
     }
 }
 
 fn run_for_all(
-    client: &mut Client,
+    tx: &mut Tx<'_>,
     options: &OrderingOptions,
 ) -> Result<OrderingReport, postgres::Error> {
-    let rows = client.query(
+    let rows = tx.rows(
         queries::ORDERING_BY_SENSOR.sql(),
         &[
             &since_text(options.since),
@@ -157,11 +154,11 @@ fn run_for_all(
 }
 
 fn run_for_sensor(
-    client: &mut Client,
+    tx: &mut Tx<'_>,
     sensor: &str,
     options: &OrderingOptions,
 ) -> Result<OrderingReport, postgres::Error> {
-    let rows = client.query(
+    let rows = tx.rows(
         queries::ORDERING_FOR_SENSOR.sql(),
         &[
             &sensor,

@@ -1,11 +1,11 @@
 //! Are the partitions ready? The current month must have one (else its rows pile up in DEFAULT),
 //! enough future months should, DEFAULT should be empty and no month missing in between.
 
-use postgres::Client;
 use serde::Serialize;
 
 use super::Status;
 use super::{Cell, CheckReport, Column, Measure, Section, Threshold, count_of};
+use crate::db::{SchemaFacts, Tx};
 use crate::error;
 use crate::schema::partitions::{self, Bound, Month, Partition};
 
@@ -28,13 +28,37 @@ pub struct PartitionsReport {
 
 /// Inspects the partitions (with `exact`, every partition's rows are counted).
 pub fn run(
-    client: &mut Client,
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
     ahead_required: u32,
     exact: bool,
 ) -> error::Result<PartitionsReport> {
-    partitions::ensure_partitioned(client)?;
-    let list = partitions::list(client, exact)?;
-    let current = partitions::current_month(client)?;
+    partitions::ensure_partitioned(facts)?;
+    if exact {
+        let partitions = partitions::list(tx, facts, false)?;
+        let unreadable: Vec<&Partition> = partitions.iter().filter(|p| !p.may_select).collect();
+        if !unreadable.is_empty() {
+            let names: Vec<String> = unreadable
+                .iter()
+                .map(|p| facts.qualified(&p.name))
+                .collect();
+            return Err(super::lacking_privilege(
+                facts,
+                &format!(
+                    "counting every partition's rows reads each of them, and {} may not read {}",
+                    facts.current_user,
+                    names.join(", ")
+                ),
+                &format!(
+                    "GRANT SELECT ON {} TO {};",
+                    names.join(", "),
+                    crate::db::queries::quote_identifier(&facts.current_user)
+                ),
+            ));
+        }
+    }
+    let list = partitions::list(tx, facts, exact)?;
+    let current = partitions::current_month(tx)?;
     let months: Vec<Month> = list.iter().filter_map(Partition::month).collect();
     let mut months_ahead = 0;
     while months.contains(&current.plus(months_ahead + 1)) {
@@ -44,8 +68,23 @@ pub fn run(
         .iter()
         .find(|p| p.bound == Bound::Default)
         .map(|p| p.name.clone());
-    let default_rows = match &default_partition {
-        Some(name) => partitions::rows_up_to(client, name, DEFAULT_ROWS_CAP)?,
+    let default_rows = match list.iter().find(|p| p.bound == Bound::Default) {
+        Some(default) if !default.may_select => {
+            let name = facts.qualified(&default.name);
+            return Err(super::lacking_privilege(
+                facts,
+                &format!(
+                    "the partitions check counts the rows in DEFAULT, and {} may not read {name} \
+                     (a partition has privileges of its own)",
+                    facts.current_user
+                ),
+                &format!(
+                    "GRANT SELECT ON {name} TO {};",
+                    crate::db::queries::quote_identifier(&facts.current_user)
+                ),
+            ));
+        }
+        Some(default) => partitions::rows_up_to(tx, facts, &default.name, DEFAULT_ROWS_CAP)?,
         None => 0,
     };
     Ok(PartitionsReport {

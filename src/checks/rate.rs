@@ -1,8 +1,8 @@
 //! How fast is ingestion flowing? Events per minute (or hour) by ingestion time, every bucket
 //! shown: the guard rows' indexed `processed_at`, the same instant as their metrics' `created_at`.
 
+use crate::db::Tx;
 use chrono::{DateTime, Utc};
-use postgres::Client;
 use serde::Serialize;
 
 use super::Status;
@@ -60,12 +60,12 @@ pub struct RateBucket {
     pub events: i64,
 }
 
-pub fn run(client: &mut Client, options: &RateOptions) -> Result<RateReport, postgres::Error> {
+pub fn run(tx: &mut Tx<'_>, options: &RateOptions) -> Result<RateReport, postgres::Error> {
     let buckets = match options.by {
         Bucket::Minute => options.minutes.max(1),
         Bucket::Hour => options.minutes.div_ceil(60).max(1),
     } as i32;
-    let rows = client.query(
+    let rows = tx.rows(
         queries::RATE.sql(),
         &[&options.by.unit(), &buckets, &options.by.seconds()],
     )?;

@@ -1,7 +1,7 @@
 //! Is metrics_id_seq past every stored id? After a data-only restore it can be behind max(id):
 //! every insert then fails on metrics_pkey (or, partitioned, reuses ids) until it is moved on.
 
-use postgres::Client;
+use crate::db::Tx;
 use serde::Serialize;
 
 use super::Status;
@@ -18,8 +18,8 @@ pub struct SequenceReport {
     pub behind: bool,
 }
 
-pub fn run(client: &mut Client) -> Result<SequenceReport, postgres::Error> {
-    let row = client.query_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?;
+pub fn run(tx: &mut Tx<'_>) -> Result<SequenceReport, postgres::Error> {
+    let row = tx.row_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?;
     let (sequence, next_id, max_id) = match row {
         Some(row) => (
             Some(row.get::<_, String>("sequence_name")),

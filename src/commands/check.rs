@@ -1,20 +1,18 @@
-//! `metricsctl check [all|ordering|duplicates|partitions]`: read-only checks with
+//! `metricsctl check [all|ordering|duplicates|partitions|sequence]`: read-only checks with
 //! monitoring-grade output.
 
-use postgres::Client;
-
-use crate::checks::ordering::OrderingOptions;
-use crate::checks::{AllChecks, CheckReport, duplicates, ordering, partitions, sequence};
 use chrono::{DateTime, Utc};
 
+use crate::checks::ordering::OrderingOptions;
+use crate::checks::{AllChecks, Check, CheckReport, duplicates, ordering, partitions, sequence};
 use crate::cli::{CheckAction, CheckAllArgs, CheckCommand, CheckOutputArgs};
 use crate::commands;
 use crate::config::Context;
-use crate::db;
-use crate::error;
+use crate::db::{Layout, SchemaFacts, Session, Tx};
+use crate::error::{self, What};
 use crate::output::CheckFormat;
 use crate::output::{self, Destination};
-use crate::schema::partitions::{DEFAULT_MONTHS_AHEAD, Layout};
+use crate::schema::partitions::DEFAULT_MONTHS_AHEAD;
 use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 pub fn exec(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
@@ -28,36 +26,41 @@ pub fn exec(ctx: &Context, cmd: &CheckCommand) -> CommandResult {
                 ingested_since: args.ingested_since,
                 limit: args.limit.limit,
             };
-            run_check(ctx, "ordering", &args.output, |client| {
-                Ok(ordering::run(client, &options)?)
+            run_check(ctx, Check::Ordering, &args.output, |tx, _| {
+                Ok(ordering::run(tx, &options)?)
             })
         }
         Some(CheckAction::Duplicates(args)) => {
-            run_check(ctx, "duplicates", &args.output, |client| {
-                Ok(duplicates::run(client, args.limit.limit, args.since)?)
+            run_check(ctx, Check::Duplicates, &args.output, |tx, facts| {
+                Ok(duplicates::run(tx, facts, args.limit.limit, args.since)?)
             })
         }
         Some(CheckAction::Partitions(args)) => {
-            run_check(ctx, "partitions", &args.output, |client| {
-                partitions::run(client, args.ahead, false)
+            run_check(ctx, Check::Partitions, &args.output, |tx, facts| {
+                partitions::run(tx, facts, args.ahead, false)
             })
         }
-        Some(CheckAction::Sequence(args)) => run_check(ctx, "sequence", &args.output, |client| {
-            Ok(sequence::run(client)?)
-        }),
+        Some(CheckAction::Sequence(args)) => {
+            run_check(ctx, Check::Sequence, &args.output, |tx, _| {
+                Ok(sequence::run(tx)?)
+            })
+        }
     }
 }
 
 fn all(ctx: &Context, args: &CheckAllArgs) -> CommandResult {
-    run_check(ctx, "all", &args.output, |client| {
-        every_check(client, args.limit.limit, args.since)
+    run_report(ctx, "all", &args.output, true, |session| {
+        let facts = session.shared_facts();
+        session.read(|tx| every_check(tx, &facts, args.limit.limit, args.since))
     })
 }
 
-/// `check all`: every check (partitions too on a partitioned database); with `since`, ordering
-/// and duplicates only over the window from then on.
+/// `check all`: every check (partitions too on a partitioned database), in one snapshot; with
+/// `since`, ordering and duplicates only over the window from then on. A check the current user
+/// may not run is UNKNOWN and says which GRANT it needs; the others still give their verdict.
 pub(crate) fn every_check(
-    client: &mut Client,
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
     limit: u32,
     since: Option<DateTime<Utc>>,
 ) -> error::Result<AllChecks> {
@@ -68,13 +71,50 @@ pub(crate) fn every_check(
         ingested_since: None,
         limit,
     };
-    all.add(&ordering::run(client, &options)?);
-    all.add(&duplicates::run(client, limit, since)?);
-    all.add(&sequence::run(client)?);
-    if crate::schema::partitions::layout(client)? == Layout::Partitioned {
-        all.add(&partitions::run(client, DEFAULT_MONTHS_AHEAD, false)?);
+    sub_check(&mut all, tx, facts, Check::Ordering, |tx| {
+        Ok(ordering::run(tx, &options)?)
+    })?;
+    sub_check(&mut all, tx, facts, Check::Duplicates, |tx| {
+        Ok(duplicates::run(tx, facts, limit, since)?)
+    })?;
+    sub_check(&mut all, tx, facts, Check::Sequence, |tx| {
+        Ok(sequence::run(tx)?)
+    })?;
+    if facts.layout() == Some(Layout::Partitioned) {
+        sub_check(&mut all, tx, facts, Check::Partitions, |tx| {
+            partitions::run(tx, facts, DEFAULT_MONTHS_AHEAD, false)
+        })?;
     }
     Ok(all)
+}
+
+/// One check of `check all`, in a savepoint of the snapshot's transaction, so that a privilege
+/// the server refuses it leaves the others running.
+fn sub_check<R: CheckReport>(
+    all: &mut AllChecks,
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
+    check: Check,
+    run: impl FnOnce(&mut Tx<'_>) -> error::Result<R>,
+) -> error::Result<()> {
+    if let Err(error) = check.ensure_privileges(facts) {
+        all.add_could_not_run(check, &error);
+        return Ok(());
+    }
+    let mut savepoint = tx.savepoint()?;
+    match run(&mut savepoint) {
+        Ok(report) => {
+            savepoint.commit()?;
+            all.add(&report);
+            Ok(())
+        }
+        Err(error) if error.what() == What::Privilege => {
+            savepoint.rollback()?;
+            all.add_could_not_run(check, &error);
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Shows a report as a table for people on stdout; its status is the outcome.
@@ -85,33 +125,39 @@ pub(crate) fn show_table<R: CheckReport>(ctx: &Context, report: &R) -> CommandRe
     Ok(status)
 }
 
-/// Connects, checks the schema is there, runs one check and delivers its report; the exit
-/// status is the check's. A check that cannot run — unreachable server, missing schema, SQL the
-/// database refuses — is UNKNOWN (nothing was judged), and still answers in the monitoring
-/// format asked for.
+/// Runs one check in a read-only snapshot, once the current user is known to may read what it
+/// reads, and delivers its report (see [`run_report`]).
 pub fn run_check<R: CheckReport>(
     ctx: &Context,
-    name: &str,
+    check: Check,
     output: &CheckOutputArgs,
-    check: impl FnOnce(&mut Client) -> error::Result<R>,
+    run: impl FnOnce(&mut Tx<'_>, &SchemaFacts) -> error::Result<R>,
 ) -> CommandResult {
-    run_report(ctx, name, output, true, check)
+    run_report(ctx, check.name(), output, true, |session| {
+        check.ensure_privileges(session.facts())?;
+        let facts = session.shared_facts();
+        session.read(|tx| run(tx, &facts))
+    })
 }
 
-/// [`run_check`], for reports that may also run before the schema exists (`migrate status`).
+/// Connects, checks the schema is there (unless `needs_schema` is false: `migrate status`), runs
+/// a report and delivers it; the exit status is the report's. A report that cannot run —
+/// unreachable server, missing schema, a privilege lacking, SQL the database refuses, the run's
+/// --timeout — is UNKNOWN (nothing was judged), and still answers in the monitoring format asked
+/// for.
 pub fn run_report<R: CheckReport>(
     ctx: &Context,
     name: &str,
     output: &CheckOutputArgs,
     needs_schema: bool,
-    check: impl FnOnce(&mut Client) -> error::Result<R>,
+    report: impl FnOnce(&mut Session) -> error::Result<R>,
 ) -> CommandResult {
     let outcome = (|| -> Result<R, Failure> {
-        let mut client = commands::connect(ctx)?;
+        let mut session = commands::open(ctx)?;
         if needs_schema {
-            db::ensure_schema(&mut client)?;
+            session.facts().require_tables()?;
         }
-        Ok(check(&mut client)?)
+        Ok(report(&mut session)?)
     })();
     let destination = Destination::from_flag(output.output.as_ref());
     match outcome {
@@ -125,7 +171,8 @@ pub fn run_report<R: CheckReport>(
             let failure = Failure {
                 status: Status::Unknown,
                 error: failure.error,
-            };
+            }
+            .settled();
             let for_people = matches!(output.format, CheckFormat::Table | CheckFormat::Csv);
             if for_people && destination == Destination::Stdout {
                 // People read the error on stderr; stdout stays empty.

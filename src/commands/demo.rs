@@ -14,10 +14,10 @@ use crate::checks::rate::{self, Bucket, RateOptions};
 use crate::cli::{DEFAULT_BATCH_SIZE, DEFAULT_REPLAY_JOBS, DemoArgs, ReportFormat};
 use crate::commands::{self, check, partitions, repair, replay};
 use crate::config::Context;
-use crate::db::queries;
 use crate::db::sandbox::{Sandbox, SandboxOptions};
 use crate::db::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
-use crate::error::Error;
+use crate::db::{SchemaFacts, Session, Tx, queries};
+use crate::error::{self, Error};
 use crate::ingest::generate;
 use crate::ingest::generate::SampleFacts;
 use crate::ingest::repair::RepairOptions;
@@ -26,7 +26,7 @@ use crate::output::{self, shell_quote};
 use crate::schema::conversion::{self, OnlineOptions};
 use crate::schema::migrations;
 use crate::schema::partitions::DEFAULT_MONTHS_AHEAD;
-use crate::status::{CommandResult, CouldNotRun, Status};
+use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 const DEMO_DATABASE: &str = "metrics";
 
@@ -117,7 +117,7 @@ fn confirm_configured_database(ctx: &Context, yes: bool) -> Result<(), crate::st
 /// it holds.
 struct Demo<'a> {
     ctx: &'a Context,
-    client: postgres::Client,
+    session: Session,
     partitioned: bool,
     sample: PathBuf,
     rejects: PathBuf,
@@ -176,7 +176,7 @@ const STEPS: [Step; 17] = [
     step(
         |_| "migrate status: every migration and its state".into(),
         |d| {
-            let status = migrations::read_status(&mut d.client).map_err(Error::from)?;
+            let status = d.read(migrations::read_status)?;
             check::show_table(d.ctx, &status)
         },
         |_| "nothing pending".into(),
@@ -221,7 +221,9 @@ const STEPS: [Step; 17] = [
         ..step(
             |_| "partitions list: each month's partition, DEFAULT, rows and sizes".into(),
             |d| {
-                let report = partitions_check::run(&mut d.client, DEFAULT_MONTHS_AHEAD, true)?;
+                let report = d.read(|tx, facts| {
+                    partitions_check::run(tx, facts, DEFAULT_MONTHS_AHEAD, true)
+                })?;
                 partitions::show_list(d.ctx, &report, ReportFormat::Table)
             },
             |_| "the sample's events sit in the current month's partition; DEFAULT is empty".into(),
@@ -236,7 +238,7 @@ const STEPS: [Step; 17] = [
             }
         },
         |d| {
-            let all = check::every_check(&mut d.client, LIMIT, None)?;
+            let all = d.read(|tx, facts| check::every_check(tx, facts, LIMIT, None))?;
             check::show_table(d.ctx, &all)
         },
         |d| {
@@ -250,7 +252,7 @@ const STEPS: [Step; 17] = [
         |_| "check --since 5m: the window monitoring checks every few minutes, from indexes".into(),
         |d| {
             let since = chrono::Utc::now() - chrono::Duration::minutes(5);
-            let window = check::every_check(&mut d.client, LIMIT, Some(since))?;
+            let window = d.read(|tx, facts| check::every_check(tx, facts, LIMIT, Some(since)))?;
             check::show_table(d.ctx, &window)
         },
         |d| {
@@ -275,7 +277,7 @@ const STEPS: [Step; 17] = [
                 ingested_since: None,
                 limit: LIMIT,
             };
-            let report = ordering::run(&mut d.client, &options).map_err(Error::from)?;
+            let report = d.read(|tx, _| Ok(ordering::run(tx, &options)?))?;
             check::show_table(d.ctx, &report)
         },
         |_| "the late event and the one it followed".into(),
@@ -334,7 +336,7 @@ const STEPS: [Step; 17] = [
                 clock_tolerance: Duration::from_secs(60),
                 limit: LIMIT,
             };
-            let report = lag::run(&mut d.client, &options).map_err(Error::from)?;
+            let report = d.read(|tx, _| Ok(lag::run(tx, &options)?))?;
             check::show_table(d.ctx, &report)
         },
         |_| {
@@ -351,7 +353,7 @@ const STEPS: [Step; 17] = [
                 warn_below: None,
                 crit_below: None,
             };
-            let report = rate::run(&mut d.client, &options).map_err(Error::from)?;
+            let report = d.read(|tx, _| Ok(rate::run(tx, &options)?))?;
             check::show_table(d.ctx, &report)
         },
         |_| "the replay landed within the last minute".into(),
@@ -381,7 +383,7 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     .could_not_run()?;
     let mut demo = Demo {
         ctx,
-        client: commands::connect(ctx)?,
+        session: commands::open(ctx)?,
         partitioned,
         sample,
         rejects: files.join("sample-rejects.jsonl"),
@@ -419,15 +421,17 @@ fn enable_partitions(d: &mut Demo) -> CommandResult {
         lock_attempts: 10,
         wait_for_other_run: Duration::from_secs(30),
     };
-    let plan = conversion::plan(&mut d.client)?;
-    partitions::enable_online(d.ctx, &mut d.client, &plan, &options, ReportFormat::Table)?;
-    let report = partitions_check::run(&mut d.client, DEFAULT_MONTHS_AHEAD, true)?;
+    let plan = conversion::plan(&mut d.session)?;
+    partitions::enable_online(d.ctx, &mut d.session, &plan, &options, ReportFormat::Table)?;
+    d.session.refresh_facts()?;
+    let report =
+        d.read(|tx, facts| partitions_check::run(tx, facts, DEFAULT_MONTHS_AHEAD, true))?;
     partitions::show_list(d.ctx, &report, ReportFormat::Table)
 }
 
 fn migrate(d: &mut Demo) -> CommandResult {
     let report = migrations::migrate(
-        &mut d.client,
+        &mut d.session,
         Duration::from_secs(60),
         d.partitioned,
         |_| {},
@@ -465,8 +469,8 @@ fn replay_sample(d: &mut Demo, how: Replay) -> CommandResult {
 /// Deletes the metric of the sample's first event and the guard row of its last one.
 fn damage_two_events(d: &mut Demo) -> CommandResult {
     let (lost, bypassed) = (&d.facts.first_event_id, &d.facts.last_event_id);
-    d.client
-        .query_one(queries::DEMO_DAMAGE.sql(), &[lost, bypassed])
+    d.session
+        .write(|tx| tx.row(queries::DEMO_DAMAGE.sql(), &[lost, bypassed]))
         .map_err(Error::from)?;
     d.ctx.console.say(format!(
         "Deleted the metric of {lost} and the guard row of {bypassed} (two of the sample's events)."
@@ -475,6 +479,17 @@ fn damage_two_events(d: &mut Demo) -> CommandResult {
 }
 
 fn check_duplicates(d: &mut Demo) -> CommandResult {
-    let report = duplicates::run(&mut d.client, LIMIT, None).map_err(Error::from)?;
+    let report = d.read(|tx, facts| Ok(duplicates::run(tx, facts, LIMIT, None)?))?;
     check::show_table(d.ctx, &report)
+}
+
+impl Demo<'_> {
+    /// A report read in one snapshot, as the command reads it.
+    fn read<T>(
+        &mut self,
+        read: impl FnOnce(&mut Tx<'_>, &SchemaFacts) -> error::Result<T>,
+    ) -> Result<T, Failure> {
+        let facts = self.session.shared_facts();
+        Ok(self.session.read(|tx| read(tx, &facts))?)
+    }
 }

@@ -2,6 +2,7 @@
 
 use anyhow::anyhow;
 
+use crate::checks::Check;
 use crate::checks::lag::{self, LagOptions};
 use crate::cli::LagArgs;
 use crate::commands::check::run_check;
@@ -25,7 +26,7 @@ pub fn exec(ctx: &Context, args: &LagArgs) -> CommandResult {
         clock_tolerance: args.clock_tolerance,
         limit: args.limit.limit,
     };
-    run_check(ctx, "lag", &args.output, |client| {
-        Ok(lag::run(client, &options)?)
+    run_check(ctx, Check::Lag, &args.output, |tx, _| {
+        Ok(lag::run(tx, &options)?)
     })
 }

@@ -1,24 +1,30 @@
 //! `metricsctl migrate`, `migrate --dry-run`, `migrate status` and `migrate repair`.
 
+use crate::checks::Check;
 use crate::cli::{MigrateArgs, MigrateRepairArgs, MigrateStatusArgs, ReportFormat};
 use crate::commands;
 use crate::commands::check::run_report;
 use crate::config::Context;
-use crate::error::Error;
+use crate::db::Session;
 use crate::output::{self, OutputLost};
 use crate::schema::migrations::{self, MigrationReport, RepairReport};
 use crate::status::{CommandResult, Status};
 
 pub fn exec(ctx: &Context, args: &MigrateArgs) -> CommandResult {
-    let mut client = commands::connect(ctx)?;
+    let mut session = commands::open(ctx)?;
     if args.dry_run {
-        return dry_run(ctx, &mut client, args);
+        return dry_run(ctx, &mut session, args);
     }
-    let report = migrations::migrate(&mut client, args.lock_timeout, args.partitioned, |holder| {
-        ctx.console.say(format!(
-            "Waiting for another migrate to finish: lock held by {holder}"
-        ))
-    })?;
+    let report = migrations::migrate(
+        &mut session,
+        args.lock_timeout,
+        args.partitioned,
+        |holder| {
+            ctx.console.say(format!(
+                "Waiting for another migrate to finish: lock held by {holder}"
+            ))
+        },
+    )?;
     print_report(ctx, &report, args.format)?;
     Ok(Status::Ok)
 }
@@ -72,12 +78,13 @@ pub(crate) fn print_report(
     Ok(())
 }
 
-fn dry_run(ctx: &Context, client: &mut postgres::Client, args: &MigrateArgs) -> CommandResult {
-    let status = migrations::read_status(client).map_err(Error::from)?;
+fn dry_run(ctx: &Context, session: &mut Session, args: &MigrateArgs) -> CommandResult {
+    let facts = session.shared_facts();
+    let status = session.read(|tx| migrations::read_status(tx, &facts))?;
     status.ensure_no_drift()?;
     let pending = migrations::pending_sql(&status);
     let partitioning = if args.partitioned {
-        crate::schema::partitions::partitioned_layout_sql(client)?
+        crate::schema::partitions::partitioned_layout_sql(session)?
     } else {
         Vec::new()
     };
@@ -151,15 +158,23 @@ fn dry_run(ctx: &Context, client: &mut postgres::Client, args: &MigrateArgs) -> 
 /// `migrate status`: a check like any other (table, json, csv, nagios, prometheus; --output).
 /// It needs no schema: a database without one has every migration pending.
 pub fn exec_status(ctx: &Context, args: &MigrateStatusArgs) -> CommandResult {
-    run_report(ctx, "migrations", &args.output, false, |client| {
-        Ok(migrations::read_status(client)?)
-    })
+    run_report(
+        ctx,
+        Check::Migrations.name(),
+        &args.output,
+        false,
+        |session| {
+            Check::Migrations.ensure_privileges(session.facts())?;
+            let facts = session.shared_facts();
+            session.read(|tx| migrations::read_status(tx, &facts))
+        },
+    )
 }
 
 /// `migrate repair`: shows each whitespace-only difference and records the new checksum.
 pub fn exec_repair(ctx: &Context, args: &MigrateRepairArgs) -> CommandResult {
-    let mut client = commands::connect(ctx)?;
-    let report = migrations::repair(&mut client, args.lock_timeout, args.dry_run, |holder| {
+    let mut session = commands::open(ctx)?;
+    let report = migrations::repair(&mut session, args.lock_timeout, args.dry_run, |holder| {
         ctx.console.say(format!(
             "Waiting for another migrate to finish: lock held by {holder}"
         ))

@@ -11,10 +11,27 @@ pub mod rate;
 pub mod repair;
 pub mod replay;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::config::Context;
+use crate::db::{Session, interrupt};
 use crate::status::Failure;
 
-/// Connects to the database the context names (a failure means the command could not run).
-pub fn connect(ctx: &Context) -> Result<postgres::Client, Failure> {
-    Ok(crate::db::connect(&ctx.target, ctx.connect_timeout)?)
+/// Opens a session with the database the context names (a failure means the command could not
+/// run), and says once per run what the operator should hear about that database.
+pub fn open(ctx: &Context) -> Result<Session, Failure> {
+    let timeout = match interrupt::time_left() {
+        Some(left) => ctx
+            .connect_timeout
+            .min(left.max(std::time::Duration::from_millis(1))),
+        None => ctx.connect_timeout,
+    };
+    let session = Session::open(&ctx.target, timeout)?;
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        for warning in session.facts().warnings() {
+            ctx.console.warn(warning);
+        }
+    }
+    Ok(session)
 }

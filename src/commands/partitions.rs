@@ -10,6 +10,7 @@ use crate::cli::{
 };
 use crate::commands;
 use crate::config::Context;
+use crate::db::{Layout, Session};
 use crate::error::Error;
 use crate::output::{self, OutputLost};
 use crate::schema::conversion::{self, OnlineOptions};
@@ -27,7 +28,8 @@ pub fn exec(ctx: &Context, cmd: &PartitionsCommand) -> CommandResult {
 }
 
 fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
-    let mut client = commands::connect(ctx)?;
+    let mut session = commands::open(ctx)?;
+    session.facts().require_tables()?;
     let options = OnlineOptions {
         batch_size: args.batch_size,
         copy_share: args.copy_share,
@@ -36,10 +38,10 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
         wait_for_other_run: OTHER_RUN_WAIT,
     };
     if args.status {
-        return show_conversion(&mut client, args.format);
+        return show_conversion(&mut session, args.format);
     }
     if args.abandon {
-        let abandoned = conversion::abandon(&mut client, &options)?;
+        let abandoned = conversion::abandon(&mut session, &options)?;
         ctx.console.say(if abandoned {
             "The unfinished conversion is undone: metrics is the plain table it was."
         } else {
@@ -48,11 +50,11 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
         return Ok(Status::Ok);
     }
     let plan = if args.offline {
-        partitions::plan_enable(&mut client)?
+        session.read(partitions::plan_enable)?
     } else {
-        conversion::plan(&mut client)?
+        conversion::plan(&mut session)?
     };
-    if plan.already_partitioned && conversion::state(&mut client)?.is_none() {
+    if plan.already_partitioned && conversion::state(&mut session)?.is_none() {
         ctx.console
             .say("metrics is already partitioned; nothing to do.");
         if args.format == ReportFormat::Json {
@@ -61,12 +63,12 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
         return Ok(Status::Ok);
     }
     if args.dry_run {
-        return dry_run_enable(ctx, &plan, args);
+        return dry_run_enable(ctx, &session, &plan, args);
     }
     if args.offline {
-        return enable_offline(ctx, &mut client, &plan, args);
+        return enable_offline(ctx, &mut session, &plan, args);
     }
-    enable_online(ctx, &mut client, &plan, &options, args.format)
+    enable_online(ctx, &mut session, &plan, &options, args.format)
 }
 
 /// How long `partitions enable` waits for another run (or a killed run's session) to let go.
@@ -74,7 +76,7 @@ const OTHER_RUN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(crate) fn enable_online(
     ctx: &Context,
-    client: &mut postgres::Client,
+    session: &mut Session,
     plan: &partitions::EnablePlan,
     options: &OnlineOptions,
     format: ReportFormat,
@@ -107,7 +109,7 @@ pub(crate) fn enable_online(
             done + 1
         )),
     };
-    let report = conversion::convert(client, options, &mut on_progress, |holder| {
+    let report = conversion::convert(session, options, &mut on_progress, |holder| {
         ctx.console.say(format!(
             "Waiting for another partitions enable to let go: held by {holder}"
         ))
@@ -147,7 +149,7 @@ pub(crate) fn enable_online(
 
 fn enable_offline(
     ctx: &Context,
-    client: &mut postgres::Client,
+    session: &mut Session,
     plan: &partitions::EnablePlan,
     args: &PartitionsEnableArgs,
 ) -> CommandResult {
@@ -168,7 +170,7 @@ fn enable_offline(
         ProgressBar::hidden()
     };
     let started = std::time::Instant::now();
-    partitions::enable(client, plan, args.lock_timeout, |copied| {
+    partitions::enable(session, plan, args.lock_timeout, |copied| {
         progress.set_position(copied)
     })?;
     progress.finish_and_clear();
@@ -188,16 +190,21 @@ fn enable_offline(
 
 fn dry_run_enable(
     ctx: &Context,
+    session: &Session,
     plan: &partitions::EnablePlan,
     args: &PartitionsEnableArgs,
 ) -> CommandResult {
+    let facts = session.facts();
     let steps: Vec<(String, String)> = if args.offline {
         vec![(
             "the conversion, in one transaction (metrics locked until it commits)".to_string(),
-            partitions::enable_statements(plan).join("\n"),
+            partitions::enable_statements(facts, plan).join("\n"),
         )]
     } else {
-        conversion::plan_statements(&plan.months.iter().map(|m| m.month).collect::<Vec<_>>())
+        conversion::plan_statements(
+            facts,
+            &plan.months.iter().map(|m| m.month).collect::<Vec<_>>(),
+        )
     };
     match args.format {
         ReportFormat::Json => output::print_json(&serde_json::json!({
@@ -225,9 +232,9 @@ fn dry_run_enable(
 }
 
 /// `partitions enable --status`.
-fn show_conversion(client: &mut postgres::Client, format: ReportFormat) -> CommandResult {
-    let state = conversion::state(client)?;
-    let layout = partitions::layout(client)?;
+fn show_conversion(session: &mut Session, format: ReportFormat) -> CommandResult {
+    let state = conversion::state(session)?;
+    let layout = session.read(partitions::layout)?;
     match format {
         ReportFormat::Json => output::print_json(&serde_json::json!({
             "layout": layout,
@@ -237,8 +244,8 @@ fn show_conversion(client: &mut postgres::Client, format: ReportFormat) -> Comma
             None => output::print(format!(
                 "No conversion in progress; metrics is {}.",
                 match layout {
-                    partitions::Layout::Plain => "a plain table",
-                    partitions::Layout::Partitioned => "partitioned",
+                    Layout::Plain => "a plain table",
+                    Layout::Partitioned => "partitioned",
                 }
             ))?,
             Some(state) => {
@@ -248,7 +255,11 @@ fn show_conversion(client: &mut postgres::Client, format: ReportFormat) -> Comma
                     ("started", state.started_at.to_rfc3339()),
                     (
                         "rows copied",
-                        format!("{} of ~{}", state.rows_copied, state.rows_estimate),
+                        copied_of(state.rows_copied, state.rows_estimate),
+                    ),
+                    (
+                        "stopped by",
+                        state.stopped_by.clone().unwrap_or_else(|| "-".into()),
                     ),
                     (
                         "driven by",
@@ -270,6 +281,17 @@ fn show_conversion(client: &mut postgres::Client, format: ReportFormat) -> Comma
     }
     Ok(Status::Ok)
 }
+/// "1200 of ~5000", or "1200 (the total is unknown: metrics was never analyzed)".
+fn copied_of(copied: i64, estimate: i64) -> String {
+    if estimate > 0 && estimate >= copied {
+        format!("{copied} of ~{estimate}")
+    } else {
+        format!(
+            "{copied} (the total is not known: the planner's estimate is missing; ANALYZE metrics to have one)"
+        )
+    }
+}
+
 fn print_months(plan: &partitions::EnablePlan) -> Result<(), OutputLost> {
     let mut table = output::table(["month", "partition", "rows"]);
     for month in &plan.months {
@@ -283,10 +305,12 @@ fn print_months(plan: &partitions::EnablePlan) -> Result<(), OutputLost> {
 }
 
 fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
-    let mut client = commands::connect(ctx)?;
+    let mut session = commands::open(ctx)?;
     let from = match args.from {
         Some(month) => month,
-        None => partitions::current_month(&mut client).map_err(Error::from)?,
+        None => session
+            .read(partitions::current_month)
+            .map_err(Error::from)?,
     };
     let options = partitions::CreateOptions {
         from,
@@ -295,7 +319,7 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
         fill_gaps: !args.no_fill,
         dry_run: args.dry_run,
     };
-    let report = partitions::create(&mut client, options)?;
+    let report = partitions::create(&mut session, options)?;
     match args.format {
         ReportFormat::Json => output::print_json(&report)?,
         ReportFormat::Table => {
@@ -325,8 +349,8 @@ fn create(ctx: &Context, args: &PartitionsCreateArgs) -> CommandResult {
 }
 
 fn attach(ctx: &Context, args: &PartitionsAttachArgs) -> CommandResult {
-    let mut client = commands::connect(ctx)?;
-    let report = partitions::attach(&mut client, args.month, args.lock_timeout)?;
+    let mut session = commands::open(ctx)?;
+    let report = partitions::attach(&mut session, args.month, args.lock_timeout)?;
     match args.format {
         ReportFormat::Json => output::print_json(&report)?,
         ReportFormat::Table => {}
@@ -340,8 +364,11 @@ fn attach(ctx: &Context, args: &PartitionsAttachArgs) -> CommandResult {
 }
 
 pub fn list(ctx: &Context, args: &PartitionsListArgs) -> CommandResult {
-    let mut client = commands::connect(ctx)?;
-    let report = partitions_check::run(&mut client, partitions::DEFAULT_MONTHS_AHEAD, args.exact)?;
+    let mut session = commands::open(ctx)?;
+    let facts = session.shared_facts();
+    let report = session.read(|tx| {
+        partitions_check::run(tx, &facts, partitions::DEFAULT_MONTHS_AHEAD, args.exact)
+    })?;
     show_list(ctx, &report, args.format)
 }
 
@@ -369,14 +396,14 @@ pub(crate) fn show_list(
 }
 
 fn retire(ctx: &Context, args: &PartitionsDropArgs) -> CommandResult {
-    let mut client = commands::connect(ctx)?;
+    let mut session = commands::open(ctx)?;
     let options = RetentionOptions {
         older_than_months: args.older_than,
         detach: args.detach,
         forget_guard_rows: args.forget_guard_rows,
         dry_run: args.dry_run,
     };
-    let report = partitions::retire(&mut client, options, args.lock_timeout)?;
+    let report = partitions::retire(&mut session, options, args.lock_timeout)?;
     let count = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".to_string());
     match args.format {
         ReportFormat::Json => output::print_json(&report)?,

@@ -2,6 +2,7 @@
 
 use anyhow::anyhow;
 
+use crate::checks::Check;
 use crate::checks::rate::{self, RateOptions};
 use crate::cli::RateArgs;
 use crate::commands::check::run_check;
@@ -23,7 +24,7 @@ pub fn exec(ctx: &Context, args: &RateArgs) -> CommandResult {
         warn_below: args.warn_below,
         crit_below: args.crit_below,
     };
-    run_check(ctx, "rate", &args.output, |client| {
-        Ok(rate::run(client, &options)?)
+    run_check(ctx, Check::Rate, &args.output, |tx, _| {
+        Ok(rate::run(tx, &options)?)
     })
 }

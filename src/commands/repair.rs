@@ -6,8 +6,7 @@ use crate::checks::{CheckReport, duplicates, sequence};
 use crate::cli::{RepairArgs, ReportFormat};
 use crate::commands;
 use crate::config::Context;
-use crate::db;
-use crate::error::Error;
+use crate::error::{self, Error};
 use crate::ingest::repair::{self, RepairError, RepairOptions, RepairReport};
 use crate::output::{self, OutputLost};
 use crate::status::{CommandResult, Failure, Status};
@@ -24,16 +23,21 @@ pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
 
 /// Repairs, checks again, shows both; exit status as the module says.
 pub(crate) fn run(ctx: &Context, options: &RepairOptions, format: ReportFormat) -> CommandResult {
-    let mut client = commands::connect(ctx)?;
-    db::ensure_schema(&mut client)?;
+    let mut session = commands::open(ctx)?;
+    session.facts().require_tables()?;
     let limit = options.limit as u32;
-    let report = repair::repair(&mut client, options).map_err(|error| match error {
-        RepairError::LockTimeout { .. } => Failure::could_not_run(error),
+    let report = repair::repair(&mut session, options).map_err(|error| match error {
+        RepairError::LockTimeout { .. } | RepairError::Standby => Failure::could_not_run(error),
         RepairError::Database(_) => Failure::critical(error),
     })?;
     // The check afterwards: what the database holds now.
-    let duplicates = duplicates::run(&mut client, limit, None).map_err(Error::from)?;
-    let sequence = sequence::run(&mut client).map_err(Error::from)?;
+    let facts = session.shared_facts();
+    let (duplicates, sequence) = session.read(|tx| -> error::Result<_> {
+        Ok((
+            duplicates::run(tx, &facts, limit, None).map_err(Error::from)?,
+            sequence::run(tx).map_err(Error::from)?,
+        ))
+    })?;
     let healthy = duplicates.status() == Status::Ok && sequence.status() == Status::Ok;
     let status = if report.needs_operator() || (!report.dry_run && !healthy) {
         Status::Warning

@@ -1,45 +1,22 @@
 //! `metricsctl replay FILE...`: exit 0 all good, 1 some lines rejected, 2 the database refused
 //! work, 3 could not run (bad arguments, unreachable database, missing schema, unreadable file).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use crate::cli::{ReplayArgs, ReportFormat};
 use crate::commands;
 use crate::config::Context;
-use crate::db;
-use crate::error::Error;
+use crate::db::interrupt;
 use crate::events::open_inputs;
-use crate::ingest::Ingestor;
 use crate::ingest::replay::{self, ReplayOptions, ReplaySummary, StopCause};
+use crate::ingest::{IngestError, Ingestor};
 use crate::output::{self, OutputLost};
 use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 /// Rejections printed one by one on stderr; the rest are counted (all go to --rejects).
 const REJECTIONS_SHOWN: u64 = 20;
-
-/// Raised by the first Ctrl-C (or SIGTERM): the replay stops after the batches being written and
-/// says how far it got. The handler is one-shot, so a second Ctrl-C ends the process at once.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_signal: nix::libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn stop_gently_on_interrupt() {
-    let action = SigAction::new(
-        SigHandler::Handler(on_interrupt),
-        SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // Safety: the handler only stores to an atomic, which is async-signal-safe.
-        let _ = unsafe { sigaction(signal, &action) };
-    }
-}
 
 pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
     let request = Request {
@@ -55,7 +32,6 @@ pub fn exec(ctx: &Context, args: &ReplayArgs) -> CommandResult {
         },
         format: args.format,
     };
-    stop_gently_on_interrupt();
     run(ctx, &request)
 }
 
@@ -71,11 +47,22 @@ pub(crate) struct Request {
 /// Replays with a progress bar and rejections on stderr, then the summary; the outcome's status.
 pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
     let inputs = open_inputs(&request.files).could_not_run()?;
-    let mut client = commands::connect(ctx)?;
-    db::ensure_schema(&mut client)?;
-    let mut ingestors = vec![Ingestor::new(client).map_err(Error::from)?];
+    let session = commands::open(ctx)?;
+    session.facts().require_tables()?;
+    if !request.options.dry_run {
+        crate::schema::partitions::refuse_on_a_standby(session.facts(), "replay")?;
+    }
+    let mut sessions = Vec::with_capacity(request.jobs);
     for _ in 1..request.jobs {
-        ingestors.push(Ingestor::new(commands::connect(ctx)?).map_err(Error::from)?);
+        sessions.push(session.open_beside(ctx.connect_timeout)?);
+    }
+    sessions.insert(0, session);
+    let mut ingestors = Vec::with_capacity(request.jobs);
+    for session in sessions {
+        ingestors.push(Ingestor::new(session).map_err(|error| match error {
+            IngestError::Schema(error) => Failure::from(error),
+            other => Failure::critical(other),
+        })?);
     }
     let options = &request.options;
     let total_bytes: Option<u64> = inputs.iter().map(|i| i.size).sum();
@@ -106,7 +93,7 @@ pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
     let watch = replay::Watch {
         on_reject: &mut on_reject,
         on_progress: &on_progress,
-        interrupted: &INTERRUPTED,
+        stopped: &interrupt::stop_reason,
     };
     let outcome = replay::replay(ingestors, inputs, options, watch);
     progress.finish_and_clear();

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use postgres::Client;
 use postgres::error::SqlState;
+use postgres::types::Type;
 
 use crate::db::queries;
+use crate::db::session::Tx;
 use crate::db::target::{DatabaseTarget, TargetOrigin};
 use crate::error::{Error, Result, What};
 use crate::text::{escape_control, shell_quote};
@@ -48,14 +50,7 @@ pub fn connect(target: &DatabaseTarget, timeout: Duration) -> Result<Client> {
             "Check the host, port and firewall, or raise --connect-timeout.",
         )),
     };
-    let mut client = outcome.map_err(|e| Error::new(What::Unreachable, e))?;
-    client.batch_execute(queries::SESSION.sql()).map_err(|e| {
-        Error::new(
-            What::Unreachable,
-            anyhow!(e).context("setting up the session"),
-        )
-    })?;
-    Ok(client)
+    outcome.map_err(|e| Error::new(What::Unreachable, e))
 }
 
 fn connect_failure(target: &DatabaseTarget, cause: &str, hint: &str) -> anyhow::Error {
@@ -247,26 +242,79 @@ impl std::fmt::Display for LockHolder {
 /// Takes a session-level advisory lock on `session` itself, waiting up to `timeout` and
 /// calling `on_wait` once with the holder if it is taken. The work done under the lock must run
 /// on the same session: if that session dies, the lock and the work end together, and no run
-/// can go on unlocked. Released by [`unlock_session`] or when the session closes.
+/// can go on unlocked. Released by [`unlock_session`] or when the session closes. Only for work
+/// that checked it has a session of its own (not a transaction pool's): [`crate::db::pooling`].
 pub fn lock_session(
     session: &mut Client,
     key: i64,
     what: &str,
     timeout: Duration,
+    on_wait: impl FnMut(&LockHolder),
+) -> Result<()> {
+    let session = std::cell::RefCell::new(session);
+    wait_for_lock(
+        key,
+        what,
+        timeout,
+        on_wait,
+        |key| {
+            session
+                .borrow_mut()
+                .query_typed_one(queries::ADVISORY_LOCK_TRY.sql(), &[(&key, Type::INT8)])
+        },
+        |key| {
+            session
+                .borrow_mut()
+                .query_typed_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[(&key, Type::INT8)])
+                .map(|row| row.as_ref().map(LockHolder::from_row))
+        },
+    )
+}
+
+/// Takes an advisory lock for the rest of the transaction `tx`, waiting as [`lock_session`] does.
+/// It ends with the transaction whatever happens, so it is safe behind a transaction pool.
+pub fn lock_transaction(
+    tx: &mut Tx<'_>,
+    key: i64,
+    what: &str,
+    timeout: Duration,
+    on_wait: impl FnMut(&LockHolder),
+) -> Result<()> {
+    let tx = std::cell::RefCell::new(tx);
+    wait_for_lock(
+        key,
+        what,
+        timeout,
+        on_wait,
+        |key| {
+            tx.borrow_mut()
+                .row(queries::ADVISORY_XACT_LOCK_TRY.sql(), &[&key])
+        },
+        |key| {
+            tx.borrow_mut()
+                .row_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[&key])
+                .map(|row| row.as_ref().map(LockHolder::from_row))
+        },
+    )
+}
+
+fn wait_for_lock(
+    key: i64,
+    what: &str,
+    timeout: Duration,
     mut on_wait: impl FnMut(&LockHolder),
+    mut try_lock: impl FnMut(i64) -> std::result::Result<postgres::Row, postgres::Error>,
+    mut holder_of: impl FnMut(i64) -> std::result::Result<Option<LockHolder>, postgres::Error>,
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut told = false;
     let session_broke = |e: postgres::Error| Error::new(What::Unreachable, e);
     loop {
-        let acquired: bool = session
-            .query_one(queries::ADVISORY_LOCK_TRY.sql(), &[&key])
-            .map_err(session_broke)?
-            .get(0);
+        let acquired: bool = try_lock(key).map_err(session_broke)?.get(0);
         if acquired {
             return Ok(());
         }
-        let holder = lock_holder(session, key).map_err(session_broke)?;
+        let holder = holder_of(key).map_err(session_broke)?;
         if !told && let Some(holder) = &holder {
             on_wait(holder);
             told = true;
@@ -291,20 +339,12 @@ pub fn lock_session(
 
 /// Releases a lock taken with [`lock_session`].
 pub fn unlock_session(session: &mut Client, key: i64) -> std::result::Result<(), postgres::Error> {
-    session.query_one(queries::ADVISORY_UNLOCK.sql(), &[&key])?;
+    session.query_typed_one(queries::ADVISORY_UNLOCK.sql(), &[(&key, Type::INT8)])?;
     Ok(())
 }
 
-fn lock_holder(
-    session: &mut Client,
-    key: i64,
-) -> std::result::Result<Option<LockHolder>, postgres::Error> {
-    let row = session.query_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[&key])?;
-    Ok(row.as_ref().map(LockHolder::from_row))
-}
-
 impl LockHolder {
-    fn from_row(row: &postgres::Row) -> LockHolder {
+    pub(crate) fn from_row(row: &postgres::Row) -> LockHolder {
         LockHolder {
             pid: row.get("pid"),
             application_name: row.get("application_name"),
@@ -317,11 +357,11 @@ impl LockHolder {
 
 /// The sessions holding a lock on a table, for a message after a lock timeout.
 pub fn table_lock_holders(
-    client: &mut impl postgres::GenericClient,
+    tx: &mut Tx<'_>,
     table: &str,
 ) -> std::result::Result<Vec<LockHolder>, postgres::Error> {
-    Ok(client
-        .query(queries::TABLE_LOCK_HOLDERS.sql(), &[&table])?
+    Ok(tx
+        .rows(queries::TABLE_LOCK_HOLDERS.sql(), &[&table])?
         .iter()
         .map(LockHolder::from_row)
         .collect())
@@ -336,35 +376,12 @@ pub fn describe_holders(holders: &[LockHolder]) -> String {
     format!("held by {}", list.join(", "))
 }
 
-/// Refuses to go on (exit 3) when the tables are not there yet.
-pub fn ensure_schema(client: &mut Client) -> Result<()> {
-    for table in ["processed_events", "metrics"] {
-        if !relation_exists(client, table)? {
-            return Err(Error::new(
-                What::WrongSchema,
-                anyhow!("the table {table} does not exist: run `metricsctl migrate` first"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Whether a table exists, without touching it.
-pub fn relation_exists(
-    client: &mut Client,
-    name: &str,
-) -> std::result::Result<bool, postgres::Error> {
-    Ok(client
-        .query_one(queries::RELATION_EXISTS.sql(), &[&name])?
-        .get(0))
-}
-
-/// Bounds how long this session waits for table locks.
+/// Bounds how long the rest of this transaction waits for table locks.
 pub fn set_lock_timeout(
-    client: &mut Client,
+    tx: &mut Tx<'_>,
     timeout: Duration,
 ) -> std::result::Result<(), postgres::Error> {
     let milliseconds = timeout.as_millis().max(1).to_string();
-    client.query_one(queries::SET_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
+    tx.row(queries::SET_LOCAL_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
     Ok(())
 }

@@ -65,8 +65,9 @@ pub fn statements(sql: &str) -> Vec<String> {
 /// metricsctl's bookkeeping table of events retired by retention (see retired_events_table.sql).
 pub const RETIRED_EVENTS_TABLE_NAME: &str = "metricsctl_retired_events";
 
-/// A query that reads metricsctl_retired_events, for a database where retention never ran and the
-/// table does not exist: it reads as an empty set instead.
+/// A query that reads metricsctl_retired_events, for a database where that table is not there to
+/// read (retention never ran, or the name belongs to something metricsctl did not make): it
+/// reads as an empty set instead.
 pub fn without_retired_events(sql: &str) -> String {
     sql.replace(
         RETIRED_EVENTS_TABLE_NAME,
@@ -158,12 +159,15 @@ query!(
     "new_checksum"
 );
 query!(ADVISORY_LOCK_TRY = "advisory_lock_try.sql", "lock_key");
+query!(
+    ADVISORY_XACT_LOCK_TRY = "advisory_xact_lock_try.sql",
+    "lock_key"
+);
 query!(ADVISORY_UNLOCK = "advisory_unlock.sql", "lock_key");
 query!(
     ADVISORY_LOCK_HOLDER = "advisory_lock_holder.sql",
     "lock_key"
 );
-query!(SET_LOCK_TIMEOUT = "set_lock_timeout.sql", "milliseconds");
 query!(TABLE_LOCK_HOLDERS = "table_lock_holders.sql", "relation");
 query!(
     /// The demo's planted incidents.
@@ -187,11 +191,25 @@ query!(
     "event_ids"
 );
 query!(INGEST_DRY_RUN_SETUP = "ingest_dry_run_setup.sql");
-query!(INGEST_SESSION = "ingest_session.sql");
 query!(
-    /// Settings of every metricsctl connection.
-    SESSION = "session.sql"
+    /// What every transaction pins first: render with `Query::ddl`.
+    TRANSACTION_SETTINGS = "transaction_settings.sql",
+    "pin_search_path",
+    "search_path",
+    "bound_statements",
+    "statement_timeout"
 );
+query!(SCHEMA_CANDIDATES = "schema_candidates.sql");
+query!(SCHEMA_FACTS = "schema_facts.sql", "schema");
+query!(SCHEMA_RELATIONS = "schema_relations.sql", "schema");
+query!(SESSIONS_WAITING = "sessions_waiting.sql", "pids");
+query!(FOREIGN_DEPENDENCIES = "foreign_dependencies.sql");
+query!(
+    SET_LOCAL_SEARCH_PATH = "set_local_search_path.sql",
+    "search_path"
+);
+query!(SESSION_PROBE_MARK = "session_probe_mark.sql", "token");
+query!(SESSION_PROBE_READ = "session_probe_read.sql", "token");
 query!(
     /// metrics_id_seq's next id against max(metrics.id).
     METRICS_ID_SEQUENCE = "metrics_id_sequence.sql"
@@ -254,7 +272,17 @@ query!(
 query!(CONVERSION_STATE_TABLE = "conversion_state_table.sql");
 query!(CONVERSION_STATE = "conversion_state.sql");
 query!(CONVERSION_STATE_INSERT = "conversion_state_insert.sql");
-query!(CONVERSION_CLAIM = "conversion_claim.sql");
+query!(
+    /// Two statements, no parameters: run with `Tx::ddl`.
+    CONVERSION_CLAIM = "conversion_claim.sql"
+);
+query!(
+    /// Two statements: render with `Query::ddl`.
+    CONVERSION_STOPPED = "conversion_stopped.sql",
+    "why"
+);
+query!(CONVERSION_STATE_CLEAR = "conversion_state_clear.sql");
+query!(TERMINATE_BACKEND = "terminate_backend.sql", "pid");
 query!(CONVERSION_PHASE = "conversion_phase.sql", "phase");
 query!(CONVERSION_BEGIN = "conversion_begin.sql");
 query!(
@@ -365,9 +393,9 @@ pub fn all() -> Vec<&'static Query> {
         &RELATION_EXISTS,
         &MIGRATION_HISTORY,
         &ADVISORY_LOCK_TRY,
+        &ADVISORY_XACT_LOCK_TRY,
         &ADVISORY_UNLOCK,
         &ADVISORY_LOCK_HOLDER,
-        &SET_LOCK_TIMEOUT,
         &TABLE_LOCK_HOLDERS,
         &DEMO_DAMAGE,
         &MIGRATION_HISTORY_CREATE,
@@ -376,8 +404,15 @@ pub fn all() -> Vec<&'static Query> {
         &INGEST_BATCH,
         &INGEST_BATCH_CHECKED,
         &INGEST_DRY_RUN_SETUP,
-        &INGEST_SESSION,
-        &SESSION,
+        &TRANSACTION_SETTINGS,
+        &SCHEMA_CANDIDATES,
+        &SCHEMA_FACTS,
+        &SCHEMA_RELATIONS,
+        &SESSIONS_WAITING,
+        &FOREIGN_DEPENDENCIES,
+        &SET_LOCAL_SEARCH_PATH,
+        &SESSION_PROBE_MARK,
+        &SESSION_PROBE_READ,
         &INGEST_BATCH_DRY_RUN,
         &METRICS_ID_SEQUENCE,
         &INGEST_BATCH_REPAIR,
@@ -430,6 +465,9 @@ pub fn maintenance() -> Vec<&'static Query> {
         &CONVERSION_STATE,
         &CONVERSION_STATE_INSERT,
         &CONVERSION_CLAIM,
+        &CONVERSION_STOPPED,
+        &CONVERSION_STATE_CLEAR,
+        &TERMINATE_BACKEND,
         &CONVERSION_PHASE,
         &CONVERSION_BEGIN,
         &CONVERSION_PARTITION_CREATE,
@@ -494,6 +532,7 @@ mod tests {
     #[test]
     fn concurrent_index_builds_run_one_statement_at_a_time() {
         let identifiers = [
+            ("schema", "public"),
             ("partition", "metrics_2026_01"),
             ("sensor_id_index", "a"),
             ("timestamp_index", "b"),
@@ -504,7 +543,7 @@ mod tests {
         for statement in &statements {
             assert!(
                 statement.starts_with("CREATE INDEX CONCURRENTLY IF NOT EXISTS")
-                    && statement.contains("ON \"metrics_2026_01\""),
+                    && statement.contains("ON \"public\".\"metrics_2026_01\""),
                 "{statement}"
             );
         }
@@ -529,7 +568,7 @@ mod tests {
         assert_eq!(
             PARTITION_CREATE
                 .ddl(
-                    &[("partition", "metrics_2026_01")],
+                    &[("schema", "public"), ("partition", "metrics_2026_01")],
                     &[
                         ("from", "2026-01-01 00:00:00+00"),
                         ("to", "2026-02-01 00:00:00+00")
@@ -540,7 +579,7 @@ mod tests {
                 .map(str::trim)
                 .collect::<Vec<_>>()
                 .join(" "),
-            "CREATE TABLE \"metrics_2026_01\" PARTITION OF metrics \
+            "CREATE TABLE \"public\".\"metrics_2026_01\" PARTITION OF metrics \
                  FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00');"
         );
         assert_eq!(

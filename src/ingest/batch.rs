@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
-use postgres::{Client, Statement};
 
-use crate::db::{self, queries};
+use crate::db::session::Access;
+use crate::db::{self, Layout, Param, Session, queries};
+use crate::error::{Error, What};
 use crate::events::Event;
-use crate::schema::partitions;
 
 /// How often a batch that lost a deadlock or serialization race is tried again.
 const MAX_ATTEMPTS: u32 = 8;
@@ -62,6 +62,19 @@ impl EventBatch {
 
     pub fn is_empty(&self) -> bool {
         self.event_ids.is_empty()
+    }
+
+    /// The columns as the insert statements bind them, in their parameter order.
+    fn params(&self) -> [&dyn Param; 7] {
+        [
+            &self.event_ids,
+            &self.sensor_ids,
+            &self.timestamps,
+            &self.values,
+            &self.kafka_partitions,
+            &self.kafka_offsets,
+            &self.delivery_order,
+        ]
     }
 
     /// Readies the batch for the database and returns how many repeats it dropped:
@@ -137,6 +150,8 @@ pub enum IngestError {
     Database(postgres::Error),
     /// Every insert collides with a stored id: the sequence is behind.
     SequenceBehind(SequencePosition),
+    /// The schema lacks what the insert path relies on.
+    Schema(Error),
 }
 
 impl From<postgres::Error> for IngestError {
@@ -160,6 +175,7 @@ impl std::fmt::Display for IngestError {
                 position.max_id.unwrap_or_default(),
                 position.fix_sql()
             ),
+            IngestError::Schema(error) => write!(f, "{error}"),
         }
     }
 }
@@ -167,6 +183,12 @@ impl std::fmt::Display for IngestError {
 impl std::error::Error for IngestError {}
 
 impl IngestError {
+    /// Whether the batch's statement was cancelled (57014: a cancel request, or a statement
+    /// timeout).
+    pub fn was_cancelled(&self) -> bool {
+        matches!(self, IngestError::Database(error) if error.code() == Some(&SqlState::QUERY_CANCELED))
+    }
+
     /// Whether running the same batch again can succeed without anyone changing anything: the
     /// connection or the server went away, or the batch lost a race.
     pub fn is_transient(&self) -> bool {
@@ -183,51 +205,78 @@ impl IngestError {
     }
 }
 
-/// A connection ready to ingest batches.
+/// Which form of the insert statement a batch goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `ingest_batch.sql`: metrics inserted without checking for one with the event id, relying
+    /// on metrics' unique key on event_id.
+    Fast,
+    /// `ingest_batch_checked.sql`: a metric only where none with its event id exists.
+    Checked,
+}
+
+/// A connection ready to ingest batches. Each batch is one statement in a transaction of its own
+/// (or, with `begin`, in the one transaction held until `commit`).
 pub struct Ingestor {
-    client: Client,
-    fast: Statement,
-    checked: Option<Statement>,
-    /// Use the checked form: always on partitioned metrics (unique only per timestamp there),
-    /// and on plain metrics once a batch met a metric stored without its guard row.
-    use_checked: bool,
+    session: Session,
+    /// The fast form on plain metrics with its unique key on event_id; the checked form on
+    /// partitioned metrics (unique only per timestamp there), where that key is missing, and on
+    /// plain metrics once a batch met a metric stored without its guard row.
+    form: Form,
     /// `replay --repair`: the statement that also restores lost metrics.
-    repair: Option<Statement>,
-    in_transaction: bool,
+    repair: Option<String>,
     /// The dry-run query, once its temporary table exists.
     dry_run: Option<String>,
 }
 
 impl Ingestor {
-    pub fn new(mut client: Client) -> Result<Ingestor, postgres::Error> {
-        client.batch_execute(queries::INGEST_SESSION.sql())?;
-        let fast = client.prepare(queries::INGEST_BATCH.sql())?;
-        let partitioned = client
-            .query_opt(queries::METRICS_LAYOUT.sql(), &[])?
-            .is_some_and(|row| row.get::<_, String>("relkind") == "p");
+    /// Readies a session to ingest: refuses a guard without its primary key (the insert path's
+    /// ON CONFLICT needs it), and picks the checked form where metrics' key cannot stop a second
+    /// copy.
+    pub fn new(session: Session) -> Result<Ingestor, IngestError> {
+        let facts = session.facts();
+        let layout = facts.require_tables().map_err(IngestError::Schema)?;
+        if !facts.has_key("processed_events", "processed_events_pkey") {
+            return Err(IngestError::Schema(Error::new(
+                What::WrongSchema,
+                anyhow::anyhow!(
+                    "processed_events has no primary key (processed_events_pkey): the guard it \
+                     is cannot keep an event from being stored twice, and nothing was written. \
+                     Put it back with `metricsctl repair` (it removes duplicated guard rows \
+                     first), then replay"
+                ),
+            )));
+        }
+        let form = match layout {
+            Layout::Plain if facts.has_key("metrics", "metrics_event_id_key") => Form::Fast,
+            _ => Form::Checked,
+        };
         Ok(Ingestor {
-            client,
-            fast,
-            checked: None,
-            use_checked: partitioned,
+            session,
+            form,
             repair: None,
-            in_transaction: false,
             dry_run: None,
         })
     }
 
-    /// From now on, events whose guard row exists but whose metric is missing (and was not
-    /// retired by retention) get their metric restored (`replay --repair`).
-    pub fn restore_lost_metrics(&mut self) -> Result<(), postgres::Error> {
-        let sql =
-            partitions::with_retired_events(&mut self.client, queries::INGEST_BATCH_REPAIR.sql())?;
-        self.repair = Some(self.client.prepare(&sql)?);
-        Ok(())
+    /// Whether batches go through the checked form from the start (for messages and tests).
+    pub fn checks_every_batch(&self) -> bool {
+        self.form == Form::Checked
     }
 
-    /// The connection, for reads that belong with ingesting (partition bounds, the sequence).
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.client
+    /// From now on, events whose guard row exists but whose metric is missing (and was not
+    /// retired by retention) get their metric restored (`replay --repair`).
+    pub fn restore_lost_metrics(&mut self) {
+        self.repair = Some(
+            self.session
+                .facts()
+                .with_retired_events(queries::INGEST_BATCH_REPAIR.sql()),
+        );
+    }
+
+    /// The session, for reads that belong with ingesting (partition bounds, the sequence).
+    pub fn session(&mut self) -> &mut Session {
+        &mut self.session
     }
 
     /// Writes a batch through the guard. Outside `begin`/`commit` the batch commits on its own;
@@ -236,20 +285,21 @@ impl Ingestor {
     pub fn ingest(&mut self, batch: &EventBatch) -> Result<BatchOutcome, IngestError> {
         let mut attempt = 1;
         loop {
-            let statement = match &self.repair {
-                Some(repair) => repair.clone(),
-                None if self.use_checked => self.checked_statement()?,
-                None => self.fast.clone(),
+            let sql: &str = match (&self.repair, self.form) {
+                (Some(repair), _) => repair,
+                (None, Form::Checked) => queries::INGEST_BATCH_CHECKED.sql(),
+                (None, Form::Fast) => queries::INGEST_BATCH.sql(),
             };
-            let error = match self.execute_once(&statement, batch) {
+            let sql = sql.to_string();
+            let error = match self.execute_once(&sql, batch) {
                 Ok(outcome) => return Ok(outcome),
                 Err(error) => error,
             };
             if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-                if !self.use_checked && self.repair.is_none() {
+                if self.form == Form::Fast && self.repair.is_none() {
                     // A metric stored without its guard row, most likely: the checked form
                     // keeps it and adds the guard row. Anything else fails there too.
-                    self.use_checked = true;
+                    self.form = Form::Checked;
                     continue;
                 }
                 // The checked form skips stored event ids, so another key collided.
@@ -272,70 +322,48 @@ impl Ingestor {
         }
     }
 
-    fn checked_statement(&mut self) -> Result<Statement, postgres::Error> {
-        if self.checked.is_none() {
-            self.checked = Some(self.client.prepare(queries::INGEST_BATCH_CHECKED.sql())?);
-        }
-        Ok(self.checked.clone().expect("prepared above"))
-    }
-
-    /// One attempt; inside a transaction it is fenced by a savepoint so a failure can be undone.
+    /// One attempt, in a transaction of its own, or inside the held one fenced by a savepoint so
+    /// that a failure can be undone alone.
     fn execute_once(
         &mut self,
-        statement: &Statement,
+        sql: &str,
         batch: &EventBatch,
     ) -> Result<BatchOutcome, postgres::Error> {
-        if self.in_transaction {
-            self.client.batch_execute("SAVEPOINT metricsctl_batch")?;
-        }
-        let result = self.client.query_one(
-            statement,
-            &[
-                &batch.event_ids,
-                &batch.sensor_ids,
-                &batch.timestamps,
-                &batch.values,
-                &batch.kafka_partitions,
-                &batch.kafka_offsets,
-                &batch.delivery_order,
-            ],
-        );
-        match result {
-            Ok(row) => {
-                if self.in_transaction {
-                    self.client
-                        .batch_execute("RELEASE SAVEPOINT metricsctl_batch")?;
-                }
-                let stored: i64 = row.get("stored");
-                let restored: i64 = row.try_get("restored").unwrap_or(0);
-                Ok(BatchOutcome {
-                    stored: stored as u64,
-                    restored: restored as u64,
-                })
-            }
-            Err(error) => {
-                if self.in_transaction {
-                    self.client
-                        .batch_execute("ROLLBACK TO SAVEPOINT metricsctl_batch")?;
-                }
-                Err(error)
-            }
-        }
+        let mut tx = self.session.held()?;
+        let row = if tx.is_joined() {
+            let mut savepoint = tx.savepoint()?;
+            let row = savepoint.row(sql, &batch.params())?;
+            savepoint.commit()?;
+            row
+        } else {
+            tx.row(sql, &batch.params())?
+        };
+        tx.commit()?;
+        let stored: i64 = row.get("stored");
+        let restored: i64 = row.try_get("restored").unwrap_or(0);
+        Ok(BatchOutcome {
+            stored: stored as u64,
+            restored: restored as u64,
+        })
     }
 
-    /// What `ingest` would store of this batch, counting an event id once per session however
-    /// often it comes (a temporary table remembers); writes nothing to the guide's tables.
+    /// What `ingest` would store of this batch, counting an event id once per dry run however
+    /// often it comes (a temporary table of the dry run's transaction remembers); writes nothing
+    /// to the guide's tables.
     pub fn ingest_dry_run(&mut self, batch: &EventBatch) -> Result<BatchOutcome, postgres::Error> {
         if self.dry_run.is_none() {
-            self.client
-                .batch_execute(queries::INGEST_DRY_RUN_SETUP.sql())?;
-            self.dry_run = Some(partitions::with_retired_events(
-                &mut self.client,
-                queries::INGEST_BATCH_DRY_RUN.sql(),
-            )?);
+            self.session.begin_held(Access::ReadWrite)?;
+            self.session
+                .held()?
+                .ddl(queries::INGEST_DRY_RUN_SETUP.sql())?;
+            self.dry_run = Some(
+                self.session
+                    .facts()
+                    .with_retired_events(queries::INGEST_BATCH_DRY_RUN.sql()),
+            );
         }
-        let sql = self.dry_run.as_deref().expect("prepared above");
-        let row = self.client.query_one(sql, &[&batch.event_ids])?;
+        let sql = self.dry_run.clone().expect("prepared above");
+        let row = self.session.held()?.row(&sql, &[&batch.event_ids])?;
         let would_insert = row.get::<_, i64>("would_insert") as u64;
         let restored = if self.repair.is_some() {
             row.get::<_, i64>("would_restore") as u64
@@ -350,9 +378,9 @@ impl Ingestor {
 
     /// Where metrics_id_seq stands (`None` when metrics.id owns no sequence).
     pub fn sequence_position(&mut self) -> Result<Option<SequencePosition>, postgres::Error> {
-        let row = self
-            .client
-            .query_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?;
+        let mut tx = self.session.held()?;
+        let row = tx.row_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?;
+        tx.commit()?;
         Ok(row.map(|row| SequencePosition {
             sequence: row.get("sequence_name"),
             next_id: row.get("next_id"),
@@ -362,19 +390,15 @@ impl Ingestor {
 
     /// Holds the following batches in one transaction (`replay --strict`: a file commits whole).
     pub fn begin(&mut self) -> Result<(), postgres::Error> {
-        self.client.batch_execute("BEGIN")?;
-        self.in_transaction = true;
-        Ok(())
+        self.session.begin_held(Access::ReadWrite)
     }
 
     pub fn commit(&mut self) -> Result<(), postgres::Error> {
-        self.in_transaction = false;
-        self.client.batch_execute("COMMIT")
+        self.session.end_held(true)
     }
 
     pub fn rollback(&mut self) -> Result<(), postgres::Error> {
-        self.in_transaction = false;
-        self.client.batch_execute("ROLLBACK")
+        self.session.end_held(false)
     }
 }
 
@@ -432,7 +456,7 @@ mod tests {
     fn the_fast_and_checked_statements_differ_only_in_the_existence_check() {
         let fast = code_lines(queries::INGEST_BATCH.psql_text);
         let checked = code_lines(queries::INGEST_BATCH_CHECKED.psql_text);
-        let check = "WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.event_id = b.event_id)";
+        let check = "WHERE NOT EXISTS (SELECT FROM metrics m WHERE m.event_id OPERATOR(pg_catalog.=) b.event_id)";
         let without_check: Vec<&str> = checked.iter().copied().filter(|l| *l != check).collect();
         assert_eq!(
             without_check, fast,

@@ -10,12 +10,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, GenericClient, Transaction};
 use serde::Serialize;
 
-use crate::db;
-use crate::db::queries;
-use crate::schema::partitions::{self, Layout};
+use crate::db::{self, Layout, SchemaFacts, Session, Tx, queries};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RepairOptions {
@@ -77,6 +74,8 @@ pub enum RepairError {
         holders: String,
     },
     Database(postgres::Error),
+    /// The server is a standby: nothing can be repaired there.
+    Standby,
 }
 
 impl From<postgres::Error> for RepairError {
@@ -95,6 +94,10 @@ impl std::fmt::Display for RepairError {
                  or raise --lock-timeout"
             ),
             RepairError::Database(error) => f.write_str(&db::describe_session_error(error)),
+            RepairError::Standby => f.write_str(
+                "this server is a standby (in recovery): repair writes, and only the primary \
+                 accepts writes. Nothing was changed; run it against the primary",
+            ),
         }
     }
 }
@@ -103,21 +106,24 @@ impl std::error::Error for RepairError {}
 
 /// Runs every repair in order. Each kind commits on its own; a dry run runs them all in one
 /// transaction (each seeing what the ones before it did) and rolls it back.
-pub fn repair(client: &mut Client, options: &RepairOptions) -> Result<RepairReport, RepairError> {
-    let layout = match partitions::layout(client) {
-        Ok(layout) => layout,
-        Err(_) => Layout::Plain, // the schema check before this reports a missing table
-    };
+pub fn repair(session: &mut Session, options: &RepairOptions) -> Result<RepairReport, RepairError> {
+    if session.facts().in_recovery {
+        return Err(RepairError::Standby);
+    }
+    // The schema check before this reports a missing table.
+    let layout = session.facts().layout().unwrap_or(Layout::Plain);
+    let facts = session.shared_facts();
     let steps = if options.dry_run {
-        let mut everything = client.transaction()?;
-        let steps = run_steps(&mut everything, options, layout)?;
+        let mut everything = session.begin()?;
+        let steps = run_steps(&mut Scope::Within(&mut everything), &facts, options, layout)?;
         everything.rollback()?;
         steps
     } else {
-        match run_steps(client, options, layout) {
+        match run_steps(&mut Scope::Own(session), &facts, options, layout) {
             // The step's transaction is gone; now say who held the table.
             Err(RepairError::LockTimeout { table, .. }) => {
-                let holders = db::describe_holders(&db::table_lock_holders(client, table)?);
+                let holders = session.read(|tx| db::table_lock_holders(tx, table))?;
+                let holders = db::describe_holders(&holders);
                 return Err(RepairError::LockTimeout { table, holders });
             }
             other => other?,
@@ -130,31 +136,49 @@ pub fn repair(client: &mut Client, options: &RepairOptions) -> Result<RepairRepo
     })
 }
 
+/// Where each kind of repair opens its transaction: on the session (each commits on its own), or
+/// inside a dry run's one transaction (a savepoint each).
+enum Scope<'s, 't> {
+    Own(&'s mut Session),
+    Within(&'s mut Tx<'t>),
+}
+
+impl Scope<'_, '_> {
+    fn open(&mut self) -> Result<Tx<'_>, postgres::Error> {
+        match self {
+            Scope::Own(session) => session.begin(),
+            Scope::Within(tx) => tx.savepoint(),
+        }
+    }
+}
+
 fn run_steps(
-    client: &mut impl GenericClient,
+    scope: &mut Scope<'_, '_>,
+    facts: &SchemaFacts,
     options: &RepairOptions,
     layout: Layout,
 ) -> Result<Vec<RepairStep>, RepairError> {
     Ok(vec![
-        step(client, options, repair_sequence)?,
-        step(client, options, repair_duplicated_guard_rows)?,
-        step(client, options, |tx, options| {
+        step(scope, options, repair_sequence)?,
+        step(scope, options, repair_duplicated_guard_rows)?,
+        step(scope, options, |tx, options| {
             repair_duplicated_metrics(tx, options, layout)
         })?,
-        step(client, options, repair_unguarded_metrics)?,
-        step(client, options, repair_lost_metrics)?,
+        step(scope, options, repair_unguarded_metrics)?,
+        step(scope, options, |tx, options| {
+            repair_lost_metrics(tx, facts, options)
+        })?,
     ])
 }
 
 /// One kind of repair in a transaction of its own (a savepoint inside a dry run's).
 fn step(
-    client: &mut impl GenericClient,
+    scope: &mut Scope<'_, '_>,
     options: &RepairOptions,
-    kind: impl FnOnce(&mut Transaction<'_>, &RepairOptions) -> Result<RepairStep, RepairError>,
+    kind: impl FnOnce(&mut Tx<'_>, &RepairOptions) -> Result<RepairStep, RepairError>,
 ) -> Result<RepairStep, RepairError> {
-    let mut tx = client.transaction()?;
-    let milliseconds = options.lock_timeout.as_millis().max(1).to_string();
-    tx.query_one(queries::SET_LOCAL_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
+    let mut tx = scope.open()?;
+    db::set_lock_timeout(&mut tx, options.lock_timeout)?;
     let outcome = kind(&mut tx, options)?;
     tx.commit()?;
     Ok(outcome)
@@ -163,7 +187,7 @@ fn step(
 /// Holds off writes to a table for the rest of the step. A dry run takes no such lock: it changes
 /// nothing, so it need not stop the consumer.
 fn lock(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     options: &RepairOptions,
     query: &queries::Query,
     table: &'static str,
@@ -171,7 +195,7 @@ fn lock(
     if options.dry_run {
         return Ok(());
     }
-    tx.batch_execute(query.sql()).map_err(|error| {
+    tx.ddl(query.sql()).map_err(|error| {
         if error.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
             RepairError::LockTimeout {
                 table,
@@ -186,14 +210,14 @@ fn lock(
 /// Puts a constraint of the guide's back if it is missing (a dry run only says it would), once
 /// nothing violates it any more. Returns its name when it was (or would be) restored.
 fn restore_constraint(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     options: &RepairOptions,
     table: &str,
     constraint: &'static str,
     restore: &queries::Query,
 ) -> Result<Option<&'static str>, postgres::Error> {
     let exists: bool = tx
-        .query_one(
+        .row(
             queries::TABLE_CONSTRAINT_EXISTS.sql(),
             &[&table, &constraint],
         )?
@@ -202,15 +226,12 @@ fn restore_constraint(
         return Ok(None);
     }
     if !options.dry_run {
-        tx.batch_execute(restore.sql())?;
+        tx.ddl(restore.sql())?;
     }
     Ok(Some(constraint))
 }
 
-fn repair_sequence(
-    tx: &mut Transaction<'_>,
-    options: &RepairOptions,
-) -> Result<RepairStep, RepairError> {
+fn repair_sequence(tx: &mut Tx<'_>, options: &RepairOptions) -> Result<RepairStep, RepairError> {
     // No insert may take an id while the sequence moves.
     lock(
         tx,
@@ -219,7 +240,7 @@ fn repair_sequence(
         "metrics",
     )?;
     let position = tx
-        .query_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?
+        .row_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?
         .map(|row| {
             (
                 row.get::<_, String>("sequence_name"),
@@ -240,7 +261,7 @@ fn repair_sequence(
     {
         // setval is not transactional: a dry run must not call it, even to roll it back.
         if !options.dry_run {
-            tx.query_opt(queries::REPAIR_SEQUENCE.sql(), &[])?;
+            tx.row_opt(queries::REPAIR_SEQUENCE.sql(), &[])?;
         }
         step.action = format!("moved {sequence} past the stored ids");
         step.changed = 1;
@@ -268,12 +289,12 @@ struct Surplus {
 
 /// Removes the copies beyond the first, lists them, and puts the constraint back.
 fn remove_surplus(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     options: &RepairOptions,
     surplus: &Surplus,
 ) -> Result<RepairStep, RepairError> {
     lock(tx, options, surplus.lock, surplus.table)?;
-    let removed = tx.query(surplus.remove.sql(), &[])?;
+    let removed = tx.rows(surplus.remove.sql(), &[])?;
     let constraint_restored = restore_constraint(
         tx,
         options,
@@ -296,7 +317,7 @@ fn remove_surplus(
 }
 
 fn repair_duplicated_guard_rows(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     options: &RepairOptions,
 ) -> Result<RepairStep, RepairError> {
     let surplus = Surplus {
@@ -322,7 +343,7 @@ fn repair_duplicated_guard_rows(
 }
 
 fn repair_duplicated_metrics(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     options: &RepairOptions,
     layout: Layout,
 ) -> Result<RepairStep, RepairError> {
@@ -361,10 +382,10 @@ fn repair_duplicated_metrics(
 }
 
 fn repair_unguarded_metrics(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     options: &RepairOptions,
 ) -> Result<RepairStep, RepairError> {
-    let added = tx.query(queries::REPAIR_UNGUARDED_METRICS.sql(), &[])?;
+    let added = tx.rows(queries::REPAIR_UNGUARDED_METRICS.sql(), &[])?;
     Ok(RepairStep {
         kind: "unguarded_metrics",
         action: "added the missing guard rows (sensor from the metric, Kafka coordinates unknown)"
@@ -387,7 +408,8 @@ fn repair_unguarded_metrics(
 }
 
 fn repair_lost_metrics(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
     options: &RepairOptions,
 ) -> Result<RepairStep, RepairError> {
     let query = if options.release_lost {
@@ -395,8 +417,8 @@ fn repair_lost_metrics(
     } else {
         &queries::LOST_METRICS
     };
-    let sql = partitions::with_retired_events(tx, query.sql())?;
-    let lost = tx.query(sql.as_str(), &[])?;
+    let sql = facts.with_retired_events(query.sql());
+    let lost = tx.rows(&sql, &[])?;
     Ok(RepairStep {
         kind: "lost_metrics",
         action: if options.release_lost {

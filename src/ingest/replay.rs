@@ -216,7 +216,7 @@ impl Ledger {
 struct Shared<'a> {
     options: &'a ReplayOptions,
     on_progress: &'a (dyn Fn(Progress) + Sync),
-    interrupted: &'a AtomicBool,
+    stopped: &'a (dyn Fn() -> Option<String> + Sync),
     started: Instant,
     bytes_read: Arc<AtomicU64>,
     events_written: AtomicU64,
@@ -227,7 +227,7 @@ struct Shared<'a> {
 
 impl Shared<'_> {
     fn should_stop(&self) -> bool {
-        self.failed.load(Ordering::Relaxed) || self.interrupted.load(Ordering::Relaxed)
+        self.failed.load(Ordering::Relaxed) || (self.stopped)().is_some()
     }
 }
 
@@ -263,8 +263,9 @@ pub struct Watch<'a> {
     pub on_reject: &'a mut (dyn FnMut(&Rejection) + Send),
     /// After every batch written (on the writing threads).
     pub on_progress: &'a (dyn Fn(Progress) + Sync),
-    /// Raised (by a signal handler, say): the replay stops after the batches being written.
-    pub interrupted: &'a AtomicBool,
+    /// Why the run was stopped (a signal, its time limit), once it was: the replay stops reading
+    /// and its writers' statements are cancelled.
+    pub stopped: &'a (dyn Fn() -> Option<String> + Sync),
 }
 
 /// Replays `inputs` in order, with one writer per ingestor (`--strict` needs exactly one).
@@ -283,12 +284,12 @@ pub fn replay(
     let Watch {
         on_reject,
         on_progress,
-        interrupted,
+        stopped,
     } = watch;
     let shared = Shared {
         options,
         on_progress,
-        interrupted,
+        stopped,
         started: Instant::now(),
         bytes_read: Arc::new(AtomicU64::new(0)),
         events_written: AtomicU64::new(0),
@@ -319,11 +320,16 @@ pub fn replay(
     add_up(&mut summary, &writers, options, shared.started);
     // A writer's failure comes first: it also ends the reading, which then sees closed channels.
     // An interruption counts only if it left something undone.
+    // A statement cancelled because the run was stopped is the stop, not a database failure.
     let halted = matches!(read_outcome, Ok(ReadEnd::Halted));
-    let stop = if let Some(failure) = write_outcomes.into_iter().find_map(Result::err) {
+    let reason = stopped();
+    let write_failure = write_outcomes.into_iter().find_map(Result::err);
+    let stop = if let Some(failure) =
+        write_failure.filter(|f| reason.is_none() || !f.error.was_cancelled())
+    {
         Some(Stop::Write(failure))
-    } else if interrupted.load(Ordering::Relaxed) && (halted || summary.unconfirmed > 0) {
-        Some(Stop::Interrupted)
+    } else if let Some(reason) = reason.filter(|_| halted || summary.unconfirmed > 0) {
+        Some(Stop::Interrupted(reason))
     } else {
         read_outcome.err().map(Stop::Read)
     };
@@ -367,9 +373,7 @@ fn prepare(
     };
     if options.repair {
         for ingestor in ingestors.iter_mut() {
-            ingestor
-                .restore_lost_metrics()
-                .map_err(|e| database(e.into()))?;
+            ingestor.restore_lost_metrics();
         }
     }
     let first = &mut ingestors[0];
@@ -380,7 +384,7 @@ fn prepare(
     {
         return Err(database(IngestError::SequenceBehind(position)));
     }
-    let coverage = partitions::coverage(first.client()).map_err(|e| database(e.into()))?;
+    let coverage = partitions::coverage(first.session()).map_err(|e| database(e.into()))?;
     Ok((rejects, coverage))
 }
 
@@ -532,9 +536,9 @@ fn why_it_stopped(stop: Stop, claim: &str, names: &[Arc<str>]) -> (StopCause, St
                 format!("{whence}: {error}. {}. {advice}", sentence(claim)),
             )
         }
-        Stop::Interrupted => (
+        Stop::Interrupted(reason) => (
             StopCause::Interrupted,
-            format!("interrupted: {claim}. To finish, {rerun}."),
+            format!("{reason}: {claim}. To finish, {rerun}."),
         ),
         Stop::Read(failure) => {
             let name = &names[failure.file];
@@ -566,7 +570,8 @@ fn why_it_stopped(stop: Stop, claim: &str, names: &[Arc<str>]) -> (StopCause, St
 enum Stop {
     Write(WriteFailure),
     Read(ReadFailure),
-    Interrupted,
+    /// The run was stopped (a signal, its time limit), for this reason.
+    Interrupted(String),
 }
 
 /// Why reading stopped.

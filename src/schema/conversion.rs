@@ -19,17 +19,19 @@
 //!
 //! A session advisory lock lets one run convert at a time; a rerun after a kill resumes where the
 //! bookkeeping says (the killed run's server session finishes its last statement first: the rerun
-//! waits for it, and ends it if it has stopped beating).
+//! waits for it, and ends it if it has stopped beating). That lock needs a server session of its
+//! own: through a transaction-pooling proxy the conversion refuses before it changes anything.
+//! A run that stops notes why in the bookkeeping, so `--status` says it.
 
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
-use postgres::{Client, IsolationLevel};
 use serde::Serialize;
 
-use crate::db::{self, LockHolder, queries};
+use crate::db::facts::{CONVERSION_STATE, CONVERSION_TABLE};
+use crate::db::{self, Helper, LockHolder, SchemaFacts, Session, Tx, queries};
 use crate::error::{self, Error, ResultExt as _, What};
 use crate::schema::partitions::{self, Layout, Month};
 
@@ -84,6 +86,8 @@ pub struct ConversionState {
     pub running: bool,
     /// That session is building an index (its heartbeat waits until the index is built).
     pub building_index: bool,
+    /// Why the last run stopped, in which phase (cleared when a run takes it up again).
+    pub stopped_by: Option<String>,
 }
 
 /// What a conversion did.
@@ -102,12 +106,20 @@ pub struct ConversionReport {
     pub elapsed_seconds: f64,
 }
 
-/// The conversion in progress, if there is one.
-pub fn state(client: &mut Client) -> error::Result<Option<ConversionState>> {
-    if !db::relation_exists(client, "metricsctl_conversion")? {
+/// The conversion in progress, if there is one (and its bookkeeping is metricsctl's own).
+pub fn state(session: &mut Session) -> error::Result<Option<ConversionState>> {
+    refuse_untrusted(session.facts())?;
+    session.read(read_state)
+}
+
+fn read_state(tx: &mut Tx<'_>) -> error::Result<Option<ConversionState>> {
+    if !tx
+        .row(queries::RELATION_EXISTS.sql(), &[&CONVERSION_STATE])?
+        .get::<_, bool>(0)
+    {
         return Ok(None);
     }
-    let row = client.query_opt(queries::CONVERSION_STATE.sql(), &[])?;
+    let row = tx.row_opt(queries::CONVERSION_STATE.sql(), &[])?;
     Ok(row.map(|row| ConversionState {
         phase: row.get("phase"),
         started_at: row.get("started_at"),
@@ -120,34 +132,79 @@ pub fn state(client: &mut Client) -> error::Result<Option<ConversionState>> {
         pid: row.get("pid"),
         running: row.get("running"),
         building_index: row.get("building_index"),
+        stopped_by: row.get("stopped_by"),
     }))
+}
+
+/// The conversion's bookkeeping and the table it builds are metricsctl's only when they are
+/// tables of the tables' owner: anything else under those names is refused, not used.
+fn refuse_untrusted(facts: &SchemaFacts) -> error::Result<()> {
+    for name in [CONVERSION_STATE, CONVERSION_TABLE] {
+        if let Some(message) = facts.untrusted_helper_message(name) {
+            return Err(Error::new(
+                What::Refused,
+                anyhow!("{message}; partitions enable needs that name, so nothing was changed"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Converts metrics to monthly partitions online (see the module's documentation), or finishes
 /// a conversion a killed run left. `on_wait` hears who holds the conversion if another run does.
 pub fn convert(
-    client: &mut Client,
+    session: &mut Session,
     options: &OnlineOptions,
     on_progress: &mut dyn FnMut(Progress),
     on_wait: impl FnMut(&LockHolder),
 ) -> error::Result<ConversionReport> {
     let started = Instant::now();
-    take_conversion_lock(client, options, on_wait)?;
-    let outcome = convert_locked(client, options, on_progress, started);
+    refuse_untrusted(session.facts())?;
+    partitions::refuse_on_a_standby(session.facts(), "partitions enable")?;
+    db::pooling::ensure_own_server_session(session, "the online conversion")?;
+    take_conversion_lock(session, options, on_wait)?;
+    let mut phase = "building";
+    let outcome = convert_locked(session, options, on_progress, started, &mut phase);
+    if let Err(error) = &outcome {
+        note_stop(session, phase, error);
+    }
     // Best effort: closing the session releases it anyway.
-    let _ = db::unlock_session(client, CONVERSION_LOCK_KEY);
-    outcome
+    let _ = db::unlock_session(session.client(), CONVERSION_LOCK_KEY);
+    outcome.map_err(|error| {
+        error.context(format!(
+            "partitions enable stopped in its {phase} step; nothing is lost (`metricsctl \
+             partitions enable --status` shows where it is, a rerun goes on from there)"
+        ))
+    })
+}
+
+/// Notes in the bookkeeping why the run stopped and in which phase (best effort: the server may
+/// be gone).
+fn note_stop(session: &mut Session, phase: &str, error: &Error) {
+    let why = format!(
+        "{phase}: {}",
+        error.to_string().lines().next().unwrap_or_default()
+    );
+    let _ = session.write(|tx| -> error::Result<()> {
+        if tx
+            .row(queries::RELATION_EXISTS.sql(), &[&CONVERSION_STATE])?
+            .get::<_, bool>(0)
+        {
+            tx.ddl(&queries::CONVERSION_STOPPED.ddl(&[], &[("why", &why)]))?;
+        }
+        Ok(())
+    });
 }
 
 /// The conversion's advisory lock; a session that holds it but has stopped beating (a killed
 /// run's, stuck) is ended.
 fn take_conversion_lock(
-    client: &mut Client,
+    session: &mut Session,
     options: &OnlineOptions,
     mut on_wait: impl FnMut(&LockHolder),
 ) -> error::Result<()> {
     let first = db::lock_session(
-        client,
+        session.client(),
         CONVERSION_LOCK_KEY,
         "partition conversion",
         options.wait_for_other_run,
@@ -159,16 +216,16 @@ fn take_conversion_lock(
     if error.what() != What::LockTimeout {
         return Err(error);
     }
-    match state(client)? {
+    match session.read(read_state)? {
         Some(state)
             if state.running
                 && !state.building_index
                 && state.heartbeat_age_seconds > STALE_AFTER.as_secs_f64() =>
         {
             let pid = state.pid.unwrap_or_default();
-            client.query_one("SELECT pg_terminate_backend($1)", &[&pid])?;
+            session.write(|tx| tx.row(queries::TERMINATE_BACKEND.sql(), &[&pid]))?;
             db::lock_session(
-                client,
+                session.client(),
                 CONVERSION_LOCK_KEY,
                 "partition conversion",
                 options.wait_for_other_run,
@@ -176,19 +233,20 @@ fn take_conversion_lock(
             )
         }
         Some(state) => Err(error.context(format!(
-            "another partitions enable is converting metrics ({} of ~{} rows copied, last seen \
+            "another partitions enable is converting metrics ({} rows copied, last seen \
              {:.0}s ago): let it finish, and follow it with `metricsctl partitions enable --status`",
-            state.rows_copied, state.rows_estimate, state.heartbeat_age_seconds
+            state.rows_copied, state.heartbeat_age_seconds
         ))),
         None => Err(error),
     }
 }
 
 fn convert_locked(
-    client: &mut Client,
+    session: &mut Session,
     options: &OnlineOptions,
     on_progress: &mut dyn FnMut(Progress),
     started: Instant,
+    phase: &mut &'static str,
 ) -> error::Result<ConversionReport> {
     let mut report = ConversionReport {
         already_partitioned: false,
@@ -200,20 +258,28 @@ fn convert_locked(
         elapsed_seconds: 0.0,
     };
     // Read under the lock: another run may have just converted it.
-    if partitions::layout(client)? == Layout::Partitioned {
+    if session.read(partitions::layout)? == Layout::Partitioned {
         report.already_partitioned = true;
         return Ok(report);
     }
-    client.batch_execute(queries::CONVERSION_SESSION.sql())?;
-    let building = db::relation_exists(client, "metrics_partitioned")?;
-    match (building, state(client)?) {
+    let facts = session.shared_facts();
+    session
+        .client()
+        .query_typed(queries::CONVERSION_SESSION.sql(), &[])?;
+    let building = session.read(|tx| {
+        Ok::<bool, postgres::Error>(
+            tx.row(queries::RELATION_EXISTS.sql(), &[&CONVERSION_TABLE])?
+                .get(0),
+        )
+    })?;
+    match (building, session.read(read_state)?) {
         (false, _) => {
             on_progress(Progress::Phase("building the partitioned table"));
-            report.months = build(client)?;
+            report.months = build(session)?;
         }
         (true, Some(_)) => {
             report.resumed = true;
-            client.execute(queries::CONVERSION_CLAIM.sql(), &[])?;
+            session.write(|tx| tx.ddl(queries::CONVERSION_CLAIM.sql()))?;
         }
         (true, None) => {
             return Err(Error::new(
@@ -226,28 +292,38 @@ fn convert_locked(
             ));
         }
     }
-    let mirrored: bool = client
-        .query_one(queries::CONVERSION_MIRROR_EXISTS.sql(), &[])?
-        .get("mirrored");
+    *phase = "mirror";
+    let mirrored: bool = session.read(|tx| {
+        Ok::<bool, postgres::Error>(
+            tx.row(queries::CONVERSION_MIRROR_EXISTS.sql(), &[])?
+                .get("mirrored"),
+        )
+    })?;
     if !mirrored {
         on_progress(Progress::Phase("mirroring new writes"));
-        report.lock_retries += with_lock_retries(client, options, "metrics", |tx| {
-            tx.batch_execute(queries::CONVERSION_MIRROR.sql())
-        })?;
+        let mirror = facts.ddl(&queries::CONVERSION_MIRROR, &[], &[]);
+        report.lock_retries +=
+            with_lock_retries(session, options, "metrics", |tx| tx.ddl(&mirror))?;
     }
-    report.rows_copied = backfill(client, options, on_progress)?;
-    client.execute(queries::CONVERSION_PHASE.sql(), &[&"indexing"])?;
-    report.lock_retries += build_indexes(client, options, on_progress)?;
+    *phase = "backfill";
+    report.rows_copied = backfill(session, options, on_progress)?;
+    *phase = "indexing";
+    set_phase(session, "indexing")?;
+    report.lock_retries += build_indexes(session, options, on_progress)?;
+    *phase = "comparing";
     on_progress(Progress::Phase("comparing"));
-    client.execute(queries::CONVERSION_PHASE.sql(), &[&"comparing"])?;
-    report.rows_put_right_rounds = compare(client, on_progress)?;
+    set_phase(session, "comparing")?;
+    report.rows_put_right_rounds = compare(session, on_progress)?;
+    *phase = "swapping";
     on_progress(Progress::Phase("swapping"));
-    client.execute(queries::CONVERSION_PHASE.sql(), &[&"swapping"])?;
-    report.lock_retries += with_lock_retries(client, options, "metrics", |tx| {
-        tx.batch_execute(queries::CONVERSION_SWAP.sql())
-    })?;
+    set_phase(session, "swapping")?;
+    let swap = facts.ddl(&queries::CONVERSION_SWAP, &[], &[]);
+    report.lock_retries += with_lock_retries(session, options, "metrics", |tx| tx.ddl(&swap))?;
+    session.refresh_facts()?;
     if report.months.is_empty() {
-        report.months = partitions::list(client, false)?
+        let facts = session.shared_facts();
+        report.months = session
+            .read(|tx| partitions::list(tx, &facts, false))?
             .iter()
             .filter_map(partitions::Partition::month)
             .collect();
@@ -256,34 +332,43 @@ fn convert_locked(
     Ok(report)
 }
 
+fn set_phase(session: &mut Session, phase: &str) -> error::Result<()> {
+    session.write(|tx| tx.run(queries::CONVERSION_PHASE.sql(), &[&phase]))?;
+    Ok(())
+}
+
 /// What the online conversion makes: a partition for every month holding rows (as `--offline`
 /// makes), and the current month with the ones ahead. Months between are left to
 /// `partitions create`: one stray old row must not make years of empty partitions.
-pub fn plan(client: &mut Client) -> error::Result<partitions::EnablePlan> {
-    let current = partitions::current_month(client)?;
-    Ok(partitions::plan_enable(client)?.with_months_ahead(current))
+pub fn plan(session: &mut Session) -> error::Result<partitions::EnablePlan> {
+    session.read(|tx| {
+        let current = partitions::current_month(tx)?;
+        Ok(partitions::plan_enable(tx)?.with_months_ahead(current))
+    })
 }
 
 /// Step 1, one transaction: the bookkeeping row and the empty partitioned table.
-fn build(client: &mut Client) -> error::Result<Vec<Month>> {
-    let months: Vec<Month> = plan(client)?.months.iter().map(|m| m.month).collect();
-    let mut tx = client.transaction()?;
-    tx.batch_execute(queries::CONVERSION_STATE_TABLE.sql())?;
-    tx.batch_execute("DELETE FROM metricsctl_conversion")?;
-    tx.execute(queries::CONVERSION_STATE_INSERT.sql(), &[])?;
-    tx.batch_execute(queries::CONVERSION_BEGIN.sql())
-        .context("creating the partitioned table beside metrics")?;
-    for month in &months {
-        tx.batch_execute(&partition_sql(*month))
-            .with_context(|| format!("creating partition {}", month.partition_name()))?;
-    }
-    tx.batch_execute(queries::CONVERSION_NEW_KEYS.sql())?;
-    tx.commit()?;
-    Ok(months)
+fn build(session: &mut Session) -> error::Result<Vec<Month>> {
+    let months: Vec<Month> = plan(session)?.months.iter().map(|m| m.month).collect();
+    let facts = session.shared_facts();
+    session.write(|tx| {
+        tx.ddl(&facts.ddl(&queries::CONVERSION_STATE_TABLE, &[], &[]))?;
+        tx.run(queries::CONVERSION_STATE_CLEAR.sql(), &[])?;
+        tx.run(queries::CONVERSION_STATE_INSERT.sql(), &[])?;
+        tx.ddl(&facts.ddl(&queries::CONVERSION_BEGIN, &[], &[]))
+            .context("creating the partitioned table beside metrics")?;
+        for month in &months {
+            tx.ddl(&partition_sql(&facts, *month))
+                .with_context(|| format!("creating partition {}", month.partition_name()))?;
+        }
+        tx.ddl(queries::CONVERSION_NEW_KEYS.sql())?;
+        Ok(months)
+    })
 }
 
-fn partition_sql(month: Month) -> String {
-    queries::CONVERSION_PARTITION_CREATE.ddl(
+fn partition_sql(facts: &SchemaFacts, month: Month) -> String {
+    facts.ddl(
+        &queries::CONVERSION_PARTITION_CREATE,
         &[("partition", &month.partition_name())],
         &[
             ("from", &month.start_literal()),
@@ -294,20 +379,20 @@ fn partition_sql(month: Month) -> String {
 
 /// Step 3: the rows from before the mirror, in committed batches by id.
 fn backfill(
-    client: &mut Client,
+    session: &mut Session,
     options: &OnlineOptions,
     on_progress: &mut dyn FnMut(Progress),
 ) -> error::Result<i64> {
-    let start = client.query_one(queries::CONVERSION_BACKFILL_START.sql(), &[])?;
+    let start = session.write(|tx| tx.row(queries::CONVERSION_BACKFILL_START.sql(), &[]))?;
     let up_to: i64 = start.get("backfill_up_to");
     let mut after: i64 = start.get("copied_up_to");
     let mut copied: i64 = start.get("rows_copied");
     let estimate: i64 = start.get("rows_estimate");
-    let statement = client.prepare(queries::CONVERSION_BACKFILL_BATCH.sql())?;
     while after < up_to {
         let upto = after.saturating_add(options.batch_size).min(up_to);
         let batch_started = Instant::now();
-        let row = client.query_one(&statement, &[&after, &upto])?;
+        let row = session
+            .write(|tx| tx.row(queries::CONVERSION_BACKFILL_BATCH.sql(), &[&after, &upto]))?;
         thread::sleep(rest_after(batch_started.elapsed(), options.copy_share));
         copied = row.get("rows_copied");
         on_progress(Progress::Copied {
@@ -331,14 +416,15 @@ const PARTITION_INDEXES: [(&str, &str); 3] = [
 /// Step 4: the guide's three indexes, after the backfill. Each partition's are built
 /// concurrently and attached; an index a killed run left INVALID is dropped and built again.
 fn build_indexes(
-    client: &mut Client,
+    session: &mut Session,
     options: &OnlineOptions,
     on_progress: &mut dyn FnMut(Progress),
 ) -> error::Result<u32> {
-    let mut lock_retries = with_lock_retries(client, options, "metrics_partitioned", |tx| {
-        tx.batch_execute(queries::CONVERSION_PARENT_INDEXES.sql())
+    let facts = session.shared_facts();
+    let mut lock_retries = with_lock_retries(session, options, "metrics_partitioned", |tx| {
+        tx.ddl(queries::CONVERSION_PARENT_INDEXES.sql())
     })?;
-    let partitions = client.query(queries::CONVERSION_PARTITIONS.sql(), &[])?;
+    let partitions = session.read(|tx| tx.rows(queries::CONVERSION_PARTITIONS.sql(), &[]))?;
     let of = partitions.len() as u64;
     for (done, row) in partitions.iter().enumerate() {
         on_progress(Progress::Indexing {
@@ -347,9 +433,11 @@ fn build_indexes(
         });
         let partition: String = row.get("name");
         for index in row.get::<_, Vec<String>>("invalid_indexes") {
-            client.batch_execute(
-                &queries::CONVERSION_DROP_INVALID_INDEX.ddl(&[("index", &index)], &[]),
-            )?;
+            session.outside_transaction(&facts.ddl(
+                &queries::CONVERSION_DROP_INVALID_INDEX,
+                &[("index", &index)],
+                &[],
+            ))?;
         }
         let names: Vec<(&str, String)> = PARTITION_INDEXES
             .iter()
@@ -358,19 +446,18 @@ fn build_indexes(
         let mut identifiers: Vec<(&str, &str)> =
             names.iter().map(|(v, n)| (*v, n.as_str())).collect();
         identifiers.push(("partition", &partition));
-        client.execute(queries::CONVERSION_PHASE.sql(), &[&"indexing"])?;
-        let build = queries::CONVERSION_PARTITION_INDEXES.ddl(&identifiers, &[]);
+        set_phase(session, "indexing")?;
+        let build = facts.ddl(&queries::CONVERSION_PARTITION_INDEXES, &identifiers, &[]);
         for statement in queries::statements(&build) {
-            client
-                .batch_execute(&statement)
+            session
+                .outside_transaction(&statement)
                 .with_context(|| format!("building the indexes of {partition}"))?;
         }
-        let attach = queries::CONVERSION_ATTACH_INDEXES.ddl(&identifiers, &[]);
-        lock_retries +=
-            with_lock_retries(client, options, &partition, |tx| tx.batch_execute(&attach))?;
+        let attach = facts.ddl(&queries::CONVERSION_ATTACH_INDEXES, &identifiers, &[]);
+        lock_retries += with_lock_retries(session, options, &partition, |tx| tx.ddl(&attach))?;
     }
-    let invalid: i64 = client
-        .query_one(queries::CONVERSION_INVALID_INDEXES.sql(), &[])?
+    let invalid: i64 = session
+        .read(|tx| tx.row(queries::CONVERSION_INVALID_INDEXES.sql(), &[]))?
         .get("invalid");
     if invalid > 0 {
         return Err(Error::new(
@@ -402,10 +489,10 @@ fn rest_after(copying: Duration, copy_share: u32) -> Duration {
 /// Step 4: both tables hold the same rows, in one snapshot. A row deleted or changed while its
 /// backfill batch was in flight is put right (and compared again); a difference that stays —
 /// metrics holding two rows the partitioned keys refuse — stops the conversion before the swap.
-fn compare(client: &mut Client, on_progress: &mut dyn FnMut(Progress)) -> error::Result<u32> {
+fn compare(session: &mut Session, on_progress: &mut dyn FnMut(Progress)) -> error::Result<u32> {
     let mut rounds = 0;
     loop {
-        let Some((plain, partitioned)) = difference(client)? else {
+        let Some((plain, partitioned)) = difference(session)? else {
             return Ok(rounds);
         };
         if rounds == RECONCILE_ROUNDS {
@@ -423,25 +510,20 @@ fn compare(client: &mut Client, on_progress: &mut dyn FnMut(Progress)) -> error:
             "putting right rows changed during the copy",
         ));
         rounds += 1;
-        let up_to = state(client)?
+        let up_to = session
+            .read(read_state)?
             .and_then(|state| state.backfill_up_to)
             .unwrap_or(i64::MAX);
-        let mut tx = client.transaction()?;
-        tx.execute(queries::CONVERSION_RECONCILE_STALE.sql(), &[&up_to])?;
-        tx.execute(queries::CONVERSION_RECONCILE_MISSING.sql(), &[&up_to])?;
-        tx.commit()?;
+        session.write(|tx| {
+            tx.run(queries::CONVERSION_RECONCILE_STALE.sql(), &[&up_to])?;
+            tx.run(queries::CONVERSION_RECONCILE_MISSING.sql(), &[&up_to])
+        })?;
     }
 }
 
 /// The row counts of metrics and the partitioned table when they differ, in one snapshot.
-fn difference(client: &mut Client) -> error::Result<Option<(i64, i64)>> {
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()?;
-    let row = tx.query_one(queries::CONVERSION_COMPARE.sql(), &[])?;
-    tx.commit()?;
+fn difference(session: &mut Session) -> error::Result<Option<(i64, i64)>> {
+    let row = session.read(|tx| tx.row(queries::CONVERSION_COMPARE.sql(), &[]))?;
     let counts: (i64, i64) = (row.get("plain_rows"), row.get("partitioned_rows"));
     let same = |plain: &str, partitioned: &str| {
         row.get::<_, String>(plain) == row.get::<_, String>(partitioned)
@@ -455,15 +537,14 @@ fn difference(client: &mut Client) -> error::Result<Option<(i64, i64)>> {
 /// Runs a step that needs a lock writers wait on: each attempt waits at most `lock_timeout`;
 /// between attempts, a pause lets the writers through. Returns the attempts that timed out.
 fn with_lock_retries(
-    client: &mut Client,
+    session: &mut Session,
     options: &OnlineOptions,
     table: &str,
-    step: impl Fn(&mut postgres::Transaction<'_>) -> Result<(), postgres::Error>,
+    step: impl Fn(&mut Tx<'_>) -> Result<(), postgres::Error>,
 ) -> error::Result<u32> {
-    let milliseconds = options.lock_timeout.as_millis().max(1).to_string();
     for attempt in 1..=options.lock_attempts.max(1) {
-        let mut tx = client.transaction()?;
-        tx.query_one(queries::SET_LOCAL_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
+        let mut tx = session.begin()?;
+        db::set_lock_timeout(&mut tx, options.lock_timeout)?;
         match step(&mut tx) {
             Ok(()) => {
                 tx.commit()?;
@@ -472,7 +553,8 @@ fn with_lock_retries(
             Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
                 drop(tx);
                 if attempt == options.lock_attempts.max(1) {
-                    let holders = db::describe_holders(&db::table_lock_holders(client, table)?);
+                    let holders = session.read(|tx| db::table_lock_holders(tx, table))?;
+                    let holders = db::describe_holders(&holders);
                     return Err(Error::new(
                         What::LockTimeout,
                         anyhow!(
@@ -494,31 +576,37 @@ fn with_lock_retries(
 }
 
 /// Undoes an unfinished conversion: metrics stays as it was.
-pub fn abandon(client: &mut Client, options: &OnlineOptions) -> error::Result<bool> {
-    take_conversion_lock(client, options, |_| {})?;
+pub fn abandon(session: &mut Session, options: &OnlineOptions) -> error::Result<bool> {
+    refuse_untrusted(session.facts())?;
+    partitions::refuse_on_a_standby(session.facts(), "partitions enable --abandon")?;
+    db::pooling::ensure_own_server_session(session, "abandoning the online conversion")?;
+    take_conversion_lock(session, options, |_| {})?;
+    let facts = session.shared_facts();
     let outcome = (|| -> error::Result<bool> {
-        if partitions::layout(client)? == Layout::Partitioned
-            || !db::relation_exists(client, "metricsctl_conversion")?
+        if session.read(partitions::layout)? == Layout::Partitioned
+            || facts.helper(CONVERSION_STATE) == Helper::Absent
         {
             return Ok(false);
         }
-        with_lock_retries(client, options, "metrics", |tx| {
-            tx.batch_execute(queries::CONVERSION_ABANDON.sql())
-        })?;
+        let abandon = facts.ddl(&queries::CONVERSION_ABANDON, &[], &[]);
+        with_lock_retries(session, options, "metrics", |tx| tx.ddl(&abandon))?;
         Ok(true)
     })();
-    let _ = db::unlock_session(client, CONVERSION_LOCK_KEY);
+    let _ = db::unlock_session(session.client(), CONVERSION_LOCK_KEY);
     outcome
 }
 
-/// The steps and their SQL, for `--dry-run`.
-pub fn plan_statements(months: &[Month]) -> Vec<(String, String)> {
+/// The steps and their SQL, for `--dry-run` (schema-qualified names written in; the other psql
+/// variables are left as they are).
+pub fn plan_statements(facts: &SchemaFacts, months: &[Month]) -> Vec<(String, String)> {
+    let schema = db::queries::quote_identifier(facts.schema_name());
+    let shown = |query: &queries::Query| query.sql().trim().replace(":\"schema\"", &schema);
     let mut build = vec![
-        queries::CONVERSION_STATE_TABLE.sql().trim().to_string(),
-        queries::CONVERSION_STATE_INSERT.sql().trim().to_string(),
-        queries::CONVERSION_BEGIN.sql().trim().to_string(),
+        shown(&queries::CONVERSION_STATE_TABLE),
+        shown(&queries::CONVERSION_STATE_INSERT),
+        shown(&queries::CONVERSION_BEGIN),
     ];
-    build.extend(months.iter().map(|m| partition_sql(*m)));
+    build.extend(months.iter().map(|m| partition_sql(facts, *m)));
     build.push(queries::CONVERSION_NEW_KEYS.sql().trim().to_string());
     vec![
         (
@@ -528,7 +616,7 @@ pub fn plan_statements(months: &[Month]) -> Vec<(String, String)> {
         (
             "2. mirror (SHARE ROW EXCLUSIVE on metrics for an instant, bounded by --lock-timeout)"
                 .to_string(),
-            queries::CONVERSION_MIRROR.sql().trim().to_string(),
+            shown(&queries::CONVERSION_MIRROR),
         ),
         (
             "3. backfill (committed batches of --batch-size ids; no lock anyone waits on)"
@@ -547,7 +635,7 @@ pub fn plan_statements(months: &[Month]) -> Vec<(String, String)> {
             format!(
                 "{}\n{}\n{}",
                 queries::CONVERSION_PARENT_INDEXES.sql().trim(),
-                queries::CONVERSION_PARTITION_INDEXES.sql().trim(),
+                shown(&queries::CONVERSION_PARTITION_INDEXES),
                 queries::CONVERSION_ATTACH_INDEXES.sql().trim()
             ),
         ),
@@ -558,7 +646,7 @@ pub fn plan_statements(months: &[Month]) -> Vec<(String, String)> {
         (
             "6. swap (ACCESS EXCLUSIVE on metrics for milliseconds, bounded by --lock-timeout)"
                 .to_string(),
-            queries::CONVERSION_SWAP.sql().trim().to_string(),
+            shown(&queries::CONVERSION_SWAP),
         ),
     ]
 }

@@ -7,6 +7,16 @@
 //! transaction, on the session that holds the migration lock, recording them in refinery's
 //! history table exactly as refinery does.
 //!
+//! The lock that serialises concurrent runs is taken for the transaction (`pg_advisory_xact_lock`),
+//! not the session: behind a transaction-pooling proxy a session-level lock would stay with
+//! whichever server connection took it, held by nobody, long after metricsctl exited.
+//!
+//! The migrations name the guide's tables unqualified (their text is checksummed and cannot
+//! change), so they run with the tables' schema first on the search path, where PostgreSQL
+//! creates them. Their one function call, `DEFAULT NOW()`, would then find a `now()` another role
+//! planted in that schema: before committing, the column defaults are checked to depend on
+//! PostgreSQL's own functions only, and the whole run rolls back if not.
+//!
 //! Checksums: refinery hashes the raw file, so a checkout with CRLF line endings (git
 //! `autocrlf` on Windows) would look modified against a database migrated from an LF build.
 //! metricsctl hashes the SQL with its line endings normalised to LF; for an LF file that is the
@@ -15,13 +25,13 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use postgres::Client;
 use postgres::error::ErrorPosition;
 use refinery::Migration;
 use serde::Serialize;
 
-use crate::db;
-use crate::db::queries;
+use crate::db::facts::HISTORY;
+use crate::db::session::{creating_search_path, pinned_search_path};
+use crate::db::{self, Helper, Layout, SchemaFacts, Session, Tx, queries};
 use crate::error::{self, Error, What};
 
 mod embedded {
@@ -177,12 +187,23 @@ struct AppliedRow {
     checksum: String,
 }
 
-fn applied_rows(client: &mut Client) -> Result<Vec<AppliedRow>, postgres::Error> {
-    if !db::relation_exists(client, HISTORY_TABLE)? {
-        return Ok(Vec::new());
+/// The history as recorded; refused when the history table is something metricsctl did not make.
+fn applied_rows(tx: &mut Tx<'_>, facts: &SchemaFacts) -> error::Result<Vec<AppliedRow>> {
+    match facts.helper(HISTORY) {
+        Helper::Absent => return Ok(Vec::new()),
+        Helper::Untrusted { .. } => {
+            return Err(Error::new(
+                What::WrongSchema,
+                anyhow!(
+                    "{}; nothing was read from it or written to it",
+                    facts.untrusted_helper_message(HISTORY).unwrap_or_default()
+                ),
+            ));
+        }
+        Helper::Trusted => {}
     }
-    Ok(client
-        .query(queries::MIGRATION_HISTORY.sql(), &[])?
+    Ok(tx
+        .rows(queries::MIGRATION_HISTORY.sql(), &[])?
         .into_iter()
         .map(|row| AppliedRow {
             version: row.get("version"),
@@ -197,8 +218,8 @@ fn applied_rows(client: &mut Client) -> Result<Vec<AppliedRow>, postgres::Error>
 
 /// Reads the state of every migration without writing anything (refinery's own reader creates
 /// its history table, which a status or dry run must not do).
-pub fn read_status(client: &mut Client) -> Result<SchemaStatus, postgres::Error> {
-    let applied = applied_rows(client)?;
+pub fn read_status(tx: &mut Tx<'_>, facts: &SchemaFacts) -> error::Result<SchemaStatus> {
+    let applied = applied_rows(tx, facts)?;
     let local = local_migrations();
     let mut migrations = Vec::new();
     for migration in &local {
@@ -259,109 +280,138 @@ pub fn pending_sql(status: &SchemaStatus) -> Vec<(MigrationStatus, String)> {
 pub struct MigrationReport {
     pub applied: Vec<MigrationStatus>,
     pub schema_version: Option<i32>,
-    pub layout: crate::schema::partitions::Layout,
+    pub layout: Layout,
     /// With `--partitioned`: the monthly partitions this run created.
     pub partitions_created: Vec<String>,
     pub elapsed_ms: u128,
 }
 
-/// Brings the schema up to date. Concurrent runs (several replicas deploying at once) are
-/// serialised by an advisory lock held by this very session, so the work can never go on
-/// without it; the waiting ones then find nothing to do. `on_wait` is told who holds the lock
-/// if we have to wait.
+/// Brings the schema up to date, in one transaction: the migrations, their history rows and
+/// (with `partitioned`) the partitioned layout all commit together or not at all. Concurrent runs
+/// (several replicas deploying at once) are serialised by an advisory lock held by that very
+/// transaction; the waiting ones then find nothing to do. `on_wait` is told who holds the lock if
+/// we have to wait.
 pub fn migrate(
-    client: &mut Client,
+    session: &mut Session,
     lock_timeout: Duration,
     partitioned: bool,
     on_wait: impl FnMut(&db::LockHolder),
 ) -> error::Result<MigrationReport> {
     let started = std::time::Instant::now();
-    under_migration_lock(client, lock_timeout, on_wait, |client| {
-        migrate_locked(client, lock_timeout, partitioned, started)
-    })
-}
-
-/// Runs `work` holding the migration lock on this very session, so the work can never go on
-/// without it; releases it afterwards.
-fn under_migration_lock<T>(
-    client: &mut Client,
-    lock_timeout: Duration,
-    on_wait: impl FnMut(&db::LockHolder),
-    work: impl FnOnce(&mut Client) -> error::Result<T>,
-) -> error::Result<T> {
-    db::lock_session(
-        client,
-        MIGRATION_LOCK_KEY,
-        "migration",
-        lock_timeout,
-        on_wait,
-    )?;
-    let outcome = work(client);
-    // Best effort: closing the session releases it anyway.
-    let _ = db::unlock_session(client, MIGRATION_LOCK_KEY);
-    outcome
-}
-
-fn migrate_locked(
-    client: &mut Client,
-    lock_timeout: Duration,
-    partitioned: bool,
-    started: std::time::Instant,
-) -> error::Result<MigrationReport> {
-    // Read under the lock: another replica may have just applied everything.
-    let before = read_status(client)?;
-    before.ensure_no_drift()?;
-    let pending: Vec<MigrationStatus> = before.pending().cloned().collect();
-    if !pending.is_empty() {
-        db::set_lock_timeout(client, lock_timeout)?;
-        let local = local_migrations();
-        let to_apply: Vec<&Migration> = local
-            .iter()
-            .filter(|m| pending.iter().any(|p| p.version == m.version()))
-            .collect();
-        apply_in_one_transaction(client, &to_apply)?;
-    }
-    // Still under the lock, so replicas starting `migrate --partitioned` together convert once.
-    let partitions_created = if partitioned {
-        crate::schema::partitions::ensure_partitioned_layout(client, lock_timeout)?
-            .months
-            .into_iter()
-            .filter(|m| m.action != "present")
-            .map(|m| m.partition)
-            .collect()
-    } else {
-        Vec::new()
+    refuse_adopting_tables_of_another_role(session.facts())?;
+    crate::schema::partitions::refuse_on_a_standby(session.facts(), "migrate")?;
+    let Some(schema) = session.facts().schema.clone() else {
+        return Err(Error::new(
+            What::WrongSchema,
+            anyhow!(session.facts().no_schema_message()),
+        ));
     };
-    let after = read_status(client)?;
-    let applied = pending
-        .into_iter()
-        .filter_map(|p| {
-            after
-                .migrations
+    let report = {
+        let mut tx = session.begin()?;
+        db::lock_transaction(
+            &mut tx,
+            MIGRATION_LOCK_KEY,
+            "migration",
+            lock_timeout,
+            on_wait,
+        )?;
+        // Read under the lock: another replica may have just applied everything.
+        let facts = SchemaFacts::read(&mut tx)?;
+        let before = read_status(&mut tx, &facts)?;
+        before.ensure_no_drift()?;
+        let pending: Vec<MigrationStatus> = before.pending().cloned().collect();
+        db::set_lock_timeout(&mut tx, lock_timeout)?;
+        if !pending.is_empty() {
+            let local = local_migrations();
+            let to_apply: Vec<&Migration> = local
                 .iter()
-                .find(|m| m.version == p.version && m.state == MigrationState::Applied)
-                .cloned()
-        })
-        .collect();
-    Ok(MigrationReport {
-        applied,
-        schema_version: after.current_version(),
-        layout: crate::schema::partitions::layout(client)?,
-        partitions_created,
-        elapsed_ms: started.elapsed().as_millis(),
-    })
+                .filter(|m| pending.iter().any(|p| p.version == m.version()))
+                .collect();
+            apply(&mut tx, &schema, &facts, &to_apply)?;
+        }
+        let facts = SchemaFacts::read(&mut tx)?;
+        let partitions_created = if partitioned {
+            crate::schema::partitions::ensure_partitioned_layout(&mut tx, &facts, lock_timeout)?
+                .months
+                .into_iter()
+                .filter(|m| m.action != "present")
+                .map(|m| m.partition)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let facts = SchemaFacts::read(&mut tx)?;
+        let after = read_status(&mut tx, &facts)?;
+        let applied = pending
+            .into_iter()
+            .filter_map(|p| {
+                after
+                    .migrations
+                    .iter()
+                    .find(|m| m.version == p.version && m.state == MigrationState::Applied)
+                    .cloned()
+            })
+            .collect();
+        let layout = crate::schema::partitions::layout(&mut tx)?;
+        tx.commit()?;
+        MigrationReport {
+            applied,
+            schema_version: after.current_version(),
+            layout,
+            partitions_created,
+            elapsed_ms: started.elapsed().as_millis(),
+        }
+    };
+    session.refresh_facts()?;
+    Ok(report)
 }
 
-/// Every migration's SQL and its history row, in one transaction: all or nothing.
-fn apply_in_one_transaction(client: &mut Client, migrations: &[&Migration]) -> error::Result<()> {
-    let mut tx = client.transaction()?;
-    tx.batch_execute(queries::MIGRATION_HISTORY_CREATE.sql())?;
+/// `migrate` adopts tables that already exist (`CREATE TABLE IF NOT EXISTS`, for a database the
+/// guide's init.sql made). A table another role made and owns is not adopted: its owner could
+/// add triggers that run as every writer.
+fn refuse_adopting_tables_of_another_role(facts: &SchemaFacts) -> error::Result<()> {
+    for table in ["processed_events", "metrics"] {
+        if let Some(relation) = facts.relation(table)
+            && !relation.acts_as_owner
+        {
+            return Err(Error::new(
+                What::Refused,
+                anyhow!(
+                    "{} exists and is owned by {}, not by {} (who runs migrate): migrate does not \
+                     adopt another role's table as the guide's. Run migrate as {} if that is the \
+                     migrator; otherwise find out who made it. Nothing was changed",
+                    facts.qualified(table),
+                    relation.owner,
+                    facts.current_user,
+                    relation.owner
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every migration's SQL and its history row, inside the migration's transaction. The
+/// migrations run with the tables' schema first on the search path (they create unqualified),
+/// and what they made must not depend on another role's functions.
+fn apply(
+    tx: &mut Tx<'_>,
+    schema: &str,
+    facts: &SchemaFacts,
+    migrations: &[&Migration],
+) -> error::Result<()> {
+    tx.ddl(&facts.ddl(&queries::MIGRATION_HISTORY_CREATE, &[], &[]))?;
+    set_search_path(tx, &creating_search_path(schema))?;
     for migration in migrations {
         let sql = migration.sql().unwrap_or_default();
-        tx.batch_execute(sql)
+        tx.ddl(sql)
             .map_err(|e| Error::new(What::Database, explain_migration_error(migration, sql, &e)))?;
+    }
+    set_search_path(tx, &pinned_search_path(schema))?;
+    refuse_foreign_dependencies(tx, facts)?;
+    for migration in migrations {
         let applied_on = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-        tx.execute(
+        tx.run(
             queries::MIGRATION_HISTORY_INSERT.sql(),
             &[
                 &migration.version(),
@@ -371,8 +421,43 @@ fn apply_in_one_transaction(client: &mut Client, migrations: &[&Migration]) -> e
             ],
         )?;
     }
-    tx.commit()?;
     Ok(())
+}
+
+fn set_search_path(tx: &mut Tx<'_>, path: &str) -> Result<(), postgres::Error> {
+    tx.row(queries::SET_LOCAL_SEARCH_PATH.sql(), &[&path])?;
+    Ok(())
+}
+
+/// Rolls the migration back if a column default of the guide's tables calls a function (or
+/// operator) that is not PostgreSQL's own.
+fn refuse_foreign_dependencies(tx: &mut Tx<'_>, facts: &SchemaFacts) -> error::Result<()> {
+    let rows = tx.rows(queries::FOREIGN_DEPENDENCIES.sql(), &[])?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            format!(
+                "the default of {}.{} would call {} (owned by {})",
+                row.get::<_, String>("table_name"),
+                row.get::<_, String>("column_name"),
+                row.get::<_, String>("object"),
+                row.get::<_, String>("owner"),
+            )
+        })
+        .collect();
+    Err(Error::new(
+        What::Refused,
+        anyhow!(
+            "applying migrations was rolled back, nothing was changed: {}, not PostgreSQL's own — \
+             a role that may create objects in schema {} planted it. Drop it, revoke CREATE on the \
+             schema from the roles that should not have it, then rerun migrate",
+            found.join("; "),
+            facts.schema_name()
+        ),
+    ))
 }
 
 /// The database's own words, and where in which migration it stopped.
@@ -494,22 +579,38 @@ fn whitespace_variants(sql: &str) -> Vec<(String, String)> {
 }
 
 /// Finds, for each applied migration that differs from this binary's, whether the difference
-/// is whitespace only; unless `dry_run`, records the new checksum of those (under the migration
-/// lock, on this session). Any other difference is left as drift.
+/// is whitespace only; unless `dry_run`, records the new checksum of those (in one transaction,
+/// under the migration lock). Any other difference is left as drift.
 pub fn repair(
-    client: &mut Client,
+    session: &mut Session,
     lock_timeout: Duration,
     dry_run: bool,
     on_wait: impl FnMut(&db::LockHolder),
 ) -> error::Result<RepairReport> {
-    under_migration_lock(client, lock_timeout, on_wait, |client| {
-        repair_locked(client, dry_run)
-    })
+    if !dry_run {
+        crate::schema::partitions::refuse_on_a_standby(session.facts(), "migrate repair")?;
+    }
+    let facts = session.shared_facts();
+    let mut tx = session.begin()?;
+    db::lock_transaction(
+        &mut tx,
+        MIGRATION_LOCK_KEY,
+        "migration",
+        lock_timeout,
+        on_wait,
+    )?;
+    let report = repair_locked(&mut tx, &facts, dry_run)?;
+    tx.commit()?;
+    Ok(report)
 }
 
-fn repair_locked(client: &mut Client, dry_run: bool) -> error::Result<RepairReport> {
-    let applied = applied_rows(client).map_err(|e| {
-        Error::new(What::WrongSchema, e).context("cannot read the migration history")
+fn repair_locked(
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
+    dry_run: bool,
+) -> error::Result<RepairReport> {
+    let applied = applied_rows(tx, facts).map_err(|e| {
+        Error::new(What::WrongSchema, e.into_inner()).context("cannot read the migration history")
     })?;
     let local = local_migrations();
     let mut report = RepairReport {
@@ -525,7 +626,7 @@ fn repair_locked(client: &mut Client, dry_run: bool) -> error::Result<RepairRepo
         }
     }
     if !dry_run && !report.repaired.is_empty() {
-        record_checksums(client, &report.repaired)?;
+        record_checksums(tx, &report.repaired)?;
     }
     Ok(report)
 }
@@ -578,11 +679,10 @@ fn examine(row: &AppliedRow, local: &[Migration]) -> Option<Result<Repair, Unrep
     }
 }
 
-/// Records the accepted checksums, all or none.
-fn record_checksums(client: &mut Client, repaired: &[Repair]) -> error::Result<()> {
-    let mut tx = client.transaction()?;
+/// Records the accepted checksums, all or none (the caller's transaction).
+fn record_checksums(tx: &mut Tx<'_>, repaired: &[Repair]) -> error::Result<()> {
     for repair in repaired {
-        let updated = tx.execute(
+        let updated = tx.run(
             queries::MIGRATION_HISTORY_REPAIR.sql(),
             &[
                 &repair.version,
@@ -602,7 +702,6 @@ fn record_checksums(client: &mut Client, repaired: &[Repair]) -> error::Result<(
             ));
         }
     }
-    tx.commit()?;
     Ok(())
 }
 

@@ -17,22 +17,17 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, Utc};
-use postgres::{Client, Transaction};
 use serde::Serialize;
 
-use crate::db::{self, queries};
+pub use crate::db::Layout;
+use crate::db::facts::RETIRED_EVENTS;
+use crate::db::{self, Helper, SchemaFacts, Session, Tx, queries};
 use crate::error::{self, Error, ResultExt as _, What};
 
-/// How `metrics` is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    Plain,
-    Partitioned,
-}
-
-pub fn layout(client: &mut impl postgres::GenericClient) -> error::Result<Layout> {
-    let row = client.query_opt(queries::METRICS_LAYOUT.sql(), &[])?;
+/// The layout of metrics as it is now, inside this transaction (another run may have converted
+/// it since the session read its facts).
+pub fn layout(tx: &mut Tx<'_>) -> error::Result<Layout> {
+    let row = tx.row_opt(queries::METRICS_LAYOUT.sql(), &[])?;
     match row.map(|r| r.get::<_, String>("relkind")).as_deref() {
         Some("p") => Ok(Layout::Partitioned),
         Some(_) => Ok(Layout::Plain),
@@ -44,8 +39,8 @@ pub fn layout(client: &mut impl postgres::GenericClient) -> error::Result<Layout
 }
 
 /// Refuses (exit 3) unless metrics is partitioned.
-pub fn ensure_partitioned(client: &mut Client) -> error::Result<()> {
-    match layout(client)? {
+pub fn ensure_partitioned(facts: &SchemaFacts) -> error::Result<()> {
+    match facts.require_tables()? {
         Layout::Partitioned => Ok(()),
         Layout::Plain => Err(Error::new(
             What::WrongSchema,
@@ -113,8 +108,9 @@ impl Month {
     }
 
     /// The `CREATE TABLE ... PARTITION OF metrics` statement for this month.
-    pub fn create_partition_sql(self) -> String {
-        queries::PARTITION_CREATE.ddl(
+    pub fn create_partition_sql(self, facts: &SchemaFacts) -> String {
+        facts.ddl(
+            &queries::PARTITION_CREATE,
             &[("partition", &self.partition_name())],
             &[("from", &self.start_literal()), ("to", &self.end_literal())],
         )
@@ -139,9 +135,9 @@ impl Serialize for Month {
 }
 
 /// The current month in UTC, by the server's clock.
-pub fn current_month(client: &mut impl postgres::GenericClient) -> Result<Month, postgres::Error> {
-    let first_day: NaiveDate = client
-        .query_one(queries::CURRENT_UTC_MONTH.sql(), &[])?
+pub fn current_month(tx: &mut Tx<'_>) -> Result<Month, postgres::Error> {
+    let first_day: NaiveDate = tx
+        .row(queries::CURRENT_UTC_MONTH.sql(), &[])?
         .get("first_day");
     Ok(Month(first_day))
 }
@@ -170,6 +166,9 @@ pub struct Partition {
     pub estimated_rows: Option<i64>,
     pub exact_rows: Option<i64>,
     pub bytes: i64,
+    /// The current user may read it directly (a partition has privileges of its own).
+    #[serde(skip)]
+    pub may_select: bool,
 }
 
 impl Partition {
@@ -217,22 +216,23 @@ fn parse_bound(text: &str) -> Bound {
     }
 }
 
-/// The partitions of metrics, in name order (months sort chronologically by name).
-pub fn list(client: &mut Client, exact: bool) -> error::Result<Vec<Partition>> {
-    Ok(read_partitions(client, exact)?)
-}
-
-fn read_partitions(client: &mut Client, exact: bool) -> Result<Vec<Partition>, postgres::Error> {
-    let mut tx = client.transaction()?;
-    tx.query_one(queries::UTC_SESSION.sql(), &[])?;
-    let rows = tx.query(queries::METRICS_PARTITIONS.sql(), &[])?;
+/// The partitions of metrics, in name order (months sort chronologically by name). Sets the
+/// transaction's TimeZone to UTC (bounds are read back as text).
+pub fn list(
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
+    exact: bool,
+) -> Result<Vec<Partition>, postgres::Error> {
+    tx.row(queries::UTC_SESSION.sql(), &[])?;
+    let rows = tx.rows(queries::METRICS_PARTITIONS.sql(), &[])?;
     let mut partitions = Vec::with_capacity(rows.len());
     for row in rows {
         let name: String = row.get("name");
         let estimated: i64 = row.get("estimated_rows");
         let exact_rows = if exact {
-            let sql = queries::PARTITION_COUNT_ROWS.with_identifiers(&[("partition", &name)]);
-            Some(tx.query_one(sql.as_str(), &[])?.get::<_, i64>("rows"))
+            let sql =
+                facts.with_identifiers(&queries::PARTITION_COUNT_ROWS, &[("partition", &name)]);
+            Some(tx.row(&sql, &[])?.get::<_, i64>("rows"))
         } else {
             None
         };
@@ -241,10 +241,10 @@ fn read_partitions(client: &mut Client, exact: bool) -> Result<Vec<Partition>, p
             estimated_rows: (estimated >= 0).then_some(estimated),
             exact_rows,
             bytes: row.get("bytes"),
+            may_select: row.get("may_select"),
             name,
         });
     }
-    tx.commit()?;
     Ok(partitions)
 }
 
@@ -268,14 +268,12 @@ impl Coverage {
 }
 
 /// `None` when every timestamp has a partition to go to (plain layout, or a DEFAULT partition).
-pub fn coverage(client: &mut Client) -> Result<Option<Coverage>, postgres::Error> {
-    let partitioned = client
-        .query_opt(queries::METRICS_LAYOUT.sql(), &[])?
-        .is_some_and(|row| row.get::<_, String>("relkind") == "p");
-    if !partitioned {
+pub fn coverage(session: &mut Session) -> Result<Option<Coverage>, postgres::Error> {
+    if session.facts().layout() != Some(Layout::Partitioned) {
         return Ok(None);
     }
-    let partitions = read_partitions(client, false)?;
+    let facts = session.shared_facts();
+    let partitions = session.read(|tx| list(tx, &facts, false))?;
     if partitions.iter().any(|p| p.bound == Bound::Default) {
         return Ok(None);
     }
@@ -303,10 +301,9 @@ pub fn month_of(at: DateTime<Utc>) -> Month {
 }
 
 /// Holds the maintenance transaction's locks in the one order all of it uses: the parent first.
-fn lock_parent(tx: &mut Transaction<'_>, lock_timeout: Duration) -> error::Result<()> {
-    let milliseconds = lock_timeout.as_millis().max(1).to_string();
-    tx.query_one(queries::SET_LOCAL_LOCK_TIMEOUT.sql(), &[&milliseconds])?;
-    tx.batch_execute(queries::LOCK_METRICS.sql()).map_err(|e| {
+fn lock_parent(tx: &mut Tx<'_>, lock_timeout: Duration) -> error::Result<()> {
+    db::set_lock_timeout(tx, lock_timeout)?;
+    tx.ddl(queries::LOCK_METRICS.sql()).map_err(|e| {
         if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
             Error::new(
                 What::LockTimeout,
@@ -324,12 +321,13 @@ fn lock_parent(tx: &mut Transaction<'_>, lock_timeout: Duration) -> error::Resul
 /// Runs maintenance that locks metrics; when the lock is not granted in time, says who holds it
 /// (asked once the failed transaction is gone).
 fn naming_lock_holders<T>(
-    client: &mut Client,
-    maintenance: impl FnOnce(&mut Client) -> error::Result<T>,
+    session: &mut Session,
+    maintenance: impl FnOnce(&mut Session) -> error::Result<T>,
 ) -> error::Result<T> {
-    match maintenance(client) {
+    match maintenance(session) {
         Err(error) if error.what() == What::LockTimeout => {
-            let holders = db::describe_holders(&db::table_lock_holders(client, "metrics")?);
+            let holders = session.read(|tx| db::table_lock_holders(tx, "metrics"))?;
+            let holders = db::describe_holders(&holders);
             Err(Error::new(
                 What::LockTimeout,
                 anyhow!(
@@ -373,19 +371,35 @@ pub struct CreateOptions {
 
 /// Makes sure a partition exists for every month from `from` through `from + months_ahead` (and,
 /// filling gaps, for every month missing between existing monthly partitions). One transaction.
-pub fn create(client: &mut Client, options: CreateOptions) -> error::Result<CreateReport> {
-    ensure_partitioned(client)?;
-    naming_lock_holders(client, |client| create_locked(client, options))
+pub fn create(session: &mut Session, options: CreateOptions) -> error::Result<CreateReport> {
+    ensure_partitioned(session.facts())?;
+    refuse_on_a_standby(session.facts(), "partitions create")?;
+    naming_lock_holders(session, |session| create_locked(session, options))
 }
 
-fn create_locked(client: &mut Client, options: CreateOptions) -> error::Result<CreateReport> {
-    let mut tx = client.transaction()?;
-    tx.query_one(queries::UTC_SESSION.sql(), &[])?;
+fn create_locked(session: &mut Session, options: CreateOptions) -> error::Result<CreateReport> {
+    let facts = session.shared_facts();
+    let mut tx = session.begin()?;
+    let report = create_in(&mut tx, &facts, options)?;
+    if options.dry_run {
+        tx.rollback()?;
+    } else {
+        tx.commit()?;
+    }
+    Ok(report)
+}
+
+fn create_in(
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
+    options: CreateOptions,
+) -> error::Result<CreateReport> {
+    tx.row(queries::UTC_SESSION.sql(), &[])?;
     if !options.dry_run {
-        lock_parent(&mut tx, options.lock_timeout)?;
+        lock_parent(tx, options.lock_timeout)?;
     }
     // Read what exists only once the lock is held: a concurrent run may just have created it.
-    let present = attached_partitions(&mut tx)?;
+    let present = attached_partitions(tx)?;
     let wanted: Vec<Month> = (0..=options.months_ahead)
         .map(|i| options.from.plus(i))
         .collect();
@@ -408,7 +422,7 @@ fn create_locked(client: &mut Client, options: CreateOptions) -> error::Result<C
             ("present", 0)
         } else {
             present.refuse_unmanaged()?;
-            if relation_exists(&mut tx, &partition)? {
+            if relation_exists(tx, &partition)? {
                 return Err(refused(format!(
                     "{partition} exists as a table of its own (detached by `partitions drop \
                      --detach`, or made by hand), so its month cannot get a new partition: \
@@ -417,10 +431,11 @@ fn create_locked(client: &mut Client, options: CreateOptions) -> error::Result<C
                 )));
             }
             let moved = if options.dry_run {
-                present.rows_in_default(&mut tx, month)?
+                present.rows_in_default(tx, month)?
             } else {
                 create_month(
-                    &mut tx,
+                    tx,
+                    facts,
                     month,
                     present.default.as_deref(),
                     &mut set_aside_ready,
@@ -445,11 +460,6 @@ fn create_locked(client: &mut Client, options: CreateOptions) -> error::Result<C
             moved_from_default,
         });
     }
-    if options.dry_run {
-        tx.rollback()?;
-    } else {
-        tx.commit()?;
-    }
     Ok(report)
 }
 
@@ -473,25 +483,25 @@ impl Present {
         )))
     }
 
-    fn rows_in_default(&self, tx: &mut Transaction<'_>, month: Month) -> error::Result<u64> {
+    fn rows_in_default(&self, tx: &mut Tx<'_>, month: Month) -> error::Result<u64> {
         let Some(default) = &self.default else {
             return Ok(0);
         };
         let count = queries::DEFAULT_ROWS_COUNT.with_identifiers(&[("default_partition", default)]);
         let rows: i64 = tx
-            .query_one(count.as_str(), &[&month.start(), &month.next().start()])?
+            .row(&count, &[&month.start(), &month.next().start()])?
             .get("rows");
         Ok(rows as u64)
     }
 }
 
-fn attached_partitions(tx: &mut Transaction<'_>) -> error::Result<Present> {
+fn attached_partitions(tx: &mut Tx<'_>) -> error::Result<Present> {
     let mut present = Present {
         months: Vec::new(),
         default: None,
         other_ranges: Vec::new(),
     };
-    for row in tx.query(queries::METRICS_PARTITIONS.sql(), &[])? {
+    for row in tx.rows(queries::METRICS_PARTITIONS.sql(), &[])? {
         let name: String = row.get("name");
         match parse_bound(&row.get::<_, String>("bound")) {
             Bound::Month { month } => present.months.push(month),
@@ -507,7 +517,8 @@ fn attached_partitions(tx: &mut Transaction<'_>) -> error::Result<Present> {
 /// Creates a month's partition, moving the rows DEFAULT holds for it out and back in around the
 /// creation. Returns the rows moved.
 fn create_month(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
     month: Month,
     default_partition: Option<&str>,
     set_aside_ready: &mut bool,
@@ -515,17 +526,17 @@ fn create_month(
     let mut moved = 0;
     if let Some(default_partition) = default_partition {
         if !*set_aside_ready {
-            tx.batch_execute(queries::DEFAULT_ROWS_SET_ASIDE.sql())?;
+            tx.ddl(queries::DEFAULT_ROWS_SET_ASIDE.sql())?;
             *set_aside_ready = true;
         }
         let move_out = queries::DEFAULT_ROWS_MOVE_OUT
             .with_identifiers(&[("default_partition", default_partition)]);
-        moved = tx.execute(move_out.as_str(), &[&month.start(), &month.next().start()])?;
+        moved = tx.run(&move_out, &[&month.start(), &month.next().start()])?;
     }
-    tx.batch_execute(&month.create_partition_sql())
+    tx.ddl(&month.create_partition_sql(facts))
         .with_context(|| format!("creating partition {}", month.partition_name()))?;
     if moved > 0 {
-        tx.execute(queries::DEFAULT_ROWS_MOVE_BACK.sql(), &[])?;
+        tx.run(queries::DEFAULT_ROWS_MOVE_BACK.sql(), &[])?;
     }
     Ok(moved)
 }
@@ -543,14 +554,16 @@ pub struct AttachReport {
 /// Re-attaches a month's table of its own (detached by `partitions drop --detach`) as its
 /// partition. One transaction, under the lock on metrics.
 pub fn attach(
-    client: &mut Client,
+    session: &mut Session,
     month: Month,
     lock_timeout: Duration,
 ) -> error::Result<AttachReport> {
-    ensure_partitioned(client)?;
-    naming_lock_holders(client, |client| {
-        let mut tx = client.transaction()?;
-        tx.query_one(queries::UTC_SESSION.sql(), &[])?;
+    ensure_partitioned(session.facts())?;
+    refuse_on_a_standby(session.facts(), "partitions attach")?;
+    let facts = session.shared_facts();
+    naming_lock_holders(session, |session| {
+        let mut tx = session.begin()?;
+        tx.row(queries::UTC_SESSION.sql(), &[])?;
         lock_parent(&mut tx, lock_timeout)?;
         let present = attached_partitions(&mut tx)?;
         let partition = month.partition_name();
@@ -567,25 +580,26 @@ pub fn attach(
         }
         let mut moved = 0;
         if let Some(default) = &present.default {
-            tx.batch_execute(queries::DEFAULT_ROWS_SET_ASIDE.sql())?;
+            tx.ddl(queries::DEFAULT_ROWS_SET_ASIDE.sql())?;
             let move_out =
                 queries::DEFAULT_ROWS_MOVE_OUT.with_identifiers(&[("default_partition", default)]);
-            moved = tx.execute(move_out.as_str(), &[&month.start(), &month.next().start()])?;
+            moved = tx.run(&move_out, &[&month.start(), &month.next().start()])?;
         }
-        let attach = queries::PARTITION_ATTACH.ddl(
+        let attach = facts.ddl(
+            &queries::PARTITION_ATTACH,
             &[("partition", &partition)],
             &[
                 ("from", &month.start_literal()),
                 ("to", &month.end_literal()),
             ],
         );
-        tx.batch_execute(&attach)
+        tx.ddl(&attach)
             .with_context(|| format!("attaching {partition} (its rows must all be in {month})"))?;
         if moved > 0 {
-            tx.execute(queries::DEFAULT_ROWS_MOVE_BACK.sql(), &[])?;
+            tx.run(queries::DEFAULT_ROWS_MOVE_BACK.sql(), &[])?;
         }
-        let unretired = if relation_exists(&mut tx, RETIRED_EVENTS_TABLE)? {
-            tx.execute(queries::RETIRED_EVENTS_UNRETIRE.sql(), &[&month.0])?
+        let unretired = if facts.helper(RETIRED_EVENTS) == Helper::Trusted {
+            tx.run(queries::RETIRED_EVENTS_UNRETIRE.sql(), &[&month.0])?
         } else {
             0
         };
@@ -631,16 +645,16 @@ pub struct MonthRows {
     pub rows: i64,
 }
 
-pub fn plan_enable(client: &mut Client) -> error::Result<EnablePlan> {
-    if layout(client)? == Layout::Partitioned {
+pub fn plan_enable(tx: &mut Tx<'_>) -> error::Result<EnablePlan> {
+    if layout(tx)? == Layout::Partitioned {
         return Ok(EnablePlan {
             already_partitioned: true,
             rows: 0,
             months: Vec::new(),
         });
     }
-    let months: Vec<MonthRows> = client
-        .query(queries::MONTHS_HOLDING_METRICS.sql(), &[])?
+    let months: Vec<MonthRows> = tx
+        .rows(queries::MONTHS_HOLDING_METRICS.sql(), &[])?
         .iter()
         .map(|row| {
             let month = Month(row.get("first_day"));
@@ -680,15 +694,15 @@ impl EnablePlan {
 }
 
 /// The SQL `enable` runs, in order, for `--dry-run`.
-pub fn enable_statements(plan: &EnablePlan) -> Vec<String> {
+pub fn enable_statements(facts: &SchemaFacts, plan: &EnablePlan) -> Vec<String> {
     let mut statements = vec![
         "BEGIN;".to_string(),
         queries::LOCK_METRICS.sql().to_string(),
         queries::SET_ASIDE_PLAIN_METRICS.sql().to_string(),
-        queries::PARTITIONED_METRICS.sql().to_string(),
+        facts.ddl(&queries::PARTITIONED_METRICS, &[], &[]),
     ];
     for month in &plan.months {
-        statements.push(month.month.create_partition_sql());
+        statements.push(month.month.create_partition_sql(facts));
         statements.push(queries::COPY_MONTH_INTO_PARTITIONED.ddl(
             &[],
             &[
@@ -707,36 +721,52 @@ pub fn enable_statements(plan: &EnablePlan) -> Vec<String> {
 /// its id, the id sequence is kept, a partition is made for every month holding rows.
 /// `on_progress(rows_copied)` is called after each month.
 pub fn enable(
-    client: &mut Client,
+    session: &mut Session,
     plan: &EnablePlan,
     lock_timeout: Duration,
-    mut on_progress: impl FnMut(u64),
+    on_progress: impl FnMut(u64),
 ) -> error::Result<()> {
     if plan.already_partitioned {
         return Ok(());
     }
-    let mut tx = client.transaction()?;
-    lock_parent(&mut tx, lock_timeout)?;
+    refuse_on_a_standby(session.facts(), "partitions enable")?;
+    let facts = session.shared_facts();
+    let mut tx = session.begin()?;
+    if enable_in(&mut tx, &facts, plan, lock_timeout, on_progress)? {
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The conversion inside `tx`; false when there was nothing to do (another run converted it).
+fn enable_in(
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
+    plan: &EnablePlan,
+    lock_timeout: Duration,
+    mut on_progress: impl FnMut(u64),
+) -> error::Result<bool> {
+    lock_parent(tx, lock_timeout)?;
     // Another run (a second replica's `migrate --partitioned`) may have converted it meanwhile.
-    if layout(&mut tx)? == Layout::Partitioned {
-        return Ok(());
+    if layout(tx)? == Layout::Partitioned {
+        return Ok(false);
     }
     // The plan was made before the lock: make sure no month appeared since.
-    let months_now = tx.query(queries::MONTHS_HOLDING_METRICS.sql(), &[])?.len();
+    let months_now = tx.rows(queries::MONTHS_HOLDING_METRICS.sql(), &[])?.len();
     if months_now != plan.months.len() {
         return Err(refused(
             "metrics gained rows in a new month while the conversion was planned; run it again",
         ));
     }
-    tx.batch_execute(queries::SET_ASIDE_PLAIN_METRICS.sql())
+    tx.ddl(queries::SET_ASIDE_PLAIN_METRICS.sql())
         .context("setting the plain metrics table aside")?;
-    tx.batch_execute(queries::PARTITIONED_METRICS.sql())
+    tx.ddl(&facts.ddl(&queries::PARTITIONED_METRICS, &[], &[]))
         .context("creating the partitioned metrics table")?;
     let mut copied = 0;
     for month in &plan.months {
-        tx.batch_execute(&month.month.create_partition_sql())
+        tx.ddl(&month.month.create_partition_sql(facts))
             .with_context(|| format!("creating partition {}", month.partition))?;
-        copied += tx.execute(
+        copied += tx.run(
             queries::COPY_MONTH_INTO_PARTITIONED.sql(),
             &[&month.month.start(), &month.month.next().start()],
         )?;
@@ -749,11 +779,24 @@ pub fn enable(
             plan.rows
         )));
     }
-    tx.batch_execute(queries::PARTITIONED_METRICS_KEYS.sql())
+    tx.ddl(queries::PARTITIONED_METRICS_KEYS.sql())
         .context("building the partitioned table's keys and indexes")?;
-    tx.batch_execute(queries::DROP_PLAIN_METRICS.sql())
+    tx.ddl(queries::DROP_PLAIN_METRICS.sql())
         .context("dropping the plain table (a view or other object may depend on it)")?;
-    tx.commit()?;
+    Ok(true)
+}
+
+/// Changing the schema needs the primary: a standby (in recovery) refuses it before anything.
+pub fn refuse_on_a_standby(facts: &SchemaFacts, what: &str) -> error::Result<()> {
+    if facts.in_recovery {
+        return Err(Error::new(
+            What::Refused,
+            anyhow!(
+                "this server is a standby (in recovery): {what} writes, and only the primary \
+                 accepts writes. Nothing was changed; run it against the primary"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -798,22 +841,6 @@ pub struct RetentionOptions {
     pub dry_run: bool,
 }
 
-/// The bookkeeping table of events retired with their guard rows kept.
-pub const RETIRED_EVENTS_TABLE: &str = queries::RETIRED_EVENTS_TABLE_NAME;
-
-/// A query that reads the retired events, ready for this database: where retention never ran the
-/// table does not exist, and it reads as empty.
-pub fn with_retired_events(
-    client: &mut impl postgres::GenericClient,
-    sql: &str,
-) -> Result<String, postgres::Error> {
-    Ok(if relation_exists(client, RETIRED_EVENTS_TABLE)? {
-        sql.to_string()
-    } else {
-        queries::without_retired_events(sql)
-    })
-}
-
 /// Retires monthly partitions that end before the start of (current month - N months); never
 /// DEFAULT, never the current month. One transaction.
 ///
@@ -821,7 +848,7 @@ pub fn with_retired_events(
 /// stores it again) and it is noted in metricsctl_retired_events (so `check duplicates` does not
 /// call it lost). `forget_guard_rows` deletes the guard rows instead.
 pub fn retire(
-    client: &mut Client,
+    session: &mut Session,
     options: RetentionOptions,
     lock_timeout: Duration,
 ) -> error::Result<RetentionReport> {
@@ -830,25 +857,35 @@ pub fn retire(
             "--older-than must be at least 1: the current month is never retired",
         ));
     }
-    ensure_partitioned(client)?;
-    naming_lock_holders(client, |client| {
-        retire_locked(client, options, lock_timeout)
+    ensure_partitioned(session.facts())?;
+    if !options.dry_run {
+        refuse_on_a_standby(session.facts(), "partitions drop")?;
+    }
+    if let Some(message) = session.facts().untrusted_helper_message(RETIRED_EVENTS) {
+        return Err(refused(format!(
+            "retention notes retired events in metricsctl_retired_events, and {message}; \
+             nothing was changed"
+        )));
+    }
+    naming_lock_holders(session, |session| {
+        retire_locked(session, options, lock_timeout)
     })
 }
 
 fn retire_locked(
-    client: &mut Client,
+    session: &mut Session,
     options: RetentionOptions,
     lock_timeout: Duration,
 ) -> error::Result<RetentionReport> {
-    let mut tx = client.transaction()?;
-    tx.query_one(queries::UTC_SESSION.sql(), &[])?;
+    let facts = session.shared_facts();
+    let mut tx = session.begin()?;
+    tx.row(queries::UTC_SESSION.sql(), &[])?;
     if !options.dry_run {
         lock_parent(&mut tx, lock_timeout)?;
     }
     let current = current_month(&mut tx)?;
     let cutoff = current.minus(options.older_than_months);
-    let rows = tx.query(queries::METRICS_PARTITIONS.sql(), &[])?;
+    let rows = tx.rows(queries::METRICS_PARTITIONS.sql(), &[])?;
     let mut report = RetentionReport {
         older_than_months: options.older_than_months,
         cutoff,
@@ -862,7 +899,7 @@ fn retire_locked(
         earlier_guard_rows_deleted: None,
     };
     if !options.dry_run && !options.forget_guard_rows {
-        tx.batch_execute(queries::RETIRED_EVENTS_TABLE.sql())?;
+        tx.ddl(&facts.ddl(&queries::RETIRED_EVENTS_TABLE, &[], &[]))?;
     }
     for row in rows {
         let name: String = row.get("name");
@@ -883,51 +920,53 @@ fn retire_locked(
         if !options.dry_run {
             let partition = [("partition", name.as_str())];
             if options.forget_guard_rows {
-                let forget = queries::PARTITION_FORGET_GUARD_ROWS.with_identifiers(&partition);
-                retired.guard_rows_deleted = Some(tx.execute(forget.as_str(), &[])?);
+                let forget =
+                    facts.with_identifiers(&queries::PARTITION_FORGET_GUARD_ROWS, &partition);
+                retired.guard_rows_deleted = Some(tx.run(&forget, &[])?);
             } else {
-                let note = queries::PARTITION_RETIRE_EVENTS.with_identifiers(&partition);
-                retired.events_retired = Some(tx.execute(note.as_str(), &[&month.0])?);
+                let note = facts.with_identifiers(&queries::PARTITION_RETIRE_EVENTS, &partition);
+                retired.events_retired = Some(tx.run(&note, &[&month.0])?);
             }
             let statement = if options.detach {
                 &queries::PARTITION_DETACH
             } else {
                 &queries::PARTITION_DROP
             };
-            tx.batch_execute(&statement.ddl(&partition, &[]))
+            tx.ddl(&facts.ddl(statement, &partition, &[]))
                 .with_context(|| format!("retiring partition {name}"))?;
         }
         report.partitions.push(retired);
     }
     if !options.dry_run
         && options.forget_guard_rows
-        && relation_exists(&mut tx, RETIRED_EVENTS_TABLE)?
+        && facts.helper(RETIRED_EVENTS) == Helper::Trusted
     {
         report.earlier_guard_rows_deleted =
-            Some(tx.execute(queries::RETIRED_EVENTS_FORGET.sql(), &[&cutoff.0])?);
+            Some(tx.run(queries::RETIRED_EVENTS_FORGET.sql(), &[&cutoff.0])?);
     }
-    tx.commit()?;
+    if options.dry_run {
+        tx.rollback()?;
+    } else {
+        tx.commit()?;
+    }
     Ok(report)
 }
 
-fn relation_exists(
-    client: &mut impl postgres::GenericClient,
-    name: &str,
-) -> Result<bool, postgres::Error> {
-    Ok(client
-        .query_one(queries::RELATION_EXISTS.sql(), &[&name])?
-        .get(0))
+fn relation_exists(tx: &mut Tx<'_>, name: &str) -> Result<bool, postgres::Error> {
+    Ok(tx.row(queries::RELATION_EXISTS.sql(), &[&name])?.get(0))
 }
 
 /// Ensures the partitioned layout on a freshly migrated database (`migrate --partitioned`):
 /// converts an empty plain metrics, refuses one that holds rows (that is `partitions enable`'s
-/// job, with its long lock), and makes the current month and the next two.
+/// job, with its long lock), and makes the current month and the next two. Inside the
+/// migration's transaction, so it all happens or none of it.
 pub fn ensure_partitioned_layout(
-    client: &mut Client,
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
     lock_timeout: Duration,
 ) -> error::Result<CreateReport> {
-    if layout(client)? == Layout::Plain {
-        let plan = plan_enable(client)?;
+    if layout(tx)? == Layout::Plain {
+        let plan = plan_enable(tx)?;
         if plan.rows > 0 {
             return Err(refused(format!(
                 "metrics already holds {} rows in the plain layout: convert it with \
@@ -935,11 +974,12 @@ pub fn ensure_partitioned_layout(
                 plan.rows
             )));
         }
-        enable(client, &plan, lock_timeout, |_| {})?;
+        enable_in(tx, facts, &plan, lock_timeout, |_| {})?;
     }
-    let current = current_month(client)?;
-    create(
-        client,
+    let current = current_month(tx)?;
+    create_in(
+        tx,
+        facts,
         CreateOptions {
             from: current,
             months_ahead: DEFAULT_MONTHS_AHEAD,
@@ -954,62 +994,71 @@ pub fn ensure_partitioned_layout(
 /// `--dry-run`: the conversion of the (empty) plain table, then the partitions for the current
 /// month and the next two that do not exist yet. Refuses, as the real run does, a plain table
 /// that holds rows.
-pub fn partitioned_layout_sql(client: &mut Client) -> error::Result<Vec<String>> {
-    let current = current_month(client)?;
-    let mut statements = Vec::new();
-    let new_table = EnablePlan {
-        already_partitioned: false,
-        rows: 0,
-        months: Vec::new(),
-    };
-    let existing: Vec<Month> = if !crate::db::relation_exists(client, "metrics")? {
-        statements.extend(enable_statements(&new_table));
-        Vec::new()
-    } else {
-        match layout(client)? {
-            Layout::Plain => {
-                let plan = plan_enable(client)?;
-                if plan.rows > 0 {
-                    return Err(refused(format!(
-                        "migrate --partitioned would stop here: metrics already holds {} rows in \
-                         the plain layout; convert it with `metricsctl partitions enable --dry-run`",
-                        plan.rows
-                    )));
+pub fn partitioned_layout_sql(session: &mut Session) -> error::Result<Vec<String>> {
+    let facts = session.shared_facts();
+    session.read(|tx| {
+        let current = current_month(tx)?;
+        let mut statements = Vec::new();
+        let new_table = EnablePlan {
+            already_partitioned: false,
+            rows: 0,
+            months: Vec::new(),
+        };
+        let existing: Vec<Month> = if !relation_exists(tx, "metrics")? {
+            statements.extend(enable_statements(&facts, &new_table));
+            Vec::new()
+        } else {
+            match layout(tx)? {
+                Layout::Plain => {
+                    let plan = plan_enable(tx)?;
+                    if plan.rows > 0 {
+                        return Err(refused(format!(
+                            "migrate --partitioned would stop here: metrics already holds {} rows \
+                             in the plain layout; convert it with `metricsctl partitions enable \
+                             --dry-run`",
+                            plan.rows
+                        )));
+                    }
+                    statements.extend(enable_statements(&facts, &plan));
+                    Vec::new()
                 }
-                statements.extend(enable_statements(&plan));
-                Vec::new()
+                Layout::Partitioned => list(tx, &facts, false)?
+                    .iter()
+                    .filter_map(Partition::month)
+                    .collect(),
             }
-            Layout::Partitioned => list(client, false)?
-                .iter()
-                .filter_map(Partition::month)
-                .collect(),
+        };
+        let wanted: Vec<Month> = (0..=DEFAULT_MONTHS_AHEAD)
+            .map(|i| current.plus(i))
+            .collect();
+        let all: Vec<Month> = existing.iter().chain(&wanted).copied().collect();
+        let mut missing: Vec<Month> = wanted
+            .iter()
+            .chain(&gap_months(&all))
+            .copied()
+            .filter(|m| !existing.contains(m))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if !missing.is_empty() {
+            statements.push("BEGIN;".to_string());
+            statements.push(queries::LOCK_METRICS.sql().to_string());
+            statements.extend(missing.iter().map(|m| m.create_partition_sql(&facts)));
+            statements.push("COMMIT;".to_string());
         }
-    };
-    let wanted: Vec<Month> = (0..=DEFAULT_MONTHS_AHEAD)
-        .map(|i| current.plus(i))
-        .collect();
-    let all: Vec<Month> = existing.iter().chain(&wanted).copied().collect();
-    let mut missing: Vec<Month> = wanted
-        .iter()
-        .chain(&gap_months(&all))
-        .copied()
-        .filter(|m| !existing.contains(m))
-        .collect();
-    missing.sort();
-    missing.dedup();
-    if !missing.is_empty() {
-        statements.push("BEGIN;".to_string());
-        statements.push(queries::LOCK_METRICS.sql().to_string());
-        statements.extend(missing.iter().map(|m| m.create_partition_sql()));
-        statements.push("COMMIT;".to_string());
-    }
-    Ok(statements)
+        Ok(statements)
+    })
 }
 
 /// Rows in a partition, counting no further than `cap`.
-pub fn rows_up_to(client: &mut Client, partition: &str, cap: i64) -> Result<i64, postgres::Error> {
-    let sql = queries::PARTITION_ROWS_CAPPED.with_identifiers(&[("partition", partition)]);
-    Ok(client.query_one(sql.as_str(), &[&cap])?.get("rows"))
+pub fn rows_up_to(
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
+    partition: &str,
+    cap: i64,
+) -> Result<i64, postgres::Error> {
+    let sql = facts.with_identifiers(&queries::PARTITION_ROWS_CAPPED, &[("partition", partition)]);
+    Ok(tx.row(&sql, &[&cap])?.get("rows"))
 }
 
 /// Future months `migrate --partitioned` creates and `check partitions` expects by default.

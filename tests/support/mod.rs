@@ -125,6 +125,14 @@ impl TestDatabase {
         connect_url(&self.url)
     }
 
+    /// A metricsctl session on this database, as the commands open one.
+    pub fn session(&self) -> metricsctl::db::Session {
+        let target = DatabaseTarget::parse(&self.url, TargetOrigin::Flag, &TlsDefaults::default())
+            .expect("test URL parses");
+        metricsctl::db::Session::open(&target, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("opening a session on the test database: {e}"))
+    }
+
     /// The metricsctl binary pointed at this database through --database-url.
     pub fn metricsctl(&self, args: &[&str]) -> Command {
         let mut command = metricsctl();

@@ -1,0 +1,23 @@
+-- When a run's time is up or it is interrupted: what each of its sessions' statements waits for,
+-- and the sessions in its way (pg_blocking_pids), so the message can say why it stopped and whom
+-- to look at. Runs on a connection of its own, under any search path: written schema-qualified.
+-- psql "$DATABASE_URL" -v pids='{12345}' -f queries/sessions_waiting.sql
+SELECT w.pid AS waiting_pid,
+       w.wait_event_type,
+       w.wait_event,
+       b.pid AS blocker_pid,
+       b.pid,
+       COALESCE(NULLIF(b.application_name, ''), '(no application_name)') AS application_name,
+       COALESCE(CAST(b.usename AS pg_catalog.text), '') AS user_name,
+       COALESCE(pg_catalog.host(b.client_addr), 'local socket') AS client,
+       CAST(EXTRACT(EPOCH FROM pg_catalog.now() OPERATOR(pg_catalog.-) b.backend_start)
+            AS pg_catalog.int8) AS connected_seconds,
+       CAST(b.state AS pg_catalog.text)
+           OPERATOR(pg_catalog.||) ', last statement: '
+           OPERATOR(pg_catalog.||) pg_catalog."left"(b.query, 120) AS blocker_query
+FROM pg_catalog.pg_stat_activity w
+LEFT JOIN LATERAL pg_catalog.unnest(pg_catalog.pg_blocking_pids(w.pid)) AS blocking(pid) ON true
+LEFT JOIN pg_catalog.pg_stat_activity b ON b.pid OPERATOR(pg_catalog.=) blocking.pid
+WHERE w.pid OPERATOR(pg_catalog.=) ANY (CAST(:'pids' AS pg_catalog.int4[]))
+  AND w.state OPERATOR(pg_catalog.=) 'active'
+ORDER BY w.pid, b.pid;
