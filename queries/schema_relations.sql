@@ -17,6 +17,7 @@ SELECT CAST(c.relname AS pg_catalog.text) AS name,
                AND k.contype OPERATOR(pg_catalog.=) ANY (CAST(ARRAY['p', 'u'] AS pg_catalog."char"[]))
              ORDER BY 1) AS unique_keys,
        s.sequence,
+       CAST(seq.relname AS pg_catalog.text) AS sequence_name,
        CASE WHEN s.sequence IS NOT NULL
             THEN pg_catalog.has_sequence_privilege(s.sequence, 'SELECT')
                  OR pg_catalog.has_sequence_privilege(s.sequence, 'USAGE') END
@@ -37,6 +38,9 @@ CROSS JOIN LATERAL (
                          CAST(CAST(c.oid AS pg_catalog.regclass) AS pg_catalog.text), 'id')
            END AS sequence
 ) s
+LEFT JOIN pg_catalog.pg_class seq
+       ON seq.oid OPERATOR(pg_catalog.=)
+          CAST(CAST(s.sequence AS pg_catalog.regclass) AS pg_catalog.oid)
 WHERE n.nspname OPERATOR(pg_catalog.=) CAST(:'schema' AS pg_catalog.name)
   AND c.relname OPERATOR(pg_catalog.=) ANY (CAST(ARRAY['processed_events', 'metrics',
         'metricsctl_retired_events', 'metricsctl_conversion', 'metrics_partitioned',

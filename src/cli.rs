@@ -202,6 +202,11 @@ pub enum Command {
   metricsctl repair
   metricsctl repair --release-lost   # lost metrics: let the consumer or a replay deliver them again")]
     Repair(RepairArgs),
+    /// The privileges of a monitoring role and a writer role, as SQL to run (or --apply)
+    #[command(after_help = "Examples:
+  metricsctl grants --monitor nagios --writer consumer
+  metricsctl grants --monitor nagios --apply   # as the owner of the tables")]
+    Grants(GrantsArgs),
     /// Show metricsctl end to end on a throwaway local PostgreSQL (or on the configured database)
     #[command(after_help = "Examples:
   metricsctl demo
@@ -806,6 +811,25 @@ pub struct RepairArgs {
     /// Rows listed per repair (all are counted)
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: u32,
+
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("roles").required(true).multiple(true).args(["monitor", "writer"])))]
+pub struct GrantsArgs {
+    /// A role that only reads: check, lag, rate, migrate status (repeat for several)
+    #[arg(long, value_name = "ROLE")]
+    pub monitor: Vec<String>,
+
+    /// A role that writes events: the consumer, replay (repeat for several)
+    #[arg(long, value_name = "ROLE")]
+    pub writer: Vec<String>,
+
+    /// Run the statements (in one transaction) instead of printing them only
+    #[arg(long)]
+    pub apply: bool,
 
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,

@@ -94,6 +94,7 @@ fn execute(cli: &Cli, env: &Environment) -> CommandResult {
         Command::Lag(args) => commands::lag::exec(&resolve()?, args),
         Command::Rate(args) => commands::rate::exec(&resolve()?, args),
         Command::Repair(args) => commands::repair::exec(&resolve()?, args),
+        Command::Grants(args) => commands::grants::exec(&resolve()?, args),
         Command::Demo(args) => commands::demo::exec(&resolve()?, args),
         Command::Completions(args) => commands::completions::exec(args),
     }

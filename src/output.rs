@@ -3,7 +3,7 @@
 //! (progress, warnings, errors) goes to stderr elsewhere.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -100,8 +100,16 @@ pub fn table<H: Into<comfy_table::Cell>>(header: impl IntoIterator<Item = H>) ->
 
 /// Writes a line of data to stdout. A closed pipe (`metricsctl ... | head`) is not an error;
 /// any other failure (a full disk) is, so a lost report never reads as success.
+/// On a terminal, control characters from the data are escaped (`escape_for_terminal`); files
+/// and pipes get the values as they are.
 pub fn print(text: impl std::fmt::Display) -> Result<(), OutputLost> {
     let mut stdout = std::io::stdout().lock();
+    let text = text.to_string();
+    let text = if stdout.is_terminal() {
+        crate::text::escape_for_terminal(&text)
+    } else {
+        std::borrow::Cow::Borrowed(text.as_str())
+    };
     let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
     match written {
         Ok(()) => Ok(()),

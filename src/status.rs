@@ -43,8 +43,16 @@ impl Failure {
             return self;
         };
         let reason = stopped.to_string();
+        let cancelled = self.error.chain().any(|cause| {
+            cause
+                .downcast_ref::<postgres::Error>()
+                .is_some_and(|e| e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED))
+        });
         let error = if format!("{:#}", self.error).contains(&reason) {
             self.error
+        } else if cancelled {
+            // The server's "canceling statement due to user request" says nothing more.
+            anyhow::anyhow!(reason)
         } else {
             self.error.context(reason)
         };

@@ -27,6 +27,27 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Text bound for a terminal: every control character escaped but the line breaks and tabs that
+/// lay a report out, so no value (a sensor id holding `ESC[2J` or an OSC title sequence) acts on
+/// the operator's terminal. Files and pipes get the report as it is.
+pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
+    let needs = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c);
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            c if needs(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
@@ -66,5 +87,29 @@ pub fn timestamp_for_people(rfc3339: &str) -> String {
             .format("%Y-%m-%d %H:%M:%S UTC")
             .to_string(),
         Err(_) => escape_control(rfc3339).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_terminal_gets_the_layout_but_no_control_sequence() {
+        let text = "sensor\u{1b}[2J,1\n\u{1b}]0;pwned\u{7}\tx\u{9b}31m\r";
+        let shown = escape_for_terminal(text);
+        assert_eq!(
+            shown,
+            "sensor\\u{1b}[2J,1\n\\u{1b}]0;pwned\\u{7}\tx\\u{9b}31m\\r"
+        );
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        );
+        assert!(matches!(
+            escape_for_terminal("plain\ttext\n"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod bounded;
 mod checks;
 mod cli;
 mod connection;
@@ -17,6 +18,7 @@ mod migrate;
 mod monitoring;
 mod partitions;
 mod partitions_online;
+mod privileges;
 mod queries;
 mod repair;
 mod replay;
@@ -24,3 +26,5 @@ mod replay_corpus;
 mod replay_faults;
 mod replay_trust;
 mod secrets;
+mod shared_database;
+mod terminal;

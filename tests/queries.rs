@@ -71,6 +71,7 @@ fn every_query_file_runs_in_psql_with_its_variables() {
                 "sensor_id" => "sensor_123",
                 "schema" => "public",
                 "name" => "create_x",
+                "roles" => "{postgres}",
                 other => panic!("{}: no psql value for :'{other}' in this test", query.file),
             };
             psql.arg("-v").arg(format!("{param}={value}"));

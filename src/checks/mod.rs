@@ -507,12 +507,20 @@ impl CheckReport for AllChecks {
         "all"
     }
 
+    /// A problem found outranks a check that could not run: a CRITICAL duplicates check stays
+    /// CRITICAL beside a sequence check the role may not read (which says what it lacks).
     fn status(&self) -> Status {
-        self.checks
+        let found = self
+            .checks
             .iter()
             .map(|c| c.status)
-            .max()
-            .unwrap_or(Status::Ok)
+            .filter(|s| *s != Status::Unknown)
+            .max();
+        match found {
+            Some(status) if status > Status::Ok => status,
+            _ if self.checks.iter().any(|c| c.status == Status::Unknown) => Status::Unknown,
+            _ => Status::Ok,
+        }
     }
 
     fn summary(&self) -> String {

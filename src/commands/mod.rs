@@ -4,6 +4,7 @@ pub mod check;
 pub mod completions;
 pub mod demo;
 pub mod generate;
+pub mod grants;
 pub mod lag;
 pub mod migrate;
 pub mod partitions;

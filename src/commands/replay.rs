@@ -49,6 +49,7 @@ pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
     let inputs = open_inputs(&request.files).could_not_run()?;
     let session = commands::open(ctx)?;
     session.facts().require_tables()?;
+    crate::ingest::ensure_privileges(session.facts(), request.options.dry_run)?;
     if !request.options.dry_run {
         crate::schema::partitions::refuse_on_a_standby(session.facts(), "replay")?;
     }

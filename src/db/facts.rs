@@ -35,6 +35,8 @@ pub struct Relation {
     pub unique_keys: Vec<String>,
     /// For metrics: the sequence its id draws from, schema-qualified.
     pub sequence: Option<String>,
+    /// Its name alone (it is in the tables' schema).
+    pub sequence_name: Option<String>,
     pub may_read_sequence: bool,
     pub may_use_sequence: bool,
 }
@@ -155,6 +157,7 @@ impl SchemaFacts {
                 acts_as_owner: row.get("acts_as_owner"),
                 unique_keys: row.get("unique_keys"),
                 sequence: row.get("sequence"),
+                sequence_name: row.get("sequence_name"),
                 may_read_sequence: row.get::<_, Option<bool>>("may_read_sequence") == Some(true),
                 may_use_sequence: row.get::<_, Option<bool>>("may_use_sequence") == Some(true),
             })
@@ -328,11 +331,11 @@ impl SchemaFacts {
     /// What an operator should hear about the database before anything else (on stderr).
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        if !self.others_may_create.is_empty() && self.relation("metrics").is_some() {
+        if !self.others_may_create.is_empty() {
             let grantees = self.others_may_create.join(", ");
             warnings.push(format!(
                 "warning: {grantees} may create objects in schema {schema}, where the guide's \
-                 tables are: such a role can plant functions, operators or tables there that other \
+                 tables are (or go): such a role can plant functions, operators or tables there that other \
                  clients run by mistake. metricsctl pins its search path and names PostgreSQL's own \
                  functions and operators, so it is not misled; to close it for everyone: {fix}",
                 schema = self.schema_name(),

@@ -297,7 +297,7 @@ fn describe_wait(row: &postgres::Row) -> String {
         debug_assert_eq!(holder.pid, pid);
         text.push_str(&format!(" held by {holder}"));
         if let Some(query) = row.get::<_, Option<String>>("blocker_query") {
-            text.push_str(&format!(", running: {}", escape_control(&query)));
+            text.push_str(&format!(", {}", escape_control(&query)));
         }
         text.push_str(". End that session with SELECT pg_terminate_backend(");
         text.push_str(&pid.to_string());

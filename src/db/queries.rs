@@ -205,6 +205,19 @@ query!(SCHEMA_RELATIONS = "schema_relations.sql", "schema");
 query!(SESSIONS_WAITING = "sessions_waiting.sql", "pids");
 query!(FOREIGN_DEPENDENCIES = "foreign_dependencies.sql");
 query!(
+    /// DDL: render with `Query::ddl`.
+    GRANTS_MONITOR = "grants_monitor.sql"
+);
+query!(
+    /// DDL: render with `Query::ddl`.
+    GRANTS_WRITER = "grants_writer.sql"
+);
+query!(
+    /// DDL: render with `Query::ddl`.
+    GRANT_SELECT = "grant_select.sql"
+);
+query!(ROLES_NAMED = "roles_named.sql", "roles");
+query!(
     SET_LOCAL_SEARCH_PATH = "set_local_search_path.sql",
     "search_path"
 );
@@ -410,6 +423,7 @@ pub fn all() -> Vec<&'static Query> {
         &SCHEMA_RELATIONS,
         &SESSIONS_WAITING,
         &FOREIGN_DEPENDENCIES,
+        &ROLES_NAMED,
         &SET_LOCAL_SEARCH_PATH,
         &SESSION_PROBE_MARK,
         &SESSION_PROBE_READ,
@@ -495,6 +509,9 @@ pub fn maintenance() -> Vec<&'static Query> {
         &PARTITION_DROP,
         &PARTITION_COUNT_ROWS,
         &PARTITION_ROWS_CAPPED,
+        &GRANTS_MONITOR,
+        &GRANTS_WRITER,
+        &GRANT_SELECT,
     ]
 }
 

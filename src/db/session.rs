@@ -403,10 +403,11 @@ pub fn pinned_search_path(schema: &str) -> String {
     format!("pg_catalog, {}, pg_temp", quote_identifier(schema))
 }
 
-/// For migrations and DDL that create objects unqualified (the guide's files): the tables'
-/// schema first, since PostgreSQL creates an unqualified object in the first schema of the path.
+/// For migrations, which create objects unqualified (the guide's files): the tables' schema
+/// first, since PostgreSQL creates an unqualified object in the path's first schema, and no
+/// pg_catalog — a path that does not name it has it searched first, before the tables' schema.
 pub fn creating_search_path(schema: &str) -> String {
-    format!("{}, pg_catalog, pg_temp", quote_identifier(schema))
+    format!("{}, pg_temp", quote_identifier(schema))
 }
 
 #[cfg(test)]
@@ -436,9 +437,6 @@ mod tests {
             pinned_search_path("tele\"metry"),
             "pg_catalog, \"tele\"\"metry\", pg_temp"
         );
-        assert_eq!(
-            creating_search_path("public"),
-            "\"public\", pg_catalog, pg_temp"
-        );
+        assert_eq!(creating_search_path("public"), "\"public\", pg_temp");
     }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
 
 use crate::db::session::Access;
-use crate::db::{self, Layout, Param, Session, queries};
+use crate::db::{self, Layout, Param, SchemaFacts, Session, queries};
 use crate::error::{Error, What};
 use crate::events::Event;
 
@@ -203,6 +203,64 @@ impl IngestError {
         // intervention (shutdown, cancel), 55P03 lock not available, 58 system errors.
         matches!(class, "08" | "40" | "53" | "57" | "58") || code == &SqlState::LOCK_NOT_AVAILABLE
     }
+}
+
+/// Whether the current user may do what a replay does (a dry run only reads): if not, an error
+/// naming the GRANT, before anything is read or written.
+pub fn ensure_privileges(facts: &SchemaFacts, dry_run: bool) -> Result<(), Error> {
+    let role = db::queries::quote_identifier(&facts.current_user);
+    let mut lacking = Vec::new();
+    let mut grants = Vec::new();
+    for name in ["processed_events", "metrics"] {
+        let Some(table) = facts.relation(name) else {
+            continue;
+        };
+        let mut privileges = Vec::new();
+        if !table.may_select {
+            privileges.push("SELECT");
+        }
+        if !dry_run && !table.may_insert {
+            privileges.push("INSERT");
+        }
+        if !privileges.is_empty() {
+            lacking.push(format!(
+                "{} on {}",
+                privileges.join(", "),
+                facts.qualified(name)
+            ));
+            grants.push(format!(
+                "GRANT {} ON {} TO {role};",
+                privileges.join(", "),
+                facts.qualified(name)
+            ));
+        }
+    }
+    if let Some(metrics) = facts.metrics()
+        && let Some(sequence) = &metrics.sequence
+        && !dry_run
+        && !metrics.may_use_sequence
+    {
+        lacking.push(format!("USAGE on sequence {sequence}"));
+        grants.push(format!(
+            "GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {role};"
+        ));
+    }
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        What::Privilege,
+        anyhow::anyhow!(
+            "replay{} needs what {} may not: {}; nothing was read or written. As the tables' \
+             owner ({}): {} (`metricsctl grants --writer {}` prints every grant a writer needs)",
+            if dry_run { " --dry-run" } else { "" },
+            facts.current_user,
+            lacking.join(", "),
+            facts.tables_owner(),
+            grants.join(" "),
+            crate::text::shell_quote(&facts.current_user)
+        ),
+    ))
 }
 
 /// Which form of the insert statement a batch goes through.

@@ -76,6 +76,11 @@ pub enum RepairError {
     Database(postgres::Error),
     /// The server is a standby: nothing can be repaired there.
     Standby,
+    /// The current user is not the tables' owner (repair restores keys, so it must be).
+    NotOwner {
+        user: String,
+        owner: String,
+    },
 }
 
 impl From<postgres::Error> for RepairError {
@@ -98,6 +103,12 @@ impl std::fmt::Display for RepairError {
                 "this server is a standby (in recovery): repair writes, and only the primary \
                  accepts writes. Nothing was changed; run it against the primary",
             ),
+            RepairError::NotOwner { user, owner } => write!(
+                f,
+                "repair deletes rows and puts the guide's keys back, which only the owner of the \
+                 tables may do, and {user} is not {owner} (nor a member of it, nor a superuser). \
+                 Nothing was changed; run it as {owner}"
+            ),
         }
     }
 }
@@ -109,6 +120,14 @@ impl std::error::Error for RepairError {}
 pub fn repair(session: &mut Session, options: &RepairOptions) -> Result<RepairReport, RepairError> {
     if session.facts().in_recovery {
         return Err(RepairError::Standby);
+    }
+    if let Some(metrics) = session.facts().metrics()
+        && !metrics.acts_as_owner
+    {
+        return Err(RepairError::NotOwner {
+            user: session.facts().current_user.clone(),
+            owner: metrics.owner.clone(),
+        });
     }
     // The schema check before this reports a missing table.
     let layout = session.facts().layout().unwrap_or(Layout::Plain);

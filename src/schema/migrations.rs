@@ -12,10 +12,12 @@
 //! whichever server connection took it, held by nobody, long after metricsctl exited.
 //!
 //! The migrations name the guide's tables unqualified (their text is checksummed and cannot
-//! change), so they run with the tables' schema first on the search path, where PostgreSQL
-//! creates them. Their one function call, `DEFAULT NOW()`, would then find a `now()` another role
-//! planted in that schema: before committing, the column defaults are checked to depend on
-//! PostgreSQL's own functions only, and the whole run rolls back if not.
+//! change), so they run with the search path set to the tables' schema and pg_temp only:
+//! PostgreSQL creates unqualified tables in the path's first schema, and searches pg_catalog
+//! before the path when the path does not name it, so their `DEFAULT NOW()` still finds
+//! PostgreSQL's own `now()` whatever another role planted there. Before committing, the column
+//! defaults are checked to depend on PostgreSQL's own functions only, and the whole run rolls
+//! back if not.
 //!
 //! Checksums: refinery hashes the raw file, so a checkout with CRLF line endings (git
 //! `autocrlf` on Windows) would look modified against a database migrated from an LF build.

@@ -203,6 +203,106 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The password of every role [`roles`] makes.
+pub const ROLE_PASSWORD: &str = "role-password";
+
+/// Roles besides the superuser, made once per test process on the shared server: the owner of
+/// the guide's tables (who migrates), a monitoring role, a writer, and mallory, who may create
+/// objects in schema public and nothing else.
+pub struct Roles {
+    pub owner: String,
+    pub monitor: String,
+    pub writer: String,
+    pub mallory: String,
+}
+
+pub fn roles() -> &'static Roles {
+    static ROLES: OnceLock<Roles> = OnceLock::new();
+    ROLES.get_or_init(|| {
+        let id = std::process::id();
+        let roles = Roles {
+            owner: format!("owner_{id}"),
+            monitor: format!("monitor_{id}"),
+            writer: format!("writer_{id}"),
+            mallory: format!("mallory_{id}"),
+        };
+        let mut admin = connect_url(&shared_server().url);
+        for role in [&roles.owner, &roles.monitor, &roles.writer, &roles.mallory] {
+            admin
+                .batch_execute(&format!(
+                    "DROP ROLE IF EXISTS \"{role}\"; CREATE ROLE \"{role}\" LOGIN PASSWORD '{ROLE_PASSWORD}'"
+                ))
+                .unwrap_or_else(|e| panic!("creating role {role}: {e}"));
+        }
+        roles
+    })
+}
+
+/// A URL with another user and the roles' password in it.
+pub fn url_as(url: &str, role: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let rest = match rest.split_once('@') {
+        Some((_, host)) => host,
+        None => rest,
+    };
+    format!("{scheme}://{role}:{ROLE_PASSWORD}@{rest}")
+}
+
+impl TestDatabase {
+    /// A fresh database owned by `role`, who may then create the guide's tables in public.
+    pub fn owned_by(role: &str) -> TestDatabase {
+        let db = TestDatabase::new();
+        let mut admin = connect_url(&db.admin_url);
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{}\" OWNER TO \"{role}\"",
+                db.name
+            ))
+            .unwrap();
+        // PostgreSQL 15 gave public to the database owner; older clusters need it said.
+        db.client()
+            .batch_execute(&format!("ALTER SCHEMA public OWNER TO \"{role}\""))
+            .unwrap();
+        db
+    }
+
+    /// This database's URL as another role.
+    pub fn url_as(&self, role: &str) -> String {
+        url_as(&self.url, role)
+    }
+
+    /// The metricsctl binary pointed at this database as `role`.
+    pub fn metricsctl_as(&self, role: &str, args: &[&str]) -> Command {
+        let mut command = metricsctl();
+        command
+            .args(args)
+            .arg("--database-url")
+            .arg(self.url_as(role));
+        command
+    }
+
+    /// Plants tests/fixtures/hostile_objects.sql as `mallory` (PUBLIC may create in public):
+    /// thousands of operators, functions, aggregates, types and views that raise when called.
+    pub fn plant_hostile_objects(&self, mallory: &str) {
+        let output = StdCommand::new(pg_tool("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v"])
+            .arg(format!("mallory={mallory}"))
+            .arg("-f")
+            .arg(format!(
+                "{}/tests/fixtures/hostile_objects.sql",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .arg(format!("--dbname={}", self.url))
+            .output()
+            .expect("running psql");
+        assert!(
+            output.status.success(),
+            "planting the hostile objects: {}",
+            stderr_of(&output)
+        );
+    }
+}
+
 /// The metricsctl binary with none of the caller's database settings leaking in.
 pub fn metricsctl() -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin!("metricsctl"));

@@ -1,0 +1,172 @@
+//! Every run is bounded and cancellable (issue 18): behind a lock, `--timeout` (30s by default for
+//! monitoring) cancels the statement, exits 3 and names who was in the way; SIGINT and SIGTERM
+//! do the same at once; the server is left running nothing of ours.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    LockHolder, TestDatabase, generate_events, metricsctl_process, stderr_of, stdout_of, wait_until,
+};
+
+/// Sessions of metricsctl still running a statement on this database.
+fn metricsctl_statements_running(db: &TestDatabase) -> i64 {
+    db.count(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name = 'metricsctl' AND state = 'active' AND pid <> pg_backend_pid()",
+    )
+}
+
+/// A database whose metrics a session holds ACCESS EXCLUSIVE (a VACUUM FULL, a DDL): every read
+/// of it waits.
+fn locked_database() -> (TestDatabase, LockHolder) {
+    let db = TestDatabase::new();
+    db.migrate();
+    let holder = LockHolder::table(
+        &db,
+        "vacuum-full-metrics",
+        "LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE",
+    );
+    (db, holder)
+}
+
+#[test]
+fn a_check_behind_a_lock_stops_at_its_timeout_and_names_the_holder() {
+    let (db, mut holder) = locked_database();
+    let holder_pid = holder.pid();
+    for (args, format_line) in [
+        (
+            &["check", "--timeout", "2s", "--format", "nagios"][..],
+            "METRICSCTL CHECKS UNKNOWN - timed out after 2s",
+        ),
+        (
+            &["lag", "-t", "2s", "--format", "nagios"],
+            "METRICSCTL LAG UNKNOWN - timed out after 2s",
+        ),
+        (
+            &["check", "sequence", "-t", "2s", "--format", "nagios"],
+            "METRICSCTL SEQUENCE UNKNOWN - timed out after 2s",
+        ),
+        (
+            &["check", "--timeout", "2s", "--format", "prometheus"],
+            "metricsctl_check_status{check=\"duplicates\"} 3",
+        ),
+    ] {
+        let started = Instant::now();
+        let output = db.metricsctl(args).output().unwrap();
+        let took = started.elapsed();
+        let (stdout, stderr) = (stdout_of(&output), stderr_of(&output));
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {stdout}{stderr}");
+        assert!(took < Duration::from_secs(8), "{args:?} took {took:?}");
+        assert!(stdout.contains(format_line), "{args:?}: {stdout}");
+        for said in [
+            "waiting for a lock".to_string(),
+            format!("held by pid {holder_pid}"),
+            "vacuum-full-metrics".to_string(),
+            "idle in transaction".to_string(),
+        ] {
+            assert!(stderr.contains(&said), "{args:?}: no {said:?} in {stderr}");
+        }
+        // The cancel reached the server: nothing of ours is left waiting behind the lock.
+        wait_until("metricsctl's statements to end", || {
+            metricsctl_statements_running(&db) == 0
+        });
+    }
+    holder.release();
+    db.metricsctl(&["check", "--timeout", "2s"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn sigterm_and_ctrl_c_cancel_the_statement_and_report_unknown() {
+    let (db, mut holder) = locked_database();
+    let holder_pid = holder.pid();
+    for (signal, name) in [
+        (nix::sys::signal::Signal::SIGTERM, "SIGTERM"),
+        (nix::sys::signal::Signal::SIGINT, "SIGINT"),
+    ] {
+        let check = metricsctl_process()
+            .args(["check", "--format", "nagios", "--database-url", &db.url])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until("the check to wait behind the lock", || {
+            db.count(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'metricsctl' AND wait_event_type = 'Lock'",
+            ) > 0
+        });
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(check.id() as i32), signal).unwrap();
+        let output = check.wait_with_output().unwrap();
+        let (stdout, stderr) = (stdout_of(&output), stderr_of(&output));
+        assert_eq!(output.status.code(), Some(3), "{name}: {stdout}{stderr}");
+        assert!(
+            stdout.starts_with(&format!(
+                "METRICSCTL CHECKS UNKNOWN - interrupted by {name}"
+            )),
+            "{name}: {stdout}"
+        );
+        assert!(
+            stderr.contains(&format!("held by pid {holder_pid}")),
+            "{stderr}"
+        );
+        // Without the cancel request the server would go on waiting for the lock on behalf of a
+        // client that is gone, until the holder lets go.
+        wait_until("the cancelled statement to end", || {
+            metricsctl_statements_running(&db) == 0
+        });
+    }
+    holder.release();
+}
+
+#[test]
+fn a_replay_at_its_timeout_says_how_far_it_got_and_a_rerun_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    generate_events(&input, 20_000, 20, 61, "jsonl");
+    let db = TestDatabase::new();
+    db.migrate();
+    // Writers wait behind a lock on the guard: the limit runs out mid-batch.
+    let holder = LockHolder::table(
+        &db,
+        "holding-the-guard",
+        "LOCK TABLE processed_events IN SHARE MODE",
+    );
+    let output = db
+        .metricsctl(&["replay", "--timeout", "2s", "--format", "json"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("timed out after 2s (--timeout)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("holding-the-guard"), "{stderr}");
+    assert!(stderr.contains("rerun the same command"), "{stderr}");
+    let summary = crate::support::summary_of(&output);
+    let claim = summary["committed_before"].as_str().unwrap().to_string();
+    holder.release();
+    crate::support::assert_claim_holds(&db, &[&input], &claim);
+    crate::support::assert_consistent(&db);
+    let (code, rerun) = db.replay(&[], &[&input]);
+    assert_eq!(code, 0, "{rerun}");
+    crate::support::assert_exactly_once(&db, 20_000);
+}
+
+#[test]
+fn a_timeout_of_zero_means_no_limit_and_commands_say_their_default() {
+    let db = TestDatabase::new();
+    db.migrate();
+    db.metricsctl(&["check", "--timeout", "0"]).assert().code(0);
+    crate::support::metricsctl()
+        .args(["--help"])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains(
+            "30s by default for check, lag, rate and",
+        ));
+}
