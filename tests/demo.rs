@@ -46,6 +46,13 @@ fn demo_runs_on_a_throwaway_postgres_and_removes_it() {
         .stdout(contains(
             "OK: 3000 events, each once in processed_events and once in metrics",
         ))
+        // A monitoring role gets its grants and judges as the owner does; a check behind a lock
+        // gives up at its --timeout and names the holder.
+        .stderr(contains("GRANT SELECT ON SEQUENCE \"public\".\"metrics_id_seq\" TO \"nagios\";"))
+        .stderr(contains("→ exit 2 (CRITICAL): the monitor runs every check"))
+        .stdout(contains("METRICSCTL CHECKS UNKNOWN - timed out after 1s (--timeout)"))
+        .stdout(contains("(application \"vacuum-full-metrics\""))
+        .stderr(contains("→ exit 3 (UNKNOWN): UNKNOWN is expected"))
         .stdout(contains("latency p95"))
         .stdout(contains("events per minute"))
         .stderr(contains("Stopped and removed"));
@@ -118,7 +125,10 @@ fn demo_uses_the_configured_database_when_there_is_one() {
         .assert()
         .code(0)
         .stderr(contains("configured database"))
-        .stderr(contains("Started PostgreSQL").not());
+        .stderr(contains("Started PostgreSQL").not())
+        // No role is made and no lock taken on a database someone configured.
+        .stderr(contains("grants --monitor nagios").not())
+        .stderr(contains("behind a lock").not());
     assert!(db.relation_exists("metrics"));
 }
 

@@ -43,7 +43,7 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
             ctx.target.redacted(),
             ctx.target.origin.describe()
         ));
-        return run_steps(ctx, files.path(), args.partitioned);
+        return run_steps(ctx, files.path(), args.partitioned, None);
     }
 
     ctx.console
@@ -62,7 +62,12 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         sandbox.directory().display()
     ));
     let sandbox_ctx = ctx.with_target(target);
-    let outcome = run_steps(&sandbox_ctx, files.path(), args.partitioned);
+    let outcome = run_steps(
+        &sandbox_ctx,
+        files.path(),
+        args.partitioned,
+        Some(sandbox.url(DEMO_DATABASE)),
+    );
 
     if args.keep {
         let url = sandbox.url(DEMO_DATABASE);
@@ -118,6 +123,9 @@ fn confirm_configured_database(ctx: &Context, yes: bool) -> Result<(), crate::st
 struct Demo<'a> {
     ctx: &'a Context,
     session: Session,
+    /// The throwaway server's URL (its superuser, trusted on loopback): the steps that make a
+    /// role or hold a lock run only there, never on a configured database.
+    sandbox_url: Option<String>,
     partitioned: bool,
     sample: PathBuf,
     rejects: PathBuf,
@@ -137,6 +145,8 @@ struct Step {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Layouts {
     Both,
+    /// Both layouts, on the throwaway server only.
+    ThrowawayOnly,
     /// `demo --partitioned`: partitioned from the start.
     Partitioned,
     /// The plain demo, which ends by converting to partitions.
@@ -161,7 +171,7 @@ const LIMIT: u32 = 5;
 
 /// The demo, in order. The sample is built with problems in it, so some steps report WARNING
 /// or CRITICAL on purpose; the demo itself exits 0 unless a step could not run.
-const STEPS: [Step; 17] = [
+const STEPS: [Step; 19] = [
     step(
         |d| {
             if d.partitioned {
@@ -324,6 +334,33 @@ const STEPS: [Step; 17] = [
         check_duplicates,
         |_| "every event once in each table again".into(),
     ),
+    Step {
+        only: Layouts::ThrowawayOnly,
+        ..step(
+            |_| {
+                "grants --monitor nagios --apply: a monitoring role gets what it reads, nothing \
+                 more; then check as nagios"
+                    .into()
+            },
+            grant_a_monitor,
+            |_| "the monitor runs every check: CRITICAL as for the owner, none UNKNOWN".into(),
+        )
+    },
+    Step {
+        only: Layouts::ThrowawayOnly,
+        ..step(
+            |_| {
+                "check --timeout 1s behind a lock: a VACUUM FULL holds metrics; the check gives up \
+                 in time, cancels its statement and names the holder"
+                    .into()
+            },
+            check_behind_a_lock,
+            |_| {
+                "UNKNOWN is expected: nothing was judged, and the message says who was in the way"
+                    .into()
+            },
+        )
+    },
     step(
         |_| "lag: how far behind ingestion is, silent sensors, end-to-end latency".into(),
         |d| {
@@ -373,7 +410,12 @@ const STEPS: [Step; 17] = [
 ];
 
 /// Runs the steps in order, numbering them as they come (some only run partitioned).
-fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
+fn run_steps(
+    ctx: &Context,
+    files: &Path,
+    partitioned: bool,
+    sandbox_url: Option<String>,
+) -> CommandResult {
     let sample = files.join(SAMPLE_FILE);
     let facts = generate::write_demo_sample(
         std::fs::File::create(&sample)
@@ -381,9 +423,11 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
             .could_not_run()?,
     )
     .could_not_run()?;
+    let throwaway = sandbox_url.is_some();
     let mut demo = Demo {
         ctx,
         session: commands::open(ctx)?,
+        sandbox_url,
         partitioned,
         sample,
         rejects: files.join("sample-rejects.jsonl"),
@@ -394,9 +438,11 @@ fn run_steps(ctx: &Context, files: &Path, partitioned: bool) -> CommandResult {
     } else {
         Layouts::Plain
     };
-    let steps = STEPS
-        .iter()
-        .filter(|s| s.only == Layouts::Both || s.only == layout);
+    let steps = STEPS.iter().filter(|s| {
+        s.only == Layouts::Both
+            || s.only == layout
+            || (s.only == Layouts::ThrowawayOnly && throwaway)
+    });
     for (number, step) in steps.enumerate() {
         ctx.console
             .say(format!("\n── Step {}: {}", number + 1, (step.title)(&demo)));
@@ -427,6 +473,75 @@ fn enable_partitions(d: &mut Demo) -> CommandResult {
     let report =
         d.read(|tx, facts| partitions_check::run(tx, facts, DEFAULT_MONTHS_AHEAD, true))?;
     partitions::show_list(d.ctx, &report, ReportFormat::Table)
+}
+
+/// Makes a login role `nagios` on the throwaway server, grants it what monitoring needs, and
+/// runs every check as it.
+fn grant_a_monitor(d: &mut Demo) -> CommandResult {
+    let url = d.sandbox_url.clone().expect("a throwaway-only step");
+    let password = format!("demo-{}", std::process::id());
+    d.session
+        .write(|tx| {
+            tx.ddl(
+                &queries::DEMO_MONITOR_ROLE.ddl(&[("role", "nagios")], &[("password", &password)]),
+            )
+        })
+        .map_err(Error::from)?;
+    let report = crate::schema::grants::plan(
+        &mut d.session,
+        &[(
+            "nagios".to_string(),
+            crate::schema::grants::Purpose::Monitor,
+        )],
+    )?;
+    crate::schema::grants::apply(&mut d.session, &report)?;
+    for statement in report.statements() {
+        d.ctx.console.say(statement);
+    }
+    let monitor_url = url.replacen("postgres@", &format!("nagios:{password}@"), 1);
+    let target =
+        DatabaseTarget::parse(&monitor_url, TargetOrigin::Sandbox, &TlsDefaults::default())
+            .could_not_run()?;
+    let monitor = d.ctx.with_target(target);
+    let mut session = commands::open(&monitor)?;
+    let facts = session.shared_facts();
+    let all = session.read(|tx| check::every_check(tx, &facts, LIMIT, None))?;
+    check::show_table(&monitor, &all)
+}
+
+/// Holds ACCESS EXCLUSIVE on metrics from another session (as a VACUUM FULL would) and runs
+/// `metricsctl check --timeout 1s` itself, as an operator would, against it.
+fn check_behind_a_lock(d: &mut Demo) -> CommandResult {
+    let url = d.sandbox_url.clone().expect("a throwaway-only step");
+    let target = DatabaseTarget::parse(&url, TargetOrigin::Sandbox, &TlsDefaults::default())
+        .could_not_run()?;
+    let mut holder = crate::db::connect(&target, Duration::from_secs(10))?;
+    for statement in queries::statements(queries::DEMO_HOLD_METRICS.sql()) {
+        holder.batch_execute(&statement).map_err(Error::from)?;
+    }
+    let binary = std::env::current_exe()
+        .context("finding the metricsctl binary")
+        .could_not_run()?;
+    let status = std::process::Command::new(binary)
+        .args([
+            "check",
+            "--timeout",
+            "1s",
+            "--format",
+            "nagios",
+            "--database-url",
+            &url,
+        ])
+        .status()
+        .context("running metricsctl check")
+        .could_not_run()?;
+    let _ = holder.batch_execute("ROLLBACK");
+    Ok(match status.code() {
+        Some(0) => Status::Ok,
+        Some(1) => Status::Warning,
+        Some(2) => Status::Critical,
+        _ => Status::Unknown,
+    })
 }
 
 fn migrate(d: &mut Demo) -> CommandResult {

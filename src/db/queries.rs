@@ -170,6 +170,11 @@ query!(
 );
 query!(TABLE_LOCK_HOLDERS = "table_lock_holders.sql", "relation");
 query!(
+    /// DDL: render with `Query::ddl`.
+    DEMO_MONITOR_ROLE = "demo_monitor_role.sql"
+);
+query!(DEMO_HOLD_METRICS = "demo_hold_metrics.sql");
+query!(
     /// The demo's planted incidents.
     DEMO_DAMAGE = "demo_damage.sql",
     "lost",
@@ -509,6 +514,8 @@ pub fn maintenance() -> Vec<&'static Query> {
         &PARTITION_DROP,
         &PARTITION_COUNT_ROWS,
         &PARTITION_ROWS_CAPPED,
+        &DEMO_MONITOR_ROLE,
+        &DEMO_HOLD_METRICS,
         &GRANTS_MONITOR,
         &GRANTS_WRITER,
         &GRANT_SELECT,
