@@ -48,9 +48,15 @@ fn demo_runs_on_a_throwaway_postgres_and_removes_it() {
         ))
         // A monitoring role gets its grants and judges as the owner does; a check behind a lock
         // gives up at its --timeout and names the holder.
-        .stderr(contains("GRANT SELECT ON SEQUENCE \"public\".\"metrics_id_seq\" TO \"nagios\";"))
-        .stderr(contains("→ exit 2 (CRITICAL): the monitor runs every check"))
-        .stdout(contains("METRICSCTL CHECKS UNKNOWN - timed out after 1s (--timeout)"))
+        .stderr(contains(
+            "GRANT SELECT ON SEQUENCE \"public\".\"metrics_id_seq\" TO \"nagios\";",
+        ))
+        .stderr(contains(
+            "→ exit 2 (CRITICAL): the monitor runs every check",
+        ))
+        .stdout(contains(
+            "METRICSCTL CHECKS UNKNOWN - timed out after 1s (--timeout)",
+        ))
         .stdout(contains("(application \"vacuum-full-metrics\""))
         .stderr(contains("→ exit 3 (UNKNOWN): UNKNOWN is expected"))
         .stdout(contains("latency p95"))
