@@ -75,6 +75,8 @@ impl Environment {
         TlsDefaults {
             sslmode: self.get("PGSSLMODE").map(str::to_string),
             sslrootcert: self.get("PGSSLROOTCERT").map(str::to_string),
+            sslcert: self.get("PGSSLCERT").map(str::to_string),
+            sslkey: self.get("PGSSLKEY").map(str::to_string),
             home: self.home(),
             os_user: self.get("USER").map(str::to_string),
         }
@@ -209,7 +211,8 @@ fn fill_from_libpq_variables(target: &mut DatabaseTarget, env: &Environment) -> 
 }
 
 /// The settings every source takes from the environment when it does not say:
-/// PGCONNECT_TIMEOUT and PGAPPNAME (PGSSLMODE and PGSSLROOTCERT go with the TLS policy).
+/// PGCONNECT_TIMEOUT, PGAPPNAME and PGOPTIONS (PGSSLMODE, PGSSLROOTCERT, PGSSLCERT and PGSSLKEY
+/// go with the TLS policy).
 fn fill_session_settings(target: &mut DatabaseTarget, env: &Environment) -> anyhow::Result<()> {
     let config = &mut target.config;
     if config.get_connect_timeout().is_none()
@@ -230,6 +233,13 @@ fn fill_session_settings(target: &mut DatabaseTarget, env: &Environment) -> anyh
         && let Some(name) = env.get("PGAPPNAME")
     {
         config.application_name(name);
+    }
+    // -c search_path=telemetry and the like: the server reads them at connection start, as it
+    // does psql's.
+    if config.get_options().is_none()
+        && let Some(options) = env.get("PGOPTIONS")
+    {
+        config.options(options);
     }
     Ok(())
 }

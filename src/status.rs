@@ -43,11 +43,8 @@ impl Failure {
             return self;
         };
         let reason = stopped.to_string();
-        let cancelled = self.error.chain().any(|cause| {
-            cause
-                .downcast_ref::<postgres::Error>()
-                .is_some_and(|e| e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED))
-        });
+        let cancelled = crate::error::postgres_error_in(&self.error)
+            .is_some_and(|e| e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED));
         let error = if format!("{:#}", self.error).contains(&reason) {
             self.error
         } else if cancelled {

@@ -152,6 +152,7 @@ fn certificates_for(names: &[&str]) -> TestCertificates {
     TestCertificates {
         ca_pem: ca.pem(),
         server: TlsFiles {
+            client_ca_pem: None,
             certificate_pem: server_cert.pem(),
             private_key_pem: server_key.serialize_pem(),
         },

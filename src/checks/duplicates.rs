@@ -128,9 +128,18 @@ impl CheckReport for DuplicatesReport {
             .map(|since| format!(" (since {})", since.format("%Y-%m-%d %H:%M:%S UTC")))
             .unwrap_or_default();
         if problems.is_empty() {
+            // Retired events have their guard row and no metric, on purpose: counted apart.
+            let stored = self.guard_rows - self.retired_events;
+            let retired = if self.retired_events > 0 {
+                format!(
+                    "; {} retired by retention (guard row kept, metric dropped with its month)",
+                    self.retired_events
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "{} events{window}, each once in processed_events and once in metrics",
-                self.guard_rows
+                "{stored} events{window}, each once in processed_events and once in metrics{retired}"
             )
         } else {
             format!("{}{window}", problems.join("; "))

@@ -13,7 +13,8 @@ use postgres::types::Type;
 use crate::db::queries;
 use crate::db::session::Tx;
 use crate::db::target::{DatabaseTarget, TargetOrigin};
-use crate::error::{Error, Result, What};
+pub use crate::error::describe_session_error;
+use crate::error::{Error, Result, What, error_chain, find_io_error};
 use crate::text::{escape_control, shell_quote};
 
 /// Shown in pg_stat_activity, so a blocked operator can see who holds a lock.
@@ -70,8 +71,15 @@ fn connect_failure(target: &DatabaseTarget, cause: &str, hint: &str) -> anyhow::
 }
 
 /// What to do when the server itself refused the connection.
-fn server_refusal_hint(target: &DatabaseTarget, code: &SqlState) -> String {
+fn server_refusal_hint(target: &DatabaseTarget, code: &SqlState, message: &str) -> String {
     let origin = target.origin.describe();
+    if message.contains("certificate") {
+        return "The server asks for a client certificate (pg_hba.conf says cert): give it with \
+                sslcert= and sslkey= in the connection string, PGSSLCERT and PGSSLKEY, or \
+                ~/.postgresql/postgresql.crt and postgresql.key (the key readable by you alone), \
+                signed by a CA the server's ssl_ca_file trusts, its CN the user name."
+            .to_string();
+    }
     match *code {
         SqlState::INVALID_PASSWORD => target.password_hint(),
         SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
@@ -104,7 +112,7 @@ fn explain_connect_error(
         return connect_failure(
             target,
             &escape_control(db.message()),
-            &server_refusal_hint(target, db.code()),
+            &server_refusal_hint(target, db.code(), db.message()),
         );
     }
     let chain: Vec<String> = error_chain(error);
@@ -147,7 +155,24 @@ fn explain_connect_error(
             "Use sslmode=prefer or sslmode=disable, or enable ssl on the server.",
         );
     }
-    if chain.iter().any(|c| c.contains("certificate")) {
+    if chain.iter().any(|c| c.contains("UnsupportedCertVersion")) {
+        return connect_failure(
+            target,
+            &format!(
+                "the server's TLS certificate is X.509 version 1, which sslmode={} cannot verify \
+                 here: the TLS library (rustls/webpki) verifies version 3 certificates only",
+                target.tls.mode
+            ),
+            "Give the server a version 3 certificate (CREATE EXTENSION citus makes a version 1 one \
+             when ssl was off), or name that very certificate with sslrootcert= and use \
+             sslmode=verify-ca (it is then trusted as itself); sslmode=require encrypts without \
+             verifying, as libpq's require does.",
+        );
+    }
+    if chain
+        .iter()
+        .any(|c| c.contains("certificate") && !c.contains("client certificate"))
+    {
         return connect_failure(
             target,
             &format!("the server's TLS certificate was rejected ({text})"),
@@ -165,41 +190,19 @@ fn explain_connect_error(
     connect_failure(target, &text, &format!("Check the settings in {origin}."))
 }
 
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
-    let mut chain = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push(cause.to_string());
-        source = cause.source();
-    }
-    chain
-}
-
-fn find_io_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(io_error) = e.downcast_ref::<io::Error>() {
-            return Some(io_error);
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// One line for an error during work on an open session: the server's severity, code and message,
-/// or — when the session itself broke — that the connection was lost and the socket's reason
-/// (the driver's own text, "error communicating with the server", names no cause).
-pub fn describe_session_error(error: &postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-    }
-    if error.is_closed() {
-        return "the connection to PostgreSQL was lost".to_string();
-    }
-    match find_io_error(error) {
-        Some(io_error) => format!("the connection to PostgreSQL was lost ({io_error})"),
-        None => error_chain(error).join(": "),
-    }
+/// When the role's (or server's) statement_timeout cancelled a statement: what to change, since
+/// metricsctl leaves that setting alone (`setting` is the session's value, as read at connect).
+pub fn statement_timeout_advice(error: &postgres::Error, setting: &str) -> Option<String> {
+    let db = error.as_db_error()?;
+    (db.code() == &SqlState::QUERY_CANCELED && db.message().contains("statement timeout")).then(
+        || {
+            format!(
+                "the role's statement_timeout ({setting}) cancelled it; metricsctl does not \
+                 override it (it is the DBA's bound for this role): raise it for this role \
+                 (ALTER ROLE ... SET statement_timeout = ...), or run as a role without one"
+            )
+        },
+    )
 }
 
 fn host_of(target: &DatabaseTarget) -> String {

@@ -127,11 +127,13 @@ fn versioned_install_dirs(root: &Path) -> Vec<PathBuf> {
     versions.into_iter().map(|(_, dir)| dir).collect()
 }
 
-/// A certificate and key (PEM) for a sandbox that speaks TLS.
-#[derive(Debug, Clone)]
+/// A certificate and key (PEM) for a sandbox that speaks TLS, and the CA whose client
+/// certificates it accepts (`ssl_ca_file`), if any.
+#[derive(Debug, Clone, Default)]
 pub struct TlsFiles {
     pub certificate_pem: String,
     pub private_key_pem: String,
+    pub client_ca_pem: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -142,6 +144,9 @@ pub struct SandboxOptions {
     pub tls: Option<TlsFiles>,
     /// Extra postgresql.conf settings, e.g. ("timezone", "'Asia/Kolkata'").
     pub settings: Vec<(String, String)>,
+    /// pg_hba.conf lines to put before the sandbox's own (the first that matches decides), e.g.
+    /// `hostssl all certuser 127.0.0.1/32 cert`.
+    pub hba_first: Vec<String>,
 }
 
 /// A running throwaway cluster.
@@ -234,9 +239,16 @@ impl Sandbox {
 
         // Loopback only; the superuser is trusted so the sandbox needs no password, every other
         // role must give one (tests rely on that for wrong-password checks).
-        let hba = "local all all trust\n\
-                   host all postgres 127.0.0.1/32 trust\n\
-                   host all all 127.0.0.1/32 scram-sha-256\n";
+        let mut hba: String = options
+            .hba_first
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect();
+        hba.push_str(
+            "local all all trust\n\
+             host all postgres 127.0.0.1/32 trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
+        );
         fs::write(self.data_dir().join("pg_hba.conf"), hba)?;
 
         let mut settings = vec![
@@ -260,6 +272,10 @@ impl Sandbox {
             self.write_private_file("server.crt", &tls.certificate_pem)?;
             self.write_private_file("server.key", &tls.private_key_pem)?;
             settings.push(("ssl".to_string(), "on".to_string()));
+            if let Some(ca) = &tls.client_ca_pem {
+                self.write_private_file("client_ca.crt", ca)?;
+                settings.push(("ssl_ca_file".to_string(), "'client_ca.crt'".to_string()));
+            }
         }
         settings.extend(options.settings.iter().cloned());
         let mut conf = fs::OpenOptions::new()

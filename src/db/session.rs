@@ -243,7 +243,11 @@ impl Session {
                 None,
             )
             .map_err(|e| Error::new(What::Unreachable, e).context("setting up the session"))?;
-            let facts = SchemaFacts::read(&mut tx)?;
+            let facts = SchemaFacts::read(&mut tx).map_err(|e| {
+                e.context(
+                    "reading the database's schema, owners and privileges (before anything else)",
+                )
+            })?;
             tx.commit()?;
             facts
         };

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use anyhow::{Context as _, anyhow, bail};
 use postgres::config::Host;
 
-use crate::db::tls::{RootCerts, SslMode, TlsPolicy};
+use crate::db::tls::{ClientCertificate, RootCerts, SslMode, TlsPolicy};
 
 /// The seed's connection string, used when nothing else is configured.
 pub const DEFAULT_DATABASE_URL: &str = "postgresql://metrics:metrics@localhost:5432/metrics";
@@ -43,6 +43,9 @@ impl TargetOrigin {
 pub struct TlsDefaults {
     pub sslmode: Option<String>,
     pub sslrootcert: Option<String>,
+    /// `PGSSLCERT` and `PGSSLKEY`.
+    pub sslcert: Option<String>,
+    pub sslkey: Option<String>,
     pub home: Option<PathBuf>,
     pub os_user: Option<String>,
 }
@@ -103,7 +106,7 @@ impl DatabaseTarget {
             let parts = split_tls_parameters(connection_string)?;
             let mut config = postgres::Config::from_str(&parts.rest)
                 .map_err(|e| anyhow!(explain_parse_error(&e)))?;
-            let tls = tls_policy(parts.sslmode, parts.sslrootcert, defaults)?;
+            let tls = tls_policy(&parts, defaults)?;
             config.ssl_mode(tls.mode.protocol_mode());
             let password_source = if config.get_password().is_some() {
                 PasswordSource::Given
@@ -163,7 +166,7 @@ impl DatabaseTarget {
         if let Some(password) = password {
             config.password(password);
         }
-        let tls = tls_policy(None, None, defaults)?;
+        let tls = tls_policy(&ConnectionParts::default(), defaults)?;
         config.ssl_mode(tls.mode.protocol_mode());
         Ok(DatabaseTarget {
             config,
@@ -251,16 +254,16 @@ fn complete_like_libpq(config: &mut postgres::Config, defaults: &TlsDefaults) {
     }
 }
 
-fn tls_policy(
-    sslmode: Option<String>,
-    sslrootcert: Option<String>,
-    defaults: &TlsDefaults,
-) -> anyhow::Result<TlsPolicy> {
-    let mode = match sslmode.or_else(|| defaults.sslmode.clone()) {
+fn tls_policy(parts: &ConnectionParts, defaults: &TlsDefaults) -> anyhow::Result<TlsPolicy> {
+    let mode = match parts.sslmode.clone().or_else(|| defaults.sslmode.clone()) {
         Some(value) => SslMode::parse(&value)?,
         None => SslMode::Prefer,
     };
-    let root_certs = match sslrootcert.or_else(|| defaults.sslrootcert.clone()) {
+    let root_certs = match parts
+        .sslrootcert
+        .clone()
+        .or_else(|| defaults.sslrootcert.clone())
+    {
         Some(value) if value == "system" => RootCerts::System,
         Some(value) => RootCerts::File(PathBuf::from(value)),
         None => match &defaults.home {
@@ -268,30 +271,48 @@ fn tls_policy(
             None => RootCerts::None,
         },
     };
-    Ok(TlsPolicy { mode, root_certs })
+    // libpq's precedence for each: the string, then the environment, then ~/.postgresql.
+    let client = ClientCertificate {
+        cert: parts
+            .sslcert
+            .clone()
+            .or_else(|| defaults.sslcert.clone())
+            .map(PathBuf::from),
+        key: parts
+            .sslkey
+            .clone()
+            .or_else(|| defaults.sslkey.clone())
+            .map(PathBuf::from),
+        home: defaults.home.clone(),
+    };
+    Ok(TlsPolicy {
+        mode,
+        root_certs,
+        client,
+    })
 }
 
 /// A connection string with the parameters rust-postgres does not understand (TLS, the
 /// password file) taken out.
+#[derive(Default)]
 struct ConnectionParts {
     rest: String,
     sslmode: Option<String>,
     sslrootcert: Option<String>,
+    sslcert: Option<String>,
+    sslkey: Option<String>,
     passfile: Option<String>,
 }
 
-const OUR_PARAMETERS: [&str; 3] = ["sslmode", "sslrootcert", "passfile"];
+const OUR_PARAMETERS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "passfile"];
 
 fn split_tls_parameters(connection_string: &str) -> anyhow::Result<ConnectionParts> {
-    let mut parts = ConnectionParts {
-        rest: String::new(),
-        sslmode: None,
-        sslrootcert: None,
-        passfile: None,
-    };
+    let mut parts = ConnectionParts::default();
     let mut take = |key: &str, value: String| match key {
         "sslmode" => parts.sslmode = Some(value),
         "passfile" => parts.passfile = Some(value),
+        "sslcert" => parts.sslcert = Some(value),
+        "sslkey" => parts.sslkey = Some(value),
         _ => parts.sslrootcert = Some(value),
     };
     let trimmed = connection_string.trim();

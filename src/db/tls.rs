@@ -1,19 +1,27 @@
 //! TLS the way psql does it: `sslmode` disable / allow / prefer / require / verify-ca / verify-full,
-//! with `sslrootcert` (a PEM file, or `system` for the operating system's store).
+//! with `sslrootcert` (a PEM file, or `system` for the operating system's store), and a client
+//! certificate (`sslcert`/`sslkey`, `PGSSLCERT`/`PGSSLKEY`, `~/.postgresql/postgresql.crt` and
+//! `.key`) with libpq's precedence and its rule for the key file's permissions.
 //!
 //! rust-postgres only knows disable/prefer/require, so the certificate checks that tell
-//! require, verify-ca and verify-full apart live here, in the rustls verifier we hand it.
+//! require, verify-ca and verify-full apart live here, in the rustls verifier we hand it. Where
+//! libpq verifies nothing about the certificate (prefer, require without a root certificate), any
+//! certificate is accepted, X.509 version 1 included — the handshake signature is still checked
+//! against its key, so the server must hold it.
 
 use std::fmt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime,
+};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -85,11 +93,150 @@ pub enum RootCerts {
     None,
 }
 
+/// The certificate metricsctl presents when the server asks for one, as libpq finds it: the
+/// connection string's `sslcert`/`sslkey`, else `PGSSLCERT`/`PGSSLKEY`, else
+/// `~/.postgresql/postgresql.crt` and `.key`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientCertificate {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+}
+
+impl ClientCertificate {
+    /// The certificate chain and key, or `None` where there is no certificate file (libpq then
+    /// goes on without one). A certificate without its key, a key others may read, or a key that
+    /// cannot be used is an error, as in libpq.
+    pub fn load(
+        &self,
+    ) -> anyhow::Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>> {
+        let home_file = |name: &str| self.home.as_ref().map(|h| h.join(".postgresql").join(name));
+        let Some(cert_path) = self.cert.clone().or_else(|| home_file("postgresql.crt")) else {
+            return Ok(None);
+        };
+        match std::fs::metadata(&cert_path) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => bail!(
+                "could not open certificate file {}: {e}",
+                cert_path.display()
+            ),
+            Ok(_) => {}
+        }
+        let certs = CertificateDer::pem_file_iter(&cert_path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("reading the client certificate {}", cert_path.display()))?;
+        if certs.is_empty() {
+            bail!(
+                "the client certificate file {} holds no certificate",
+                cert_path.display()
+            );
+        }
+        let Some(key_path) = self.key.clone().or_else(|| home_file("postgresql.key")) else {
+            bail!(
+                "certificate present ({}), but no private key file",
+                cert_path.display()
+            );
+        };
+        let metadata = std::fs::metadata(&key_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow!(
+                "certificate present ({}), but not private key file \"{}\"",
+                cert_path.display(),
+                key_path.display()
+            ),
+            _ => anyhow!(
+                "could not stat private key file \"{}\": {e}",
+                key_path.display()
+            ),
+        })?;
+        if !metadata.is_file() {
+            bail!(
+                "private key file \"{}\" is not a regular file",
+                key_path.display()
+            );
+        }
+        let mode = metadata.permissions().mode();
+        let owned_by_us = metadata.uid() == nix::unistd::geteuid().as_raw();
+        if (owned_by_us && mode & 0o077 != 0) || (metadata.uid() == 0 && mode & 0o037 != 0) {
+            bail!(
+                "private key file \"{}\" has group or world access; file must have permissions \
+                 u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) \
+                 or less if owned by root",
+                key_path.display()
+            );
+        }
+        let pem = std::fs::read_to_string(&key_path)
+            .with_context(|| format!("reading private key file {}", key_path.display()))?;
+        if pem.contains("ENCRYPTED") {
+            bail!(
+                "private key file \"{}\" is encrypted, and metricsctl does not read sslpassword: \
+                 decrypt it (openssl pkey -in KEY -out KEY.plain, chmod 600)",
+                key_path.display()
+            );
+        }
+        let key = PrivateKeyDer::from_pem_slice(pem.as_bytes())
+            .with_context(|| format!("reading private key file {}", key_path.display()))?;
+        Ok(Some((certs, key)))
+    }
+}
+
+/// The client certificate and key, handed to rustls as they are: rustls' own loader parses the
+/// certificate with webpki, which takes X.509 version 3 only, and `openssl x509 -req` makes
+/// version 1 certificates unless told otherwise; libpq takes both.
+#[derive(Debug)]
+struct ClientIdentity(Arc<rustls::sign::CertifiedKey>);
+
+impl ClientIdentity {
+    fn new(
+        provider: &CryptoProvider,
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> anyhow::Result<ClientIdentity> {
+        let signing_key = provider
+            .key_provider
+            .load_private_key(key)
+            .context("the client's private key is not of a kind TLS can sign with")?;
+        let certificate_key = subject_public_key_info(&certs[0])
+            .map_err(|e| anyhow!("the client certificate cannot be read: {e}"))?;
+        if signing_key
+            .public_key()
+            .is_some_and(|key| key.as_ref() != certificate_key.as_ref())
+        {
+            bail!("the client certificate and the private key do not belong together");
+        }
+        Ok(ClientIdentity(Arc::new(rustls::sign::CertifiedKey::new(
+            certs,
+            signing_key,
+        ))))
+    }
+}
+
+impl rustls::client::ResolvesClientCert for ClientIdentity {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _schemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// The TLS settings of one connection target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsPolicy {
     pub mode: SslMode,
     pub root_certs: RootCerts,
+    pub client: ClientCertificate,
 }
 
 impl TlsPolicy {
@@ -102,39 +249,62 @@ impl TlsPolicy {
             }
             // libpq: require verifies the chain only when a root certificate is available.
             SslMode::Require => match self.load_roots(false)? {
-                Some(roots) => Arc::new(ChainOnly(webpki_verifier(roots, &provider)?)),
+                Some((roots, pinned)) => Arc::new(ChainOnly {
+                    chain: webpki_verifier(roots, &provider)?,
+                    pinned,
+                }),
                 None => Arc::new(AcceptAnyCertificate::new(&provider)),
             },
             SslMode::VerifyCa => {
-                let roots = self.load_roots(true)?.expect("required roots");
-                Arc::new(ChainOnly(webpki_verifier(roots, &provider)?))
+                let (roots, pinned) = self.load_roots(true)?.expect("required roots");
+                Arc::new(ChainOnly {
+                    chain: webpki_verifier(roots, &provider)?,
+                    pinned,
+                })
             }
             SslMode::VerifyFull => {
-                let roots = self.load_roots(true)?.expect("required roots");
+                let (roots, _) = self.load_roots(true)?.expect("required roots");
                 webpki_verifier(roots, &provider)?
             }
         };
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let identity = if self.mode == SslMode::Disable {
+            None
+        } else {
+            self.client.load()?
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .context("setting up TLS")?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let config = match identity {
+            Some((certs, key)) => builder
+                .with_client_cert_resolver(Arc::new(ClientIdentity::new(&provider, certs, key)?)),
+            None => builder.with_no_client_auth(),
+        };
         Ok(MakeRustlsConnect::new(config))
     }
 
-    fn load_roots(&self, required: bool) -> anyhow::Result<Option<RootCertStore>> {
+    /// The trusted roots, and the certificates of the root file as they are (to recognise a
+    /// server showing one of them itself).
+    fn load_roots(
+        &self,
+        required: bool,
+    ) -> anyhow::Result<Option<(RootCertStore, Vec<CertificateDer<'static>>)>> {
         let mut store = RootCertStore::empty();
+        let mut pinned = Vec::new();
         match &self.root_certs {
             RootCerts::System => {
                 let found = rustls_native_certs::load_native_certs();
                 store.add_parsable_certificates(found.certs);
             }
-            RootCerts::File(path) => add_pem_file(&mut store, path)?,
-            RootCerts::DefaultFile(path) if path.exists() => add_pem_file(&mut store, path)?,
+            RootCerts::File(path) => pinned = add_pem_file(&mut store, path)?,
+            RootCerts::DefaultFile(path) if path.exists() => {
+                pinned = add_pem_file(&mut store, path)?
+            }
             RootCerts::DefaultFile(_) | RootCerts::None => {}
         }
-        if store.is_empty() {
+        if store.is_empty() && pinned.is_empty() {
             if required {
                 bail!(
                     "sslmode={} needs a trusted root certificate, and none was found: \
@@ -145,22 +315,27 @@ impl TlsPolicy {
             }
             return Ok(None);
         }
-        Ok(Some(store))
+        Ok(Some((store, pinned)))
     }
 }
 
-fn add_pem_file(store: &mut RootCertStore, path: &Path) -> anyhow::Result<()> {
+/// Adds a PEM file's certificates to `store`, and returns them as they are. A version 1
+/// certificate cannot be a webpki trust anchor, but is still trusted as itself (see `ChainOnly`).
+fn add_pem_file(
+    store: &mut RootCertStore,
+    path: &Path,
+) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .with_context(|| format!("reading root certificate {}", path.display()))?;
-    let (added, _ignored) = store.add_parsable_certificates(certs);
-    if added == 0 {
+    if certs.is_empty() {
         bail!(
             "root certificate file {} holds no certificate",
             path.display()
         );
     }
-    Ok(())
+    store.add_parsable_certificates(certs.clone());
+    Ok(certs)
 }
 
 fn webpki_verifier(
@@ -172,9 +347,15 @@ fn webpki_verifier(
         .context("setting up TLS certificate verification")
 }
 
-/// verify-ca: the chain must lead to a trusted root; the host name is not compared.
+/// verify-ca: the chain must lead to a trusted root; the host name is not compared. A server that
+/// shows a certificate of the root file itself is trusted too, whatever its version: that is what
+/// OpenSSL (and so libpq) accepts for a self-signed X.509 version 1 certificate, which webpki
+/// cannot take as a trust anchor.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct ChainOnly {
+    chain: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
 
 impl ServerCertVerifier for ChainOnly {
     fn verify_server_cert(
@@ -185,12 +366,22 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|trusted| trusted.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
         // WebPkiServerVerifier checks the chain before the name, so a name error means
         // the chain was already found valid.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match self.chain.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -204,7 +395,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_with_key(message, cert, dss, &self.chain_algorithms())
     }
 
     fn verify_tls13_signature(
@@ -213,11 +404,23 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let spki = subject_public_key_info(cert)?;
+        rustls::crypto::verify_tls13_signature_with_raw_key(
+            message,
+            &spki,
+            dss,
+            &self.chain_algorithms(),
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.chain.supported_verify_schemes()
+    }
+}
+
+impl ChainOnly {
+    fn chain_algorithms(&self) -> WebPkiSupportedAlgorithms {
+        rustls::crypto::ring::default_provider().signature_verification_algorithms
     }
 }
 
@@ -254,7 +457,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        verify_tls12_with_key(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -263,12 +466,60 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        let spki = subject_public_key_info(cert)?;
+        rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// A TLS 1.2 handshake signature checked with the certificate's key alone (rustls' own check
+/// parses the certificate with webpki, which takes version 3 only).
+fn verify_tls12_with_key(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let spki = subject_public_key_info(cert)?;
+    let key = webpki::RawPublicKeyEntity::try_from(&spki)
+        .map_err(|e| rustls::Error::General(format!("the server's public key: {e}")))?;
+    let candidates = algorithms
+        .mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == dss.scheme)
+        .map(|(_, algorithms)| *algorithms)
+        .ok_or(rustls::Error::PeerMisbehaved(
+            rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+        ))?;
+    // TLS 1.2 does not say which of the scheme's algorithms: the key's own accepts.
+    if candidates.iter().any(|algorithm| {
+        key.verify_signature(*algorithm, message, dss.signature())
+            .is_ok()
+    }) {
+        Ok(HandshakeSignatureValid::assertion())
+    } else {
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::BadSignature,
+        ))
+    }
+}
+
+/// The key of any X.509 certificate, whatever its version: what the handshake signature is checked
+/// with where the certificate itself is not verified.
+fn subject_public_key_info(
+    cert: &CertificateDer<'_>,
+) -> Result<SubjectPublicKeyInfoDer<'static>, rustls::Error> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| {
+        rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+            std::io::Error::other(format!("the server's certificate cannot be read: {e}")),
+        ))))
+    })?;
+    Ok(SubjectPublicKeyInfoDer::from(
+        parsed.public_key().raw.to_vec(),
+    ))
 }
 
 #[cfg(test)]
@@ -296,6 +547,7 @@ mod tests {
         let policy = TlsPolicy {
             mode: SslMode::VerifyFull,
             root_certs: RootCerts::DefaultFile(PathBuf::from("/nonexistent/root.crt")),
+            client: ClientCertificate::default(),
         };
         let err = policy.connector().err().expect("must fail").to_string();
         assert!(err.contains("sslrootcert"), "{err}");
@@ -306,6 +558,7 @@ mod tests {
         let policy = TlsPolicy {
             mode: SslMode::Require,
             root_certs: RootCerts::DefaultFile(PathBuf::from("/nonexistent/root.crt")),
+            client: ClientCertificate::default(),
         };
         assert!(policy.connector().is_ok());
     }

@@ -43,11 +43,31 @@ pub fn timestamp_from_text(text: &str) -> Result<DateTime<Utc>, RejectReason> {
         };
     }
     match DateTime::parse_from_rfc3339(text) {
-        Ok(at) => in_range(at.with_timezone(&Utc)),
+        Ok(at) => in_range(rounded_as_postgresql(text, at.with_timezone(&Utc))),
         Err(error) => Err(RejectReason::BadTimestamp(format!(
             "{text:?} is neither RFC 3339 with an offset (2026-01-31T12:00:00Z) nor epoch milliseconds ({error})"
         ))),
     }
+}
+
+/// The instant PostgreSQL stores for this text: it keeps microseconds, and reads the fraction of
+/// a second as a double and rounds it to the microsecond (`rint(strtod(".9999999") * 1e6)`, half to
+/// even) — so `23:59:59.9999999` is the next second, maybe the next month and partition. chrono
+/// keeps nanoseconds, and the driver would cut them.
+fn rounded_as_postgresql(text: &str, at: DateTime<Utc>) -> DateTime<Utc> {
+    let Some(dot) = text.find('.') else {
+        return at;
+    };
+    let digits: String = text[dot + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let Ok(fraction) = format!("0.{digits}").parse::<f64>() else {
+        return at;
+    };
+    let micros = (fraction * 1_000_000.0).round_ties_even() as i64;
+    let whole_second = at - chrono::Duration::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
+    whole_second + chrono::Duration::microseconds(micros)
 }
 
 /// Below this many milliseconds (1973-03-03) a number is far more likely epoch *seconds* than a
@@ -178,6 +198,31 @@ mod tests {
                 field: "event_id",
                 characters: 256
             })
+        );
+    }
+
+    #[test]
+    fn sub_microsecond_digits_are_rounded_as_postgresql_rounds_them() {
+        let at = |text: &str| timestamp_from_text(text).unwrap().to_rfc3339();
+        assert_eq!(
+            at("2026-02-28T23:59:59.9999999Z"),
+            "2026-03-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            at("2026-02-10T10:00:00.0000005Z"),
+            "2026-02-10T10:00:00+00:00"
+        );
+        assert_eq!(
+            at("2026-02-10T10:00:00.0000015Z"),
+            "2026-02-10T10:00:00.000002+00:00"
+        );
+        assert_eq!(
+            at("2026-02-10T10:00:00.123456789Z"),
+            "2026-02-10T10:00:00.123457+00:00"
+        );
+        assert_eq!(
+            at("2026-02-10T10:00:00.5+02:00"),
+            "2026-02-10T08:00:00.500+00:00"
         );
     }
 

@@ -189,20 +189,57 @@ impl IngestError {
         matches!(self, IngestError::Database(error) if error.code() == Some(&SqlState::QUERY_CANCELED))
     }
 
-    /// Whether running the same batch again can succeed without anyone changing anything: the
-    /// connection or the server went away, or the batch lost a race.
-    pub fn is_transient(&self) -> bool {
+    /// What must happen before the same batch can succeed: nothing (a rerun finishes: the
+    /// connection or the server went away, the batch lost a race), or something the message names.
+    /// `statement_timeout` is the session's setting, as the server and the role gave it.
+    pub fn remedy(&self, statement_timeout: &str) -> Remedy {
         let IngestError::Database(error) = self else {
-            return false;
+            return Remedy::FixTheCause;
         };
         let Some(code) = error.code() else {
-            return true; // no SQLSTATE: the connection failed
+            return Remedy::Rerun; // no SQLSTATE: the connection failed
         };
-        let class = &code.code()[..2];
-        // 08 connection, 40 rollback (deadlock, serialization), 53 resources, 57 operator
-        // intervention (shutdown, cancel), 55P03 lock not available, 58 system errors.
-        matches!(class, "08" | "40" | "53" | "57" | "58") || code == &SqlState::LOCK_NOT_AVAILABLE
+        let message = error.as_db_error().map(|e| e.message()).unwrap_or_default();
+        match code.code() {
+            "53100" => Remedy::First(
+                "the server's disk is full: free space on it (or grow it) first".to_string(),
+            ),
+            "53200" => Remedy::First(
+                "the server ran out of memory: lower --batch-size or --jobs, or give it more \
+                 (work_mem, the machine's memory) first"
+                    .to_string(),
+            ),
+            "53300" => Remedy::First(
+                "the server is at max_connections: lower --jobs, or wait for connections to \
+                 free up, first"
+                    .to_string(),
+            ),
+            "57014" if message.contains("statement timeout") => Remedy::First(format!(
+                "{}, or lower --batch-size so a batch takes less",
+                db::statement_timeout_advice(error, statement_timeout).unwrap_or_default()
+            )),
+            // 08 connection, 40 rollback (deadlock, serialization), 53 other resources, 57
+            // operator intervention (shutdown, cancel), 55P03 lock not available, 58 system.
+            class
+                if matches!(&class[..2], "08" | "40" | "53" | "57" | "58")
+                    || code == &SqlState::LOCK_NOT_AVAILABLE =>
+            {
+                Remedy::Rerun
+            }
+            _ => Remedy::FixTheCause,
+        }
     }
+}
+
+/// What must happen before a rerun can finish a stopped replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remedy {
+    /// Nothing: running it again finishes it.
+    Rerun,
+    /// Something the error itself says.
+    FixTheCause,
+    /// This, named.
+    First(String),
 }
 
 /// Whether the current user may do what a replay does (a dry run only reads): if not, an error

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::events::{Event, EventReader, Format, InputFile, Parsed, Record};
 use crate::ingest::rejects::RejectsFile;
-use crate::ingest::{EventBatch, IngestError, Ingestor};
+use crate::ingest::{EventBatch, IngestError, Ingestor, Remedy};
 use crate::schema::partitions::{self, Coverage};
 
 /// Rejections kept in the summary; all are counted and all go to `--rejects`.
@@ -281,6 +281,7 @@ pub fn replay(
         "--strict keeps a file in one transaction, so one writer"
     );
     let (rejects, coverage) = prepare(&mut ingestors, &inputs, options)?;
+    let statement_timeout = ingestors[0].session().facts().statement_timeout.clone();
     let Watch {
         on_reject,
         on_progress,
@@ -337,7 +338,14 @@ pub fn replay(
         None => finish(summary, rejects),
         Some(stop) => {
             let resume = shared.ledger.earliest_open().unwrap_or(reader_position);
-            Err(stopped_early(summary, stop, resume, &names, options))
+            Err(stopped_early(
+                summary,
+                stop,
+                resume,
+                &names,
+                options,
+                &statement_timeout,
+            ))
         }
     }
 }
@@ -478,6 +486,7 @@ fn stopped_early(
     resume: Position,
     names: &[Arc<str>],
     options: &ReplayOptions,
+    statement_timeout: &str,
 ) -> ReplayError {
     let resume_text = format!(
         "{}:{}",
@@ -504,7 +513,7 @@ fn stopped_early(
         ),
         _ => String::new(),
     };
-    let (cause, message) = why_it_stopped(stop, &claim, names);
+    let (cause, message) = why_it_stopped(stop, &claim, names, statement_timeout);
     ReplayError {
         summary: Box::new(summary),
         cause,
@@ -522,7 +531,12 @@ fn sentence(text: &str) -> String {
 }
 
 /// The stop's cause, and the message: what happened, what is committed, what to do.
-fn why_it_stopped(stop: Stop, claim: &str, names: &[Arc<str>]) -> (StopCause, String) {
+fn why_it_stopped(
+    stop: Stop,
+    claim: &str,
+    names: &[Arc<str>],
+    statement_timeout: &str,
+) -> (StopCause, String) {
     let rerun = "rerun the same command: events already stored are skipped, never duplicated";
     match stop {
         Stop::Write(WriteFailure { error, batch_start }) => {
@@ -533,10 +547,10 @@ fn why_it_stopped(stop: Stop, claim: &str, names: &[Arc<str>]) -> (StopCause, St
                 ),
                 None => "writing to the database failed".to_string(),
             };
-            let advice = if error.is_transient() {
-                format!("To finish, {rerun}.")
-            } else {
-                format!("Fix the cause, then {rerun}.")
+            let advice = match error.remedy(statement_timeout) {
+                Remedy::Rerun => format!("To finish, {rerun}."),
+                Remedy::FixTheCause => format!("Fix the cause, then {rerun}."),
+                Remedy::First(what) => format!("{}, then {rerun}.", sentence(&what)),
             };
             (
                 StopCause::Database,

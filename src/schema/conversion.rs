@@ -170,10 +170,16 @@ pub fn convert(
     }
     // Best effort: closing the session releases it anyway.
     let _ = db::unlock_session(session.client(), CONVERSION_LOCK_KEY);
+    let statement_timeout = session.facts().statement_timeout.clone();
     outcome.map_err(|error| {
+        let advice = error
+            .source_postgres()
+            .and_then(|e| db::statement_timeout_advice(e, &statement_timeout))
+            .map(|advice| format!(" — {advice} — then rerun it"))
+            .unwrap_or_default();
         error.context(format!(
             "partitions enable stopped in its {phase} step; nothing is lost (`metricsctl \
-             partitions enable --status` shows where it is, a rerun goes on from there)"
+             partitions enable --status` shows where it is, a rerun goes on from there){advice}"
         ))
     })
 }

@@ -327,7 +327,7 @@ pub fn metricsctl_process() -> StdCommand {
 /// A password file that does not exist.
 pub const NO_PASSWORD_FILE: &str = "/nonexistent/metricsctl-tests/pgpass";
 
-pub const DATABASE_VARIABLES: [&str; 17] = [
+pub const DATABASE_VARIABLES: [&str; 20] = [
     "DATABASE_URL",
     "DB_HOST",
     "DB_PORT",
@@ -336,6 +336,9 @@ pub const DATABASE_VARIABLES: [&str; 17] = [
     "DB_NAME",
     "PGSSLMODE",
     "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGOPTIONS",
     "PGHOST",
     "PGPORT",
     "PGUSER",

@@ -1,0 +1,437 @@
+//! TLS as operators meet it (issue 19): client certificates found the way libpq finds them, with
+//! its precedence and its rule for the key's permissions, judged beside psql against a server whose
+//! pg_hba.conf says `cert`; and a server certificate of X.509 version 1 (what `CREATE EXTENSION
+//! citus` and some installers make) accepted where libpq verifies nothing. Every certificate is
+//! made by openssl.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use metricsctl::db::sandbox::{Sandbox, SandboxOptions, TlsFiles};
+use predicates::str::contains;
+
+use crate::support::{
+    SSL_SERVER_TOOL, connect_url, installation, metricsctl, pg_tool, program, stderr_of,
+    tool_available,
+};
+
+/// Runs openssl with these arguments in `dir`, insisting it worked.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = StdCommand::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running openssl");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        stderr_of(&output)
+    );
+}
+
+/// A key and a certificate signing request for `subject`, the key as openssl writes it (PKCS#8).
+fn key_and_request(dir: &Path, name: &str, subject: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            subject,
+        ],
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 it signed, and client certificates for `certuser`
+/// (the right one; X.509 version 1, as `openssl x509 -req` makes it) and `someone_else` (version 3).
+struct Certificates {
+    dir: tempfile::TempDir,
+}
+
+impl Certificates {
+    fn make() -> Certificates {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        openssl(
+            path,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=metricsctl test CA",
+            ],
+        );
+        std::fs::write(path.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        key_and_request(path, "server", "/CN=127.0.0.1");
+        openssl(
+            path,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        );
+        std::fs::write(path.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for (user, extensions) in [("certuser", None), ("someone_else", Some("client.ext"))] {
+            key_and_request(path, user, &format!("/CN={user}"));
+            let (csr, crt) = (format!("{user}.csr"), format!("{user}.crt"));
+            let mut args = vec![
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+            ];
+            if let Some(file) = extensions {
+                args.extend(["-extfile", file]);
+            }
+            openssl(path, &args);
+            std::fs::set_permissions(
+                path.join(format!("{user}.key")),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        Certificates { dir }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap()
+    }
+}
+
+/// openssl is here and the installation's server speaks TLS; else NOT RUN (a failure where
+/// METRICSCTL_REQUIRE_TOOLS requires it).
+fn tls_tools(test: &str) -> bool {
+    tool_available(
+        test,
+        SSL_SERVER_TOOL,
+        program("openssl", "METRICSCTL_OPENSSL").is_some(),
+        "apt-get install openssl",
+    )
+}
+
+/// A server whose pg_hba.conf lets `certuser` in only with a certificate its CA signed.
+fn certificate_server(test: &str, certs: &Certificates) -> Option<Sandbox> {
+    let started = Sandbox::start(&SandboxOptions {
+        tls: Some(TlsFiles {
+            certificate_pem: certs.read("server.crt"),
+            private_key_pem: certs.read("server.key"),
+            client_ca_pem: Some(certs.read("ca.crt")),
+        }),
+        hba_first: vec!["hostssl all certuser 127.0.0.1/32 cert".to_string()],
+        ..SandboxOptions::default()
+    });
+    let sandbox = match started {
+        Ok(sandbox) => sandbox,
+        Err(e) if format!("{e:#}").contains("SSL is not supported by this build") => {
+            tool_available(
+                test,
+                SSL_SERVER_TOOL,
+                false,
+                &format!("{} has no SSL", installation()),
+            );
+            return None;
+        }
+        Err(e) => panic!("starting PostgreSQL with TLS: {e:#}"),
+    };
+    let mut admin = connect_url(&sandbox.url("postgres"));
+    admin.batch_execute("CREATE ROLE certuser LOGIN").unwrap();
+    admin
+        .batch_execute("CREATE DATABASE certdb OWNER certuser")
+        .unwrap();
+    Some(sandbox)
+}
+
+/// The libpq keyword string for certuser on `server`, plus `extra`.
+fn keywords(server: &Sandbox, extra: &str) -> String {
+    format!(
+        "host=127.0.0.1 port={} user=certuser dbname=certdb sslmode=require {extra}",
+        server.port()
+    )
+}
+
+/// What psql says to the same settings: whether it connected, and its error.
+fn psql(connection: &str, env: &[(&str, String)], home: &Path) -> (bool, String) {
+    let mut command = StdCommand::new(pg_tool("psql"));
+    command
+        .args(["-X", "-A", "-t", "-c", "SELECT 1", connection])
+        .env("HOME", home);
+    for variable in crate::support::DATABASE_VARIABLES {
+        command.env_remove(variable);
+    }
+    command.env_remove("PGSSLCERT").env_remove("PGSSLKEY");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("running psql");
+    (output.status.success(), stderr_of(&output))
+}
+
+/// metricsctl (`migrate`, which connects and writes) with the same settings as `psql`.
+fn metricsctl_with(
+    connection: &str,
+    env: &[(&str, String)],
+    home: &Path,
+) -> assert_cmd::assert::Assert {
+    let mut command = metricsctl();
+    command
+        .args(["migrate", "--database-url", connection])
+        .env("HOME", home)
+        .env_remove("PGSSLCERT")
+        .env_remove("PGSSLKEY");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.assert()
+}
+
+#[test]
+fn client_certificates_are_found_as_libpq_finds_them_and_psql_agrees() {
+    let test = "client_certificates_are_found_as_libpq_finds_them_and_psql_agrees";
+    if !tls_tools(test) {
+        return;
+    }
+    let certs = Certificates::make();
+    let Some(server) = certificate_server(test, &certs) else {
+        return;
+    };
+    let empty_home = tempfile::tempdir().unwrap();
+    let path = |name: &str| certs.file(name).display().to_string();
+
+    // No certificate anywhere: refused, and the hint says where one goes.
+    let bare = keywords(&server, "");
+    assert!(!psql(&bare, &[], empty_home.path()).0);
+    metricsctl_with(&bare, &[], empty_home.path())
+        .code(3)
+        .stderr(contains("client certificate"))
+        .stderr(contains("PGSSLCERT"));
+
+    // 1. In the connection string.
+    let in_string = keywords(
+        &server,
+        &format!(
+            "sslcert={} sslkey={}",
+            path("certuser.crt"),
+            path("certuser.key")
+        ),
+    );
+    assert!(psql(&in_string, &[], empty_home.path()).0);
+    metricsctl_with(&in_string, &[], empty_home.path()).code(0);
+
+    // 2. PGSSLCERT and PGSSLKEY.
+    let by_env = vec![
+        ("PGSSLCERT", path("certuser.crt")),
+        ("PGSSLKEY", path("certuser.key")),
+    ];
+    assert!(psql(&bare, &by_env, empty_home.path()).0);
+    metricsctl_with(&bare, &by_env, empty_home.path()).code(0);
+
+    // 3. ~/.postgresql/postgresql.crt and .key.
+    let home = tempfile::tempdir().unwrap();
+    let dot = home.path().join(".postgresql");
+    std::fs::create_dir(&dot).unwrap();
+    std::fs::copy(certs.file("certuser.crt"), dot.join("postgresql.crt")).unwrap();
+    std::fs::copy(certs.file("certuser.key"), dot.join("postgresql.key")).unwrap();
+    std::fs::set_permissions(
+        dot.join("postgresql.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    assert!(psql(&bare, &[], home.path()).0);
+    metricsctl_with(&bare, &[], home.path()).code(0);
+
+    // The string beats the environment, which beats the home directory: someone_else's
+    // certificate where a higher source names it fails for both, certuser's succeeds for both.
+    let wrong_env = vec![
+        ("PGSSLCERT", path("someone_else.crt")),
+        ("PGSSLKEY", path("someone_else.key")),
+    ];
+    assert!(psql(&in_string, &wrong_env, home.path()).0);
+    metricsctl_with(&in_string, &wrong_env, home.path()).code(0);
+    assert!(!psql(&bare, &wrong_env, home.path()).0);
+    metricsctl_with(&bare, &wrong_env, home.path())
+        .code(3)
+        .stderr(contains("certificate"));
+
+    // A certificate with another certificate's key is refused before anything is sent.
+    let mismatched = keywords(
+        &server,
+        &format!(
+            "sslcert={} sslkey={}",
+            path("certuser.crt"),
+            path("someone_else.key")
+        ),
+    );
+    assert!(!psql(&mismatched, &[], empty_home.path()).0);
+    metricsctl_with(&mismatched, &[], empty_home.path())
+        .code(3)
+        .stderr(contains("do not belong together"));
+
+    // A key others may read is refused by both, with libpq's words.
+    std::fs::set_permissions(
+        dot.join("postgresql.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (connected, said) = psql(&bare, &[], home.path());
+    assert!(
+        !connected && said.contains("group or world access"),
+        "{said}"
+    );
+    metricsctl_with(&bare, &[], home.path())
+        .code(3)
+        .stderr(contains("has group or world access"))
+        .stderr(contains("0600"));
+
+    // A certificate without its key is an error for both; a named certificate file that does
+    // not exist is not (libpq goes on without one, and the server refuses).
+    std::fs::remove_file(dot.join("postgresql.key")).unwrap();
+    assert!(!psql(&bare, &[], home.path()).0);
+    metricsctl_with(&bare, &[], home.path())
+        .code(3)
+        .stderr(contains("certificate present"))
+        .stderr(contains("not private key file"));
+}
+
+#[test]
+fn a_version_1_server_certificate_is_accepted_where_libpq_verifies_nothing() {
+    let test = "a_version_1_server_certificate_is_accepted_where_libpq_verifies_nothing";
+    if !tls_tools(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    key_and_request(dir.path(), "v1", "/CN=127.0.0.1");
+    // No extensions: openssl writes an X.509 version 1 certificate, as Citus does.
+    openssl(
+        dir.path(),
+        &[
+            "x509", "-req", "-in", "v1.csr", "-signkey", "v1.key", "-out", "v1.crt", "-days", "2",
+        ],
+    );
+    let text = StdCommand::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(dir.path().join("v1.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"),
+        "not a version 1 certificate"
+    );
+    let Some(server) = crate::support::tls_sandbox(
+        test,
+        TlsFiles {
+            certificate_pem: std::fs::read_to_string(dir.path().join("v1.crt")).unwrap(),
+            private_key_pem: std::fs::read_to_string(dir.path().join("v1.key")).unwrap(),
+            client_ca_pem: None,
+        },
+    ) else {
+        return;
+    };
+    let url = |query: &str| format!("{}?{query}", server.url("postgres"));
+    let home = tempfile::tempdir().unwrap();
+    for mode in ["sslmode=require", "sslmode=prefer", ""] {
+        metricsctl()
+            .args(["migrate", "status", "--database-url", &url(mode)])
+            .env("HOME", home.path())
+            .assert()
+            .code(1);
+    }
+    // verify-ca trusts that very certificate when sslrootcert names it, as OpenSSL does; one
+    // signed by nobody it trusts is refused, and the message says why.
+    let own = dir.path().join("v1.crt").display().to_string();
+    metricsctl()
+        .args([
+            "migrate",
+            "status",
+            "--database-url",
+            &url(&format!("sslmode=verify-ca&sslrootcert={own}")),
+        ])
+        .env("HOME", home.path())
+        .assert()
+        .code(1);
+    let certs_elsewhere = tempfile::tempdir().unwrap();
+    openssl(
+        certs_elsewhere.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-out",
+            "other.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=other",
+        ],
+    );
+    let other = certs_elsewhere
+        .path()
+        .join("other.crt")
+        .display()
+        .to_string();
+    for mode in ["verify-ca", "verify-full"] {
+        metricsctl()
+            .args([
+                "migrate",
+                "status",
+                "--database-url",
+                &url(&format!("sslmode={mode}&sslrootcert={other}")),
+            ])
+            .env("HOME", home.path())
+            .assert()
+            .code(3)
+            .stderr(contains("X.509 version 1"));
+    }
+}
