@@ -4,7 +4,7 @@
 -- added next (partition_create.sql), then its keys (conversion_new_keys.sql). Its id takes the
 -- same sequence, so ids go on where they were.
 CREATE TABLE :"schema".metrics_partitioned (
-    id BIGINT NOT NULL DEFAULT pg_catalog.nextval(CAST('metrics_id_seq' AS regclass)),
+    id BIGINT NOT NULL DEFAULT pg_catalog.nextval(CAST(:'sequence' AS regclass)),
     sensor_id VARCHAR(255) NOT NULL,
     event_id VARCHAR(255) NOT NULL,
     timestamp TIMESTAMP WITH TIME ZONE NOT NULL,

@@ -4,12 +4,12 @@
 -- table, keeping the existing metrics_id_seq (what BIGSERIAL would have created and owned), so
 -- ids go on where they were. The keys and indexes come after the rows are loaded (faster).
 CREATE TABLE :"schema".metrics (
-    id BIGINT NOT NULL DEFAULT pg_catalog.nextval(CAST('metrics_id_seq' AS regclass)),
+    id BIGINT NOT NULL DEFAULT pg_catalog.nextval(CAST(:'sequence' AS regclass)),
     sensor_id VARCHAR(255) NOT NULL,
     event_id VARCHAR(255) NOT NULL,
     timestamp TIMESTAMP WITH TIME ZONE NOT NULL,
     value DOUBLE PRECISION NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT pg_catalog.now()
 ) PARTITION BY RANGE (timestamp);
-ALTER SEQUENCE metrics_id_seq OWNED BY metrics.id;
+ALTER SEQUENCE :"schema".:"sequence_name" OWNED BY metrics.id;
 CREATE TABLE :"schema".metrics_default PARTITION OF metrics DEFAULT;

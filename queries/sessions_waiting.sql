@@ -1,15 +1,18 @@
 -- When a run's time is up or it is interrupted: what each of its sessions' statements waits for,
 -- and the sessions in its way (pg_blocking_pids), so the message can say why it stopped and whom
--- to look at. Runs on a connection of its own, under any search path: written schema-qualified.
+-- to look at. Runs on a connection of its own with the search path pinned to pg_catalog, and is
+-- written schema-qualified besides.
 -- psql "$DATABASE_URL" -v pids='{12345}' -f queries/sessions_waiting.sql
 SELECT w.pid AS waiting_pid,
        w.wait_event_type,
        w.wait_event,
        b.pid AS blocker_pid,
        b.pid,
-       COALESCE(NULLIF(b.application_name, ''), '(no application_name)') AS application_name,
+       CASE WHEN b.application_name OPERATOR(pg_catalog.=) '' THEN '(no application_name)'
+            ELSE b.application_name END AS application_name,
        COALESCE(CAST(b.usename AS pg_catalog.text), '') AS user_name,
-       COALESCE(pg_catalog.host(b.client_addr), 'local socket') AS client,
+       CASE WHEN b.client_port OPERATOR(pg_catalog.=) -1 THEN 'local socket'
+            ELSE pg_catalog.host(b.client_addr) END AS client,
        CAST(EXTRACT(EPOCH FROM pg_catalog.now() OPERATOR(pg_catalog.-) b.backend_start)
             AS pg_catalog.int8) AS connected_seconds,
        CAST(b.state AS pg_catalog.text)

@@ -5,7 +5,8 @@
 SELECT DISTINCT a.pid,
        COALESCE(NULLIF(a.application_name, ''), '(no application_name)') AS application_name,
        COALESCE(CAST(a.usename AS text), '') AS user_name,
-       COALESCE(pg_catalog.host(a.client_addr), 'local socket') AS client,
+       CASE WHEN a.client_port = -1 THEN 'local socket' ELSE pg_catalog.host(a.client_addr) END
+           AS client,
        CAST(EXTRACT(EPOCH FROM pg_catalog.now() - a.backend_start) AS bigint) AS connected_seconds
 FROM pg_catalog.pg_locks l
 JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid

@@ -23,7 +23,8 @@ pub const DEFAULT_REPLAY_JOBS: u32 = 2;
 /// Upper bounds of the duration flags: far beyond any sensible value, and small enough that
 /// no clock or timer arithmetic can overflow.
 pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(3600);
-pub const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+/// statement_timeout is a 32-bit count of milliseconds (about 24.8 days).
+pub const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
 pub const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_CHECK_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
 pub const MAX_GENERATE_INTERVAL: Duration = Duration::from_secs(365 * 86400);

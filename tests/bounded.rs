@@ -170,3 +170,59 @@ fn a_timeout_of_zero_means_no_limit_and_commands_say_their_default() {
             "30s by default for check, lag, rate and",
         ));
 }
+
+#[test]
+fn a_replay_waiting_on_a_silent_pipe_stops_at_once_and_says_how_far_it_got() {
+    let db = TestDatabase::new();
+    db.migrate();
+    let mut replay = metricsctl_process()
+        .args(["replay", "--format", "json", "--database-url", &db.url, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = replay.stdin.take().unwrap();
+    let lines: Vec<String> = (0..20)
+        .map(|i| crate::support::event_line(&format!("e{i}"), "s1", "2026-01-01T00:00:00Z", 1.0))
+        .collect();
+    std::io::Write::write_all(&mut input, (lines.join("\n") + "\n").as_bytes()).unwrap();
+    // The pipe stays open and silent, as a stalled producer's would.
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(replay.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let output = replay.wait_with_output().unwrap();
+    drop(input);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(signalled.elapsed() < Duration::from_secs(4), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(!stderr.contains("did not end within"), "{stderr}");
+    let summary = crate::support::summary_of(&output);
+    assert_eq!(summary["complete"], false, "{summary}");
+    assert!(summary["committed_before"].is_string(), "{summary}");
+    crate::support::assert_consistent(&db);
+}
+
+#[test]
+fn time_limits_are_kept_at_their_edges() {
+    let db = TestDatabase::new();
+    db.migrate();
+    // Too long for a statement timeout: refused as an argument.
+    db.metricsctl(&["check", "--timeout", "25days"])
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("most this accepts"));
+    // Shorter than the run: it is UNKNOWN and says so, never a verdict past its limit.
+    db.metricsctl(&["check", "--timeout", "1ms"])
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("timed out after 1ms"));
+    db.metricsctl(&["check", "--timeout", "24days"])
+        .assert()
+        .code(0);
+}

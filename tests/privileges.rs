@@ -273,3 +273,61 @@ fn grants_refuse_a_role_that_does_not_exist_and_change_nothing() {
     .stderr(contains("there is no role nobody_here"));
     db.metricsctl_as(&roles.owner, &["grants"]).assert().code(3);
 }
+
+/// A GRANT the server only warns about (the one granting holds no grant option) is not reported
+/// as done: everything is rolled back and the role named with what it still lacks.
+#[test]
+fn grants_that_the_server_did_not_give_are_rolled_back_and_named() {
+    let roles = roles();
+    let (db, _dir) = owners_database(Layout::Plain, 0);
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{db}\" OWNER TO postgres;
+             REVOKE CONNECT ON DATABASE \"{db}\" FROM PUBLIC;
+             GRANT CONNECT ON DATABASE \"{db}\" TO \"{owner}\";",
+            db = db.name,
+            owner = roles.owner
+        ))
+        .unwrap();
+    db.metricsctl_as(
+        &roles.owner,
+        &["grants", "--monitor", &roles.monitor, "--apply"],
+    )
+    .assert()
+    .code(3)
+    .stderr(contains(format!(
+        "{} still lacks CONNECT on the database",
+        roles.monitor
+    )))
+    .stderr(contains("rolled back, nothing was changed"));
+    let granted: bool = db.scalar(&format!(
+        "SELECT has_table_privilege('{}', 'metrics', 'SELECT')",
+        roles.monitor
+    ));
+    assert!(!granted, "nothing was committed");
+}
+
+/// Role names are quoted identifiers whatever they hold: a `;` splits no statement, a `:'` is
+/// not read as a variable.
+#[test]
+fn grants_quote_any_role_name() {
+    let roles = roles();
+    let (db, _dir) = owners_database(Layout::Plain, 0);
+    let odd = format!("odd;role:'x' {}", std::process::id());
+    db.client()
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS \"{odd}\"; CREATE ROLE \"{odd}\""
+        ))
+        .unwrap();
+    db.metricsctl_as(&roles.owner, &["grants", "--monitor", &odd, "--apply"])
+        .assert()
+        .code(0);
+    let granted: bool = db.scalar(&format!(
+        "SELECT has_table_privilege('{}', 'metrics', 'SELECT')",
+        odd.replace('\'', "''")
+    ));
+    assert!(granted);
+    db.client()
+        .batch_execute(&format!("DROP OWNED BY \"{odd}\"; DROP ROLE \"{odd}\""))
+        .unwrap();
+}

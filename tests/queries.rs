@@ -72,6 +72,7 @@ fn every_query_file_runs_in_psql_with_its_variables() {
                 "schema" => "public",
                 "name" => "create_x",
                 "roles" => "{postgres}",
+                "role" => "postgres",
                 other => panic!("{}: no psql value for :'{other}' in this test", query.file),
             };
             psql.arg("-v").arg(format!("{param}={value}"));

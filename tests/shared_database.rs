@@ -15,10 +15,18 @@ use crate::support::{
 /// A database as a team has it: owned by the owner role, migrated and loaded by it, the
 /// monitor's and the writer's grants given with `metricsctl grants --apply`, and 20 metrics lost
 /// (their guard rows stay). With `hostile`, mallory planted everything in
-/// tests/fixtures/hostile_objects.sql first.
+/// tests/fixtures/hostile_objects.sql first. Every session's own search path puts public before
+/// pg_catalog (`ALTER DATABASE ... SET search_path`): whatever metricsctl runs before it pins its
+/// own path would find mallory's objects first.
 fn team_database(layout: Layout, hostile: bool, events: &Path) -> TestDatabase {
     let roles = roles();
     let db = TestDatabase::owned_by(&roles.owner);
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET search_path = public, pg_catalog",
+            db.name
+        ))
+        .unwrap();
     if hostile {
         db.plant_hostile_objects(&roles.mallory);
     }
@@ -258,8 +266,27 @@ fn planted_objects_change_nothing_any_command_reads_or_runs(layout: Layout) {
         &roles.monitor,
         &["check", "--format", "json"],
     );
-    let lost = |db: &TestDatabase| db.count("SELECT count(*) FROM metrics");
+    let lost = |db: &TestDatabase| db.count("SELECT pg_catalog.count(*) FROM metrics");
     assert_eq!(lost(&hostile), lost(&clean));
+    // What runs when a run is stopped: the observer that asks what it waited for.
+    for db in [&clean, &hostile] {
+        let _holder = crate::support::LockHolder::table(
+            db,
+            "holding-metrics",
+            "LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE",
+        );
+        let output = db
+            .metricsctl_as(
+                &roles.monitor,
+                &["check", "--timeout", "1s", "--format", "nagios"],
+            )
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (stdout_of(&output), stderr_of(&output));
+        assert_eq!(output.status.code(), Some(3), "{stdout}{stderr}");
+        assert!(stdout.contains("holding-metrics"), "{stdout}{stderr}");
+        assert!(!stderr.contains("planted object"), "{stderr}");
+    }
 }
 
 /// The issue's reproduction: a view named like metricsctl's bookkeeping, listing every event as
@@ -411,4 +438,83 @@ fn migrate_with_planted_functions_builds_defaults_on_postgresqls_own() {
     db.metricsctl_as(&roles.monitor, &["check"])
         .assert()
         .code(0);
+}
+
+/// A table another role made under a month's partition name never becomes a partition: its
+/// owner could read and change that month and run triggers as every writer.
+#[test]
+fn another_roles_table_is_never_attached_as_a_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    generate_events(&events, 50, 2, 5, "jsonl");
+    let db = team_database(Layout::Partitioned, false, &events);
+    let roles = roles();
+    let month: String = db.scalar("SELECT to_char(now() + interval '8 months', 'YYYY_MM')");
+    let dashed = month.replace('_', "-");
+    db.client()
+        .batch_execute(&format!(
+            "GRANT CREATE ON SCHEMA public TO PUBLIC;
+             SET ROLE \"{}\";
+             CREATE TABLE public.metrics_{month} (id bigint NOT NULL, sensor_id varchar(255) NOT NULL,
+                 event_id varchar(255) NOT NULL, timestamp timestamptz NOT NULL,
+                 value double precision NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+             RESET ROLE;",
+            roles.mallory
+        ))
+        .unwrap();
+    for role in [&roles.owner, "postgres"] {
+        db.metricsctl_as(role, &["partitions", "attach", &dashed])
+            .assert()
+            .code(3)
+            .stderr(contains("owned by mallory_"))
+            .stderr(contains("will not make another role's table a partition"));
+        db.metricsctl_as(
+            role,
+            &[
+                "partitions",
+                "create",
+                "--from",
+                &dashed,
+                "--months",
+                "0",
+                "--no-fill",
+            ],
+        )
+        .assert()
+        .code(3)
+        .stderr(contains("it belongs to mallory_"));
+    }
+    let attached: i64 = db.scalar(&format!(
+        "SELECT count(*) FROM pg_inherits WHERE inhrelid = 'public.metrics_{month}'::regclass"
+    ));
+    assert_eq!(attached, 0);
+}
+
+/// Names planted before the first migrate would give the guide's keys, indexes and sequence other
+/// names (processed_events_pkey1) or none at all (CREATE INDEX IF NOT EXISTS skips a name that is
+/// taken): migrate rolls back and says which.
+#[test]
+fn migrate_refuses_when_the_guides_names_are_taken() {
+    let roles = roles();
+    for planted in [
+        "CREATE TABLE public.processed_events_pkey (x int)",
+        "CREATE TABLE public.idx_metrics_timestamp (x int)",
+        "CREATE SEQUENCE public.metrics_id_seq",
+    ] {
+        let db = TestDatabase::owned_by(&roles.owner);
+        db.client()
+            .batch_execute(&format!(
+                "GRANT CREATE ON SCHEMA public TO PUBLIC; SET ROLE \"{}\"; {planted}; RESET ROLE;",
+                roles.mallory
+            ))
+            .unwrap();
+        for args in [&["migrate"][..], &["migrate", "--partitioned"]] {
+            db.metricsctl_as(&roles.owner, args)
+                .assert()
+                .code(3)
+                .stderr(contains("is taken by an object owned by mallory_"))
+                .stderr(contains("nothing was changed"));
+            assert!(!db.relation_exists("public.metrics"), "{planted}");
+        }
+    }
 }

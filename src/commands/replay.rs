@@ -46,7 +46,11 @@ pub(crate) struct Request {
 
 /// Replays with a progress bar and rejections on stderr, then the summary; the outcome's status.
 pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
-    let inputs = open_inputs(&request.files).could_not_run()?;
+    let inputs: Vec<_> = open_inputs(&request.files)
+        .could_not_run()?
+        .into_iter()
+        .map(|input| input.stoppable(interrupt::is_stopped))
+        .collect();
     let session = commands::open(ctx)?;
     session.facts().require_tables()?;
     crate::ingest::ensure_privileges(session.facts(), request.options.dry_run)?;

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use postgres::Client;
 use postgres::error::SqlState;
-use postgres::types::Type;
 
 use crate::db::queries;
-use crate::db::session::Tx;
+use crate::db::session::{Session, Tx};
 use crate::db::target::{DatabaseTarget, TargetOrigin};
 pub use crate::error::describe_session_error;
 use crate::error::{Error, Result, What, error_chain, find_io_error};
@@ -223,8 +222,10 @@ pub struct LockHolder {
     pub pid: i32,
     pub application_name: String,
     pub user_name: String,
-    pub client: String,
-    pub connected_seconds: i64,
+    /// Where it connects from, and since when: `None` where PostgreSQL does not show another
+    /// role's session to this one (a monitoring role without pg_read_all_stats).
+    pub client: Option<String>,
+    pub connected_seconds: Option<i64>,
 }
 
 impl std::fmt::Display for LockHolder {
@@ -232,13 +233,20 @@ impl std::fmt::Display for LockHolder {
         // application_name is whatever the other client chose: no control characters.
         write!(
             f,
-            "pid {} (application \"{}\", user \"{}\", from {}, connected {}s ago)",
+            "pid {} (application \"{}\", user \"{}\"",
             self.pid,
             escape_control(&self.application_name),
             escape_control(&self.user_name),
-            self.client,
-            self.connected_seconds
-        )
+        )?;
+        match (&self.client, self.connected_seconds) {
+            (Some(client), Some(seconds)) => {
+                write!(f, ", from {client}, connected {seconds}s ago)")
+            }
+            _ => write!(
+                f,
+                "; more is hidden from this role without pg_read_all_stats)"
+            ),
+        }
     }
 }
 
@@ -247,8 +255,9 @@ impl std::fmt::Display for LockHolder {
 /// on the same session: if that session dies, the lock and the work end together, and no run
 /// can go on unlocked. Released by [`unlock_session`] or when the session closes. Only for work
 /// that checked it has a session of its own (not a transaction pool's): [`crate::db::pooling`].
+/// Each try runs in a transaction of its own with the search path pinned; the lock outlives it.
 pub fn lock_session(
-    session: &mut Client,
+    session: &mut Session,
     key: i64,
     what: &str,
     timeout: Duration,
@@ -263,13 +272,13 @@ pub fn lock_session(
         |key| {
             session
                 .borrow_mut()
-                .query_typed_one(queries::ADVISORY_LOCK_TRY.sql(), &[(&key, Type::INT8)])
+                .write(|tx| tx.row(queries::ADVISORY_LOCK_TRY.sql(), &[&key]))
         },
         |key| {
-            session
-                .borrow_mut()
-                .query_typed_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[(&key, Type::INT8)])
-                .map(|row| row.as_ref().map(LockHolder::from_row))
+            session.borrow_mut().write(|tx| {
+                tx.row_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[&key])
+                    .map(|row| row.as_ref().map(LockHolder::from_row))
+            })
         },
     )
 }
@@ -341,19 +350,23 @@ fn wait_for_lock(
 }
 
 /// Releases a lock taken with [`lock_session`].
-pub fn unlock_session(session: &mut Client, key: i64) -> std::result::Result<(), postgres::Error> {
-    session.query_typed_one(queries::ADVISORY_UNLOCK.sql(), &[(&key, Type::INT8)])?;
+pub fn unlock_session(session: &mut Session, key: i64) -> std::result::Result<(), postgres::Error> {
+    session.write(|tx| tx.row(queries::ADVISORY_UNLOCK.sql(), &[&key]))?;
     Ok(())
 }
 
 impl LockHolder {
     pub(crate) fn from_row(row: &postgres::Row) -> LockHolder {
+        let text = |column: &str| row.try_get::<_, Option<String>>(column).ok().flatten();
         LockHolder {
-            pid: row.get("pid"),
-            application_name: row.get("application_name"),
-            user_name: row.get("user_name"),
-            client: row.get("client"),
-            connected_seconds: row.get("connected_seconds"),
+            pid: row.try_get("pid").unwrap_or_default(),
+            application_name: text("application_name").unwrap_or_default(),
+            user_name: text("user_name").unwrap_or_default(),
+            client: text("client"),
+            connected_seconds: row
+                .try_get::<_, Option<i64>>("connected_seconds")
+                .ok()
+                .flatten(),
         }
     }
 }

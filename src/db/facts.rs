@@ -187,16 +187,52 @@ impl SchemaFacts {
         )
     }
 
-    /// A DDL template rendered for this schema (`:"schema"` is the tables' schema).
+    /// A DDL template rendered for this schema: `:"schema"` is the tables' schema, `:'sequence'`
+    /// (schema-qualified) and `:"sequence_name"` the sequence metrics.id draws from.
     pub fn ddl(
         &self,
         query: &Query,
         identifiers: &[(&str, &str)],
         literals: &[(&str, &str)],
     ) -> String {
-        let mut all = vec![("schema", self.schema_name())];
-        all.extend_from_slice(identifiers);
-        query.ddl(&all, literals)
+        self.with_own_names(identifiers, literals, |ids, lits| query.ddl(ids, lits))
+    }
+
+    /// [`SchemaFacts::ddl`] a statement at a time (see [`Query::ddl_statements`]).
+    pub fn ddl_statements(
+        &self,
+        query: &Query,
+        identifiers: &[(&str, &str)],
+        literals: &[(&str, &str)],
+    ) -> Vec<String> {
+        self.with_own_names(identifiers, literals, |ids, lits| {
+            query.ddl_statements(ids, lits)
+        })
+    }
+
+    /// The caller's identifiers and literals with the schema's and the sequence's added.
+    fn with_own_names<T>(
+        &self,
+        identifiers: &[(&str, &str)],
+        literals: &[(&str, &str)],
+        render: impl FnOnce(&[(&str, &str)], &[(&str, &str)]) -> T,
+    ) -> T {
+        let sequence_name = self
+            .metrics()
+            .and_then(|m| m.sequence_name.clone())
+            .unwrap_or_else(|| "metrics_id_seq".to_string());
+        let sequence = self
+            .metrics()
+            .and_then(|m| m.sequence.clone())
+            .unwrap_or_else(|| self.qualified(&sequence_name));
+        let mut all_identifiers = vec![
+            ("schema", self.schema_name()),
+            ("sequence_name", sequence_name.as_str()),
+        ];
+        all_identifiers.extend_from_slice(identifiers);
+        let mut all_literals = vec![("sequence", sequence.as_str())];
+        all_literals.extend_from_slice(literals);
+        render(&all_identifiers, &all_literals)
     }
 
     /// A statement naming a table chosen at run time, rendered for this schema; values stay bind

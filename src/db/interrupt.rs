@@ -18,6 +18,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 use postgres::{CancelToken, Client};
 
 use crate::db::queries;
+use crate::db::session::catalog_transaction;
 use crate::db::target::DatabaseTarget;
 use crate::text::escape_control;
 
@@ -26,6 +27,8 @@ const GRACE: Duration = Duration::from_secs(5);
 /// The statement timeout is set this far past the time left: the cancel request comes first,
 /// with the reason.
 const STATEMENT_TIMEOUT_SLACK: Duration = Duration::from_secs(1);
+/// How often the watchdog looks for a signal.
+const POLL: Duration = Duration::from_millis(25);
 /// How long asking the server what a session waits for may take.
 const OBSERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -191,17 +194,23 @@ pub fn time_left() -> Option<Duration> {
         .map(|(deadline, _)| deadline.saturating_duration_since(Instant::now()))
 }
 
-/// `statement_timeout` for a transaction beginning now, in milliseconds, when the run is bounded.
+/// `statement_timeout` for a transaction beginning now, in milliseconds, when the run is bounded:
+/// a little past the time left (the cancel request comes first, with the reason), and at once
+/// when none is left.
 pub fn statement_timeout_setting() -> Option<String> {
     time_left().map(|left| {
-        let millis = (left + STATEMENT_TIMEOUT_SLACK).as_millis().max(1);
-        millis.to_string()
+        if left.is_zero() {
+            return "1".to_string();
+        }
+        (left + STATEMENT_TIMEOUT_SLACK).as_millis().to_string()
     })
 }
 
 fn watch() {
     loop {
-        thread::sleep(Duration::from_millis(25));
+        // Signals are polled; the deadline is met on time.
+        let nap = time_left().map_or(POLL, |left| left.min(POLL));
+        thread::sleep(nap);
         let signal = SIGNALLED.load(Ordering::SeqCst);
         let reason = if signal != 0 {
             Some(StopReason::Signal(signal_name(signal)))
@@ -265,14 +274,13 @@ fn describe_waits(target: &DatabaseTarget, pids: &[i32]) -> Vec<String> {
         return Vec::new();
     };
     let pids = pids.to_vec();
-    let rows = match observer.query_typed(
-        queries::SESSIONS_WAITING.sql(),
-        &[(&pids, postgres::types::Type::INT4_ARRAY)],
-    ) {
-        Ok(rows) => rows,
-        Err(_) => return Vec::new(),
-    };
+    // PostgreSQL's objects only, and bounded: the observer must not wait on what it observes.
+    let rows = catalog_transaction(&mut observer, Some(OBSERVER_CONNECT_TIMEOUT))
+        .and_then(|mut tx| tx.rows(queries::SESSIONS_WAITING.sql(), &[&pids]));
     let _ = observer.close();
+    let Ok(rows) = rows else {
+        return Vec::new();
+    };
     let mut lines: Vec<String> = Vec::new();
     for row in &rows {
         let line = describe_wait(row);

@@ -18,12 +18,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
-use postgres::types::Type;
-
 use crate::db::queries;
-use crate::db::session::Session;
+use crate::db::session::{Session, catalog_transaction};
 use crate::error::{Error, Result, What};
+use anyhow::anyhow;
 
 /// How long the second connection keeps its transaction open if this one cannot get through.
 const HOLD: Duration = Duration::from_millis(1500);
@@ -49,9 +47,9 @@ pub fn ensure_own_server_session(session: &mut Session, what: &str) -> Result<()
 pub fn has_own_server_session(session: &mut Session) -> Result<bool> {
     let token = format!("{}-{:?}", std::process::id(), Instant::now());
     let broke = |e: postgres::Error| Error::new(What::Unreachable, e);
+    // The marker is the session's (set_config's `false`): it outlives the pinned transaction.
     let first = session
-        .client()
-        .query_typed_one(queries::SESSION_PROBE_MARK.sql(), &[(&token, Type::TEXT)])
+        .write(|tx| tx.row(queries::SESSION_PROBE_MARK.sql(), &[&token]))
         .map_err(broke)?;
     let first_pid: i32 = first.get("backend_pid");
 
@@ -60,9 +58,9 @@ pub fn has_own_server_session(session: &mut Session) -> Result<bool> {
     let target = session.target().clone();
     let other = thread::spawn(move || -> Option<i32> {
         let mut client = crate::db::connect(&target, Duration::from_secs(10)).ok()?;
-        let mut tx = client.transaction().ok()?;
+        let mut tx = catalog_transaction(&mut client, Some(Duration::from_secs(10))).ok()?;
         let pid: i32 = tx
-            .query_typed_one(queries::SESSION_PROBE_READ.sql(), &[(&"", Type::TEXT)])
+            .row(queries::SESSION_PROBE_READ.sql(), &[&""])
             .ok()?
             .get("backend_pid");
         let _ = held.send(pid);
@@ -73,9 +71,7 @@ pub fn has_own_server_session(session: &mut Session) -> Result<bool> {
     let other_pid = holding.recv_timeout(Duration::from_secs(15)).ok();
 
     let asked = Instant::now();
-    let second = session
-        .client()
-        .query_typed_one(queries::SESSION_PROBE_READ.sql(), &[(&token, Type::TEXT)]);
+    let second = session.write(|tx| tx.row(queries::SESSION_PROBE_READ.sql(), &[&token]));
     let waited = asked.elapsed() >= HOLD.mul_f32(0.9);
     let _ = release.send(());
     let _ = other.join();
@@ -86,9 +82,7 @@ pub fn has_own_server_session(session: &mut Session) -> Result<bool> {
         && marked
         && !waited;
     if own {
-        let _ = session
-            .client()
-            .query_typed_one(queries::SESSION_PROBE_MARK.sql(), &[(&"", Type::TEXT)]);
+        let _ = session.write(|tx| tx.row(queries::SESSION_PROBE_MARK.sql(), &[&""]));
     }
     Ok(own)
 }

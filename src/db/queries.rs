@@ -26,25 +26,84 @@ impl Query {
     /// For statements that name a table chosen at run time (a partition): each `:"name"` becomes
     /// the quoted identifier, values stay bind parameters.
     pub fn with_identifiers(&self, identifiers: &[(&str, &str)]) -> String {
-        bind_parameters(
-            &substitute_identifiers(self.psql_text, identifiers),
-            self.params,
-        )
+        render(self.psql_text, identifiers, |name| {
+            let index = self
+                .params
+                .iter()
+                .position(|p| *p == name)
+                .unwrap_or_else(|| panic!("psql variable :'{name}' is not a declared parameter"));
+            format!("${}", index + 1)
+        })
     }
 
     /// For DDL, which takes no bind parameters: identifiers and values both written in, quoted.
-    /// Only for values metricsctl computes itself (partition names and bounds built from dates).
+    /// Only for values metricsctl computes itself or reads from the catalog (partition names and
+    /// bounds built from dates, the schema, role names an operator typed).
     pub fn ddl(&self, identifiers: &[(&str, &str)], literals: &[(&str, &str)]) -> String {
-        let text = substitute_identifiers(self.psql_text, identifiers);
-        substitute(&text, ":'", '\'', |name| {
-            let value = literals
+        render_ddl(self.psql_text, identifiers, literals)
+    }
+
+    /// [`Query::ddl`] a statement at a time: the template is split first, so nothing written into
+    /// it (a role name holding `;`) can split a statement.
+    pub fn ddl_statements(
+        &self,
+        identifiers: &[(&str, &str)],
+        literals: &[(&str, &str)],
+    ) -> Vec<String> {
+        statements(self.psql_text)
+            .iter()
+            .map(|statement| render_ddl(statement, identifiers, literals))
+            .collect()
+    }
+}
+
+fn render_ddl(text: &str, identifiers: &[(&str, &str)], literals: &[(&str, &str)]) -> String {
+    render(text, identifiers, |name| {
+        let value = literals
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no value for :'{name}'"))
+            .1;
+        quote_literal(value)
+    })
+}
+
+/// Replaces each `:"name"` with the quoted identifier and each `:'name'` with `value(name)`, in
+/// one pass over the template: what is written in is never read again as a variable.
+fn render(
+    text: &str,
+    identifiers: &[(&str, &str)],
+    mut value: impl FnMut(&str) -> String,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = [":\"", ":'"]
+            .iter()
+            .filter_map(|open| rest.find(open).map(|at| (at, *open)))
+            .min_by_key(|(at, _)| *at);
+        let Some((start, open)) = next else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let after = &rest[start + open.len()..];
+        let close = if open == ":\"" { '"' } else { '\'' };
+        let end = after.find(close).expect("terminated psql variable");
+        let name = &after[..end];
+        if open == ":\"" {
+            let identifier = identifiers
                 .iter()
                 .find(|(n, _)| *n == name)
-                .unwrap_or_else(|| panic!("no value for :'{name}'"))
+                .unwrap_or_else(|| panic!("no identifier for :\"{name}\""))
                 .1;
-            quote_literal(value)
-        })
+            out.push_str(&quote_identifier(identifier));
+        } else {
+            out.push_str(&value(name));
+        }
+        rest = &after[end + 1..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// The statements of a DDL text, one by one (for those that may not share a transaction, like
@@ -83,17 +142,6 @@ pub fn quote_identifier(name: &str) -> String {
 /// `'value'`, with embedded quotes doubled (standard_conforming_strings is on since 9.1).
 pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
-}
-
-fn substitute_identifiers(text: &str, identifiers: &[(&str, &str)]) -> String {
-    substitute(text, ":\"", '"', |name| {
-        let value = identifiers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap_or_else(|| panic!("no identifier for :\"{name}\""))
-            .1;
-        quote_identifier(value)
-    })
 }
 
 /// Replaces each `<open>name<close>` with `replace(name)`.
@@ -143,6 +191,7 @@ const INGEST_PARAMS: &[&str] = &[
 ];
 
 query!(RELATION_EXISTS = "relation_exists.sql", "relation");
+query!(RELATION_OWNER = "relation_owner.sql", "relation");
 query!(MIGRATION_HISTORY = "migration_history.sql");
 query!(MIGRATION_HISTORY_CREATE = "migration_history_create.sql");
 query!(
@@ -209,6 +258,7 @@ query!(SCHEMA_FACTS = "schema_facts.sql", "schema");
 query!(SCHEMA_RELATIONS = "schema_relations.sql", "schema");
 query!(SESSIONS_WAITING = "sessions_waiting.sql", "pids");
 query!(FOREIGN_DEPENDENCIES = "foreign_dependencies.sql");
+query!(GUIDE_NAMES = "guide_names.sql");
 query!(
     /// DDL: render with `Query::ddl`.
     GRANTS_MONITOR = "grants_monitor.sql"
@@ -222,6 +272,7 @@ query!(
     GRANT_SELECT = "grant_select.sql"
 );
 query!(ROLES_NAMED = "roles_named.sql", "roles");
+query!(ROLE_PRIVILEGES = "role_privileges.sql", "role");
 query!(
     SET_LOCAL_SEARCH_PATH = "set_local_search_path.sql",
     "search_path"
@@ -409,6 +460,7 @@ query!(
 pub fn all() -> Vec<&'static Query> {
     vec![
         &RELATION_EXISTS,
+        &RELATION_OWNER,
         &MIGRATION_HISTORY,
         &ADVISORY_LOCK_TRY,
         &ADVISORY_XACT_LOCK_TRY,
@@ -428,7 +480,9 @@ pub fn all() -> Vec<&'static Query> {
         &SCHEMA_RELATIONS,
         &SESSIONS_WAITING,
         &FOREIGN_DEPENDENCIES,
+        &GUIDE_NAMES,
         &ROLES_NAMED,
+        &ROLE_PRIVILEGES,
         &SET_LOCAL_SEARCH_PATH,
         &SESSION_PROBE_MARK,
         &SESSION_PROBE_READ,
@@ -562,7 +616,7 @@ mod tests {
             ("timestamp_index", "b"),
             ("sensor_timestamp_index", "c"),
         ];
-        let statements = statements(&CONVERSION_PARTITION_INDEXES.ddl(&identifiers, &[]));
+        let statements = CONVERSION_PARTITION_INDEXES.ddl_statements(&identifiers, &[]);
         assert_eq!(statements.len(), 3);
         for statement in &statements {
             assert!(
@@ -581,6 +635,25 @@ mod tests {
                 &["a", "b"]
             ),
             "SELECT $2, $1::int, x::text FROM t WHERE y = $2"
+        );
+    }
+
+    #[test]
+    fn what_is_written_in_is_never_read_again_as_a_variable() {
+        let rendered = GRANT_SELECT.ddl_statements(
+            &[
+                ("schema", "public"),
+                ("relation", "metrics_2026_01"),
+                ("role", "x:'y'; DROP TABLE metrics; --"),
+            ],
+            &[],
+        );
+        assert_eq!(
+            rendered,
+            vec![
+                "GRANT SELECT ON \"public\".\"metrics_2026_01\" TO \"x:'y'; DROP TABLE metrics; --\""
+                    .to_string()
+            ]
         );
     }
 

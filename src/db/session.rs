@@ -400,6 +400,44 @@ fn begin<'a>(
     })
 }
 
+/// A transaction on a bare connection (one with no facts: the observer that asks what a stopped
+/// run waited for, the pooling probe's second connection), with the search path pinned to
+/// PostgreSQL's own objects and, when given, a statement timeout.
+pub fn catalog_transaction(
+    client: &mut Client,
+    statement_timeout: Option<Duration>,
+) -> PgResult<Tx<'_>> {
+    let settings = queries::TRANSACTION_SETTINGS.ddl(
+        &[],
+        &[
+            ("search_path", "pg_catalog, pg_temp"),
+            ("pin_search_path", "on"),
+            (
+                "statement_timeout",
+                &statement_timeout
+                    .map(|t| t.as_millis().max(1).to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "bound_statements",
+                if statement_timeout.is_some() {
+                    "on"
+                } else {
+                    "off"
+                },
+            ),
+        ],
+    );
+    client.batch_execute(&format!("BEGIN; {settings}"))?;
+    Ok(Tx {
+        client,
+        savepoint: None,
+        depth: 0,
+        finished: false,
+        joined: false,
+    })
+}
+
 /// `pg_catalog, "schema", pg_temp`: PostgreSQL's own objects first, so nothing planted in the
 /// tables' schema can stand in for them; the tables' schema; temporary objects last, so none
 /// left on a pooled server connection can stand in for the tables.

@@ -71,6 +71,18 @@ pub fn open_inputs(specs: &[String]) -> anyhow::Result<Vec<InputFile>> {
 }
 
 impl InputFile {
+    /// For an input that can stall (stdin, a pipe: no size), reading stops with an error once
+    /// `stopped` says so, instead of waiting for bytes that may never come (the run's --timeout,
+    /// a signal). Regular files never stall and are left as they are.
+    pub fn stoppable(mut self, stopped: fn() -> bool) -> InputFile {
+        if self.size.is_none()
+            && let Some(source) = self.source.take()
+        {
+            self.source = Some(Box::new(StoppableReader::new(source, stopped)));
+        }
+        self
+    }
+
     /// The decoded byte stream, counting raw bytes read into `bytes_read`, and whether it is
     /// gzip (whose read errors mean a cut-off or corrupt file).
     pub fn into_reader(
@@ -97,6 +109,72 @@ impl InputFile {
         } else {
             Ok((Box::new(raw), false))
         }
+    }
+}
+
+/// Reads its source on a thread of its own, so the reader can give up waiting.
+struct StoppableReader {
+    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    pending: Vec<u8>,
+    offset: usize,
+    stopped: fn() -> bool,
+}
+
+impl StoppableReader {
+    fn new(mut source: Box<dyn Read + Send>, stopped: fn() -> bool) -> StoppableReader {
+        let (sender, chunks) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0u8; READ_BUFFER];
+                match source.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        if sender.send(Ok(chunk)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = sender.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        StoppableReader {
+            chunks,
+            pending: Vec::new(),
+            offset: 0,
+            stopped,
+        }
+    }
+}
+
+impl Read for StoppableReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.offset == self.pending.len() {
+            match self
+                .chunks
+                .recv_timeout(std::time::Duration::from_millis(50))
+            {
+                Ok(chunk) => {
+                    self.pending = chunk?;
+                    self.offset = 0;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if (self.stopped)() => {
+                    return Err(io::Error::other(
+                        "the run was stopped while waiting for input",
+                    ));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.offset);
+        buf[..n].copy_from_slice(&self.pending[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
     }
 }
 

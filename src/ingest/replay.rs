@@ -329,7 +329,9 @@ pub fn replay(
         write_failure.filter(|f| reason.is_none() || !f.error.was_cancelled())
     {
         Some(Stop::Write(failure))
-    } else if let Some(reason) = reason.filter(|_| halted || summary.unconfirmed > 0) {
+    } else if let Some(reason) =
+        reason.filter(|_| halted || summary.unconfirmed > 0 || read_outcome.is_err())
+    {
         Some(Stop::Interrupted(reason))
     } else {
         read_outcome.err().map(Stop::Read)

@@ -169,7 +169,7 @@ pub fn convert(
         note_stop(session, phase, error);
     }
     // Best effort: closing the session releases it anyway.
-    let _ = db::unlock_session(session.client(), CONVERSION_LOCK_KEY);
+    let _ = db::unlock_session(session, CONVERSION_LOCK_KEY);
     let statement_timeout = session.facts().statement_timeout.clone();
     outcome.map_err(|error| {
         let advice = error
@@ -210,7 +210,7 @@ fn take_conversion_lock(
     mut on_wait: impl FnMut(&LockHolder),
 ) -> error::Result<()> {
     let first = db::lock_session(
-        session.client(),
+        session,
         CONVERSION_LOCK_KEY,
         "partition conversion",
         options.wait_for_other_run,
@@ -231,7 +231,7 @@ fn take_conversion_lock(
             let pid = state.pid.unwrap_or_default();
             session.write(|tx| tx.row(queries::TERMINATE_BACKEND.sql(), &[&pid]))?;
             db::lock_session(
-                session.client(),
+                session,
                 CONVERSION_LOCK_KEY,
                 "partition conversion",
                 options.wait_for_other_run,
@@ -269,9 +269,8 @@ fn convert_locked(
         return Ok(report);
     }
     let facts = session.shared_facts();
-    session
-        .client()
-        .query_typed(queries::CONVERSION_SESSION.sql(), &[])?;
+    // Set for the session (set_config's `false`) inside a pinned transaction: it outlives it.
+    session.write(|tx| tx.rows(queries::CONVERSION_SESSION.sql(), &[]))?;
     let building = session.read(|tx| {
         Ok::<bool, postgres::Error>(
             tx.row(queries::RELATION_EXISTS.sql(), &[&CONVERSION_TABLE])?
@@ -453,8 +452,9 @@ fn build_indexes(
             names.iter().map(|(v, n)| (*v, n.as_str())).collect();
         identifiers.push(("partition", &partition));
         set_phase(session, "indexing")?;
-        let build = facts.ddl(&queries::CONVERSION_PARTITION_INDEXES, &identifiers, &[]);
-        for statement in queries::statements(&build) {
+        for statement in
+            facts.ddl_statements(&queries::CONVERSION_PARTITION_INDEXES, &identifiers, &[])
+        {
             session
                 .outside_transaction(&statement)
                 .with_context(|| format!("building the indexes of {partition}"))?;
@@ -598,7 +598,7 @@ pub fn abandon(session: &mut Session, options: &OnlineOptions) -> error::Result<
         with_lock_retries(session, options, "metrics", |tx| tx.ddl(&abandon))?;
         Ok(true)
     })();
-    let _ = db::unlock_session(session.client(), CONVERSION_LOCK_KEY);
+    let _ = db::unlock_session(session, CONVERSION_LOCK_KEY);
     outcome
 }
 
@@ -606,7 +606,7 @@ pub fn abandon(session: &mut Session, options: &OnlineOptions) -> error::Result<
 /// variables are left as they are).
 pub fn plan_statements(facts: &SchemaFacts, months: &[Month]) -> Vec<(String, String)> {
     let schema = db::queries::quote_identifier(facts.schema_name());
-    let shown = |query: &queries::Query| query.sql().trim().replace(":\"schema\"", &schema);
+    let shown = |query: &queries::Query| query.psql_text.trim().replace(":\"schema\"", &schema);
     let mut build = vec![
         shown(&queries::CONVERSION_STATE_TABLE),
         shown(&queries::CONVERSION_STATE_INSERT),

@@ -98,7 +98,7 @@ fn statements_for(
         Purpose::Monitor => &queries::GRANTS_MONITOR,
         Purpose::Writer => &queries::GRANTS_WRITER,
     };
-    let mut statements = queries::statements(&facts.ddl(template, &identifiers, &[]));
+    let mut statements = facts.ddl_statements(template, &identifiers, &[]);
     let mut readable: Vec<&str> = Vec::new();
     if purpose == Purpose::Monitor {
         readable.extend(partitions.iter().map(String::as_str));
@@ -110,23 +110,62 @@ fn statements_for(
         readable.push(RETIRED_EVENTS);
     }
     for relation in readable {
-        statements.extend(queries::statements(&facts.ddl(
+        statements.extend(facts.ddl_statements(
             &queries::GRANT_SELECT,
             &[("relation", relation), ("role", role)],
             &[],
-        )));
+        ));
     }
     statements.iter().map(|s| format!("{s};")).collect()
 }
 
-/// Runs the statements, all in one transaction.
+/// Runs the statements in one transaction, and commits only once every role may do what its
+/// purpose needs: a GRANT the server merely warned about ("no privileges were granted", for a
+/// granter without the grant option) rolls everything back, named.
 pub fn apply(session: &mut Session, plan: &GrantPlan) -> error::Result<()> {
     crate::schema::partitions::refuse_on_a_standby(session.facts(), "grants --apply")?;
-    session.write(|tx| {
-        for statement in plan.statements() {
-            tx.ddl(statement)?;
+    let granter = session.facts().current_user.clone();
+    let refused = |e: postgres::Error| {
+        Error::new(What::Refused, crate::error::ServerSaid(e))
+            .context("the grants were rolled back, nothing was changed")
+    };
+    let mut tx = session.begin().map_err(refused)?;
+    for statement in plan.statements() {
+        tx.ddl(statement).map_err(refused)?;
+    }
+    let mut lacking = Vec::new();
+    for role in &plan.roles {
+        let row = tx
+            .row(queries::ROLE_PRIVILEGES.sql(), &[&role.role])
+            .map_err(refused)?;
+        let mut needs = vec![
+            ("connect", "CONNECT on the database"),
+            ("schema_usage", "USAGE on the schema"),
+            ("select_tables", "SELECT on the two tables"),
+            ("select_sequence", "SELECT on the sequence"),
+        ];
+        if role.purpose == Purpose::Writer {
+            needs.push(("insert_tables", "INSERT on the two tables"));
+            needs.push(("use_sequence", "USAGE on the sequence"));
         }
-        Ok::<(), postgres::Error>(())
-    })?;
+        for (column, what) in needs {
+            if !row.get::<_, bool>(column) {
+                lacking.push(format!("{} still lacks {what}", role.role));
+            }
+        }
+    }
+    if !lacking.is_empty() {
+        drop(tx);
+        return Err(Error::new(
+            What::Privilege,
+            anyhow!(
+                "the grants ran, yet {}: {granter}, who ran them, may not grant that (PostgreSQL \
+                 only warns \"no privileges were granted\"). They were rolled back, nothing was \
+                 changed: run them as the owner of each object or a superuser",
+                lacking.join(", ")
+            ),
+        ));
+    }
+    tx.commit().map_err(refused)?;
     Ok(())
 }

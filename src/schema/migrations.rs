@@ -330,6 +330,7 @@ pub fn migrate(
                 .filter(|m| pending.iter().any(|p| p.version == m.version()))
                 .collect();
             apply(&mut tx, &schema, &facts, &to_apply)?;
+            refuse_squatted_names(&mut tx, &facts)?;
         }
         let facts = SchemaFacts::read(&mut tx)?;
         let partitions_created = if partitioned {
@@ -342,6 +343,9 @@ pub fn migrate(
         } else {
             Vec::new()
         };
+        if !partitions_created.is_empty() {
+            refuse_squatted_names(&mut tx, &facts)?;
+        }
         let facts = SchemaFacts::read(&mut tx)?;
         let after = read_status(&mut tx, &facts)?;
         let applied = pending
@@ -429,6 +433,56 @@ fn apply(
 fn set_search_path(tx: &mut Tx<'_>, path: &str) -> Result<(), postgres::Error> {
     tx.row(queries::SET_LOCAL_SEARCH_PATH.sql(), &[&path])?;
     Ok(())
+}
+
+/// Rolls the migration back if one of the names the guide gives its keys, indexes and sequence is
+/// held by something else (a relation another role planted): PostgreSQL would have taken another
+/// name, or skipped the index.
+fn refuse_squatted_names(tx: &mut Tx<'_>, facts: &SchemaFacts) -> error::Result<()> {
+    let mut problems = Vec::new();
+    for row in tx.rows(queries::GUIDE_NAMES.sql(), &[])? {
+        let name: String = row.get("name");
+        let (kind, owner, of_table): (Option<String>, Option<String>, Option<String>) =
+            (row.get("kind"), row.get("owner"), row.get("of_table"));
+        let table = if name.contains("processed_events") {
+            "processed_events"
+        } else {
+            "metrics"
+        };
+        let expected_kinds: &[&str] = if name == "metrics_id_seq" {
+            &["S"]
+        } else {
+            &["i", "I"]
+        };
+        let fine = matches!((&kind, &of_table), (Some(k), Some(t)) if expected_kinds.contains(&k.as_str()) && t == table);
+        match (fine, kind, owner) {
+            (true, _, _) => {}
+            (false, Some(_), Some(owner)) => problems.push(format!(
+                "{} is taken by an object owned by {owner} that is not the guide's (the {} of \
+                 {table})",
+                facts.qualified(&name),
+                if name == "metrics_id_seq" {
+                    "id sequence"
+                } else {
+                    "key or index"
+                }
+            )),
+            // The guide's object under that name is missing: the migration did not make it.
+            (false, _, _) => problems.push(format!("{} was not made", facts.qualified(&name))),
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        What::Refused,
+        anyhow!(
+            "applying migrations was rolled back, nothing was changed: {} — PostgreSQL would \
+             have given the guide's object another name or none, and the consumer and metricsctl \
+             rely on these. Drop what holds the names (it was not made by migrate), then rerun",
+            problems.join("; ")
+        ),
+    ))
 }
 
 /// Rolls the migration back if a column default of the guide's tables calls a function (or

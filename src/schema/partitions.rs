@@ -422,12 +422,22 @@ fn create_in(
             ("present", 0)
         } else {
             present.refuse_unmanaged()?;
-            if relation_exists(tx, &partition)? {
+            if let Some((owner, _)) = relation_owner(tx, &partition)? {
+                let advice = if owner == facts.tables_owner() {
+                    format!(
+                        "re-attach it with `metricsctl partitions attach {month}`, or rename or drop it"
+                    )
+                } else {
+                    format!(
+                        "it belongs to {owner}, not to {} (the owner of metrics): find out who made \
+                         it and drop it; metricsctl will not attach another role's table",
+                        facts.tables_owner()
+                    )
+                };
                 return Err(refused(format!(
                     "{partition} exists as a table of its own (detached by `partitions drop \
                      --detach`, or made by hand), so its month cannot get a new partition: \
-                     re-attach it with `metricsctl partitions attach {month}`, or rename or drop \
-                     it; nothing was changed"
+                     {advice}; nothing was changed"
                 )));
             }
             let moved = if options.dry_run {
@@ -572,11 +582,25 @@ pub fn attach(
                 "{month} already has its partition {partition}; nothing to attach"
             )));
         }
-        if !relation_exists(&mut tx, &partition)? {
-            return Err(refused(format!(
-                "there is no table {partition} to attach: `partitions create --from {month} \
-                 --months 0 --no-fill` makes an empty partition for {month}"
-            )));
+        match relation_owner(&mut tx, &partition)? {
+            None => {
+                return Err(refused(format!(
+                    "there is no table {partition} to attach: `partitions create --from {month} \
+                     --months 0 --no-fill` makes an empty partition for {month}"
+                )));
+            }
+            // Its owner would own a month of metrics: read it, change it, and run triggers as
+            // every writer.
+            Some((owner, kind)) if owner != facts.tables_owner() || kind != "r" => {
+                return Err(refused(format!(
+                    "{partition} is a {} owned by {owner}, not a table of {} (the owner of \
+                     metrics): metricsctl will not make another role's table a partition of \
+                     metrics; nothing was changed",
+                    if kind == "r" { "table" } else { "relation" },
+                    facts.tables_owner()
+                )));
+            }
+            Some(_) => {}
         }
         let mut moved = 0;
         if let Some(default) = &present.default {
@@ -950,6 +974,16 @@ fn retire_locked(
         tx.commit()?;
     }
     Ok(report)
+}
+
+/// The owner and relkind of a relation, if it exists.
+fn relation_owner(
+    tx: &mut Tx<'_>,
+    name: &str,
+) -> Result<Option<(String, String)>, postgres::Error> {
+    Ok(tx
+        .row_opt(queries::RELATION_OWNER.sql(), &[&name])?
+        .map(|row| (row.get("owner"), row.get("kind"))))
 }
 
 fn relation_exists(tx: &mut Tx<'_>, name: &str) -> Result<bool, postgres::Error> {
