@@ -43,8 +43,9 @@ Configuration (the first that is set wins):
                          libpq's variables, as psql reads them
   built-in default       postgresql://metrics:metrics@localhost:5432/metrics
   Whatever the connection string leaves unset is filled from PGHOST, PGPORT, PGUSER, PGPASSWORD,
-  PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT and PGAPPNAME; a missing password
-  from PGPASSFILE or ~/.pgpass.
+  PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGCONNECT_TIMEOUT, PGAPPNAME and
+  PGOPTIONS; a missing password from PGPASSFILE or ~/.pgpass, a client certificate from
+  ~/.postgresql/postgresql.crt and .key.
 
 Exit codes (every command):
   0 OK   1 WARNING   2 CRITICAL   3 UNKNOWN (could not run, timed out, interrupted)

@@ -226,3 +226,32 @@ fn time_limits_are_kept_at_their_edges() {
         .assert()
         .code(0);
 }
+
+#[test]
+fn a_killed_run_leaves_nothing_waiting_on_the_server() {
+    let (db, holder) = locked_database();
+    let check = metricsctl_process()
+        .args(["check", "--timeout", "0", "--database-url", &db.url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the check to wait behind the lock", || {
+        metricsctl_statements_running(&db) > 0
+    });
+    // No handler runs and no cancel request is sent: the server must notice on its own
+    // (client_connection_check_interval, set in every transaction).
+    let mut check = check;
+    check.kill().unwrap();
+    check.wait().unwrap();
+    let killed = Instant::now();
+    wait_until("the killed run's statement to end", || {
+        metricsctl_statements_running(&db) == 0
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "the server ran the statement of a killed client for {:?}",
+        killed.elapsed()
+    );
+    holder.release();
+}

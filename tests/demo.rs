@@ -59,6 +59,12 @@ fn demo_runs_on_a_throwaway_postgres_and_removes_it() {
         ))
         .stdout(contains("(application \"vacuum-full-metrics\""))
         .stderr(contains("→ exit 3 (UNKNOWN): UNKNOWN is expected"))
+        // On a hot standby the checks read as on the primary; replay refuses, naming it.
+        .stderr(contains("in recovery, caught up."))
+        .stderr(contains(
+            "error: this server is a standby (in recovery): replay writes",
+        ))
+        .stderr(contains("→ exit 2 (CRITICAL): the standby's check finds"))
         .stdout(contains("latency p95"))
         .stdout(contains("events per minute"))
         .stderr(contains("Stopped and removed"));

@@ -350,3 +350,99 @@ fn an_enable_stopped_by_a_statement_timeout_names_its_step_and_status_shows_it()
         .code(0);
     assert_eq!(db.count("SELECT count(*) FROM metrics"), 200_000);
 }
+
+/// Waits until the standby has replayed what the primary committed (its processed_events count).
+fn wait_for_standby(standby_url: &str, expected: i64) {
+    let mut client = crate::support::connect_url(standby_url);
+    crate::support::wait_until("the standby to catch up", || {
+        client
+            .query_one("SELECT count(*) FROM processed_events", &[])
+            .map(|row| row.get::<_, i64>(0) == expected)
+            .unwrap_or(false)
+    });
+}
+
+#[test]
+fn on_a_hot_standby_reads_work_and_every_write_refuses_first_naming_it() {
+    use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
+    let primary = Sandbox::start(&SandboxOptions::default()).expect("starting the primary");
+    let db = TestDatabase::on_server(&primary.url("postgres"));
+    db.migrate();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    crate::support::generate_events(&events, 3_000, 10, 8, "jsonl");
+    let (code, summary) = db.replay(&[], &[&events]);
+    assert_eq!(code, 0, "{summary}");
+    db.metricsctl(&["partitions", "enable", "--offline"])
+        .assert()
+        .code(0);
+    db.metricsctl(&["partitions", "create", "--months", "3"])
+        .assert()
+        .code(0);
+    let standby = primary.start_standby().expect("starting a hot standby");
+    let standby_url = crate::support::url_with_database(&standby.url("postgres"), &db.name);
+    wait_for_standby(&standby_url, 3_000);
+    let on_standby = |args: &[&str]| {
+        metricsctl()
+            .args(args)
+            .arg("--database-url")
+            .arg(&standby_url)
+            .output()
+            .unwrap()
+    };
+
+    for args in [
+        &["check", "all"][..],
+        &["check", "duplicates", "--format", "json"],
+        &["check", "ordering", "--sensor", "sensor_001"],
+        &["lag", "--format", "json"],
+        &["rate", "--format", "json"],
+        &["migrate", "status"],
+        &["partitions", "list"],
+        &["partitions", "enable", "--dry-run"],
+        &["partitions", "enable", "--status"],
+        &["grants", "--monitor", "postgres"],
+    ] {
+        let output = on_standby(args);
+        let on_primary = db.metricsctl(args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            on_primary.status.code(),
+            "{args:?} on the standby: {}{}",
+            crate::support::stdout_of(&output),
+            stderr_of(&output)
+        );
+        assert_ne!(
+            output.status.code(),
+            Some(3),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+    }
+
+    let schema_before = crate::support::schema_dump(&db);
+    for args in [
+        &["replay", events.to_str().unwrap()][..],
+        &["replay", "--dry-run", events.to_str().unwrap()],
+        &["repair"],
+        &["repair", "--dry-run"],
+        &["migrate"],
+        &["migrate", "repair"],
+        &["partitions", "create", "--months", "3"],
+        &["partitions", "drop", "--older-than", "1"],
+        &["partitions", "enable"],
+        &["grants", "--monitor", "nagios", "--apply"],
+    ] {
+        let output = on_standby(args);
+        let said = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {said}");
+        assert!(
+            said.contains("this server is a standby (in recovery)"),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("read-only transaction"), "{args:?}: {said}");
+    }
+    assert_eq!(crate::support::schema_dump(&db), schema_before);
+    assert_exactly_once(&db, 3_000);
+    drop(standby);
+}

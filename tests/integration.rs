@@ -20,6 +20,7 @@ mod migrate;
 mod monitoring;
 mod partitions;
 mod partitions_online;
+mod pooling;
 mod privileges;
 mod queries;
 mod repair;

@@ -62,12 +62,7 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         sandbox.directory().display()
     ));
     let sandbox_ctx = ctx.with_target(target);
-    let outcome = run_steps(
-        &sandbox_ctx,
-        files.path(),
-        args.partitioned,
-        Some(sandbox.url(DEMO_DATABASE)),
-    );
+    let outcome = run_steps(&sandbox_ctx, files.path(), args.partitioned, Some(&sandbox));
 
     if args.keep {
         let url = sandbox.url(DEMO_DATABASE);
@@ -123,9 +118,9 @@ fn confirm_configured_database(ctx: &Context, yes: bool) -> Result<(), crate::st
 struct Demo<'a> {
     ctx: &'a Context,
     session: Session,
-    /// The throwaway server's URL (its superuser, trusted on loopback): the steps that make a
-    /// role or hold a lock run only there, never on a configured database.
-    sandbox_url: Option<String>,
+    /// The throwaway server (its superuser trusted on loopback): the steps that make a role,
+    /// hold a lock or start a standby run only there, never on a configured database.
+    sandbox: Option<&'a Sandbox>,
     partitioned: bool,
     sample: PathBuf,
     rejects: PathBuf,
@@ -171,7 +166,7 @@ const LIMIT: u32 = 5;
 
 /// The demo, in order. The sample is built with problems in it, so some steps report WARNING
 /// or CRITICAL on purpose; the demo itself exits 0 unless a step could not run.
-const STEPS: [Step; 19] = [
+const STEPS: [Step; 20] = [
     step(
         |d| {
             if d.partitioned {
@@ -361,6 +356,22 @@ const STEPS: [Step; 19] = [
             },
         )
     },
+    Step {
+        only: Layouts::ThrowawayOnly,
+        ..step(
+            |_| {
+                "a hot standby of the server (pg_basebackup -R): check runs there as on the \
+                 primary; replay refuses before reading a line, naming the standby"
+                    .into()
+            },
+            on_a_standby,
+            |_| {
+                "the standby's check finds what the primary's does (the sample's planted \
+                 out-of-order event); the replay exited 3, nothing changed"
+                    .into()
+            },
+        )
+    },
     step(
         |_| "lag: how far behind ingestion is, silent sensors, end-to-end latency".into(),
         |d| {
@@ -414,7 +425,7 @@ fn run_steps(
     ctx: &Context,
     files: &Path,
     partitioned: bool,
-    sandbox_url: Option<String>,
+    sandbox: Option<&Sandbox>,
 ) -> CommandResult {
     let sample = files.join(SAMPLE_FILE);
     let facts = generate::write_demo_sample(
@@ -423,11 +434,11 @@ fn run_steps(
             .could_not_run()?,
     )
     .could_not_run()?;
-    let throwaway = sandbox_url.is_some();
+    let throwaway = sandbox.is_some();
     let mut demo = Demo {
         ctx,
         session: commands::open(ctx)?,
-        sandbox_url,
+        sandbox,
         partitioned,
         sample,
         rejects: files.join("sample-rejects.jsonl"),
@@ -478,7 +489,7 @@ fn enable_partitions(d: &mut Demo) -> CommandResult {
 /// Makes a login role `nagios` on the throwaway server, grants it what monitoring needs, and
 /// runs every check as it.
 fn grant_a_monitor(d: &mut Demo) -> CommandResult {
-    let url = d.sandbox_url.clone().expect("a throwaway-only step");
+    let url = d.sandbox_url();
     let password = format!("demo-{}", std::process::id());
     d.session
         .write(|tx| {
@@ -512,30 +523,78 @@ fn grant_a_monitor(d: &mut Demo) -> CommandResult {
 /// Holds ACCESS EXCLUSIVE on metrics from another session (as a VACUUM FULL would) and runs
 /// `metricsctl check --timeout 1s` itself, as an operator would, against it.
 fn check_behind_a_lock(d: &mut Demo) -> CommandResult {
-    let url = d.sandbox_url.clone().expect("a throwaway-only step");
+    let url = d.sandbox_url();
     let target = DatabaseTarget::parse(&url, TargetOrigin::Sandbox, &TlsDefaults::default())
         .could_not_run()?;
     let mut holder = crate::db::connect(&target, Duration::from_secs(10))?;
     for statement in queries::statements(queries::DEMO_HOLD_METRICS.sql()) {
         holder.batch_execute(&statement).map_err(Error::from)?;
     }
+    let status = run_self(&[
+        "check",
+        "--timeout",
+        "1s",
+        "--format",
+        "nagios",
+        "--database-url",
+        &url,
+    ]);
+    let _ = holder.batch_execute("ROLLBACK");
+    status
+}
+
+/// Starts a hot standby of the throwaway server, waits until it has replayed the primary's
+/// latest write, then runs `metricsctl check` and `metricsctl replay` on it as an operator would.
+fn on_a_standby(d: &mut Demo) -> CommandResult {
+    let sandbox = d.sandbox.expect("a throwaway-only step");
+    let standby = sandbox.start_standby().could_not_run()?;
+    let url = standby.url(DEMO_DATABASE);
+    let primary_at: String = d
+        .session
+        .write(|tx| tx.row(queries::DEMO_PRIMARY_WAL.sql(), &[]))
+        .map_err(Error::from)?
+        .get("wal_lsn");
+    let target = DatabaseTarget::parse(&url, TargetOrigin::Sandbox, &TlsDefaults::default())
+        .could_not_run()?;
+    let mut replica = Session::open(&target, Duration::from_secs(10))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let caught_up: bool = replica
+            .read(|tx| tx.row(queries::DEMO_STANDBY_CAUGHT_UP.sql(), &[&primary_at]))
+            .map_err(Error::from)?
+            .get("caught_up");
+        if caught_up {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::could_not_run(anyhow::anyhow!(
+                "the standby did not replay the primary's WAL up to {primary_at} within 30 s"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(replica);
+    d.ctx.console.say(format!(
+        "Standby on 127.0.0.1:{}, in recovery, caught up.",
+        standby.port()
+    ));
+    let status = run_self(&["check", "--format", "nagios", "--database-url", &url])?;
+    let sample = d.sample.display().to_string();
+    run_self(&["replay", "--database-url", &url, &sample])?;
+    standby.stop().could_not_run()?;
+    Ok(status)
+}
+
+/// Runs this very metricsctl binary, as an operator would run it, and returns its status.
+fn run_self(args: &[&str]) -> CommandResult {
     let binary = std::env::current_exe()
         .context("finding the metricsctl binary")
         .could_not_run()?;
     let status = std::process::Command::new(binary)
-        .args([
-            "check",
-            "--timeout",
-            "1s",
-            "--format",
-            "nagios",
-            "--database-url",
-            &url,
-        ])
+        .args(args)
         .status()
-        .context("running metricsctl check")
+        .with_context(|| format!("running metricsctl {}", args[0]))
         .could_not_run()?;
-    let _ = holder.batch_execute("ROLLBACK");
     Ok(match status.code() {
         Some(0) => Status::Ok,
         Some(1) => Status::Warning,
@@ -599,6 +658,13 @@ fn check_duplicates(d: &mut Demo) -> CommandResult {
 }
 
 impl Demo<'_> {
+    /// The throwaway server's demo database, for the steps that run only there.
+    fn sandbox_url(&self) -> String {
+        self.sandbox
+            .expect("a throwaway-only step")
+            .url(DEMO_DATABASE)
+    }
+
     /// A report read in one snapshot, as the command reads it.
     fn read<T>(
         &mut self,

@@ -21,6 +21,9 @@ pub fn exec(ctx: &Context, args: &GrantsArgs) -> CommandResult {
         )
         .collect();
     let mut session = commands::open(ctx)?;
+    if args.apply {
+        crate::schema::partitions::refuse_on_a_standby(session.facts(), "grants --apply")?;
+    }
     let plan = grants::plan(&mut session, &roles)?;
     if args.apply {
         grants::apply(&mut session, &plan)?;

@@ -49,6 +49,9 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
         });
         return Ok(Status::Ok);
     }
+    if !args.dry_run {
+        partitions::refuse_on_a_standby(session.facts(), "partitions enable")?;
+    }
     let plan = if args.offline {
         session.read(partitions::plan_enable)?
     } else {

@@ -27,9 +27,9 @@ pub(crate) fn run(ctx: &Context, options: &RepairOptions, format: ReportFormat) 
     session.facts().require_tables()?;
     let limit = options.limit as u32;
     let report = repair::repair(&mut session, options).map_err(|error| match error {
-        RepairError::LockTimeout { .. } | RepairError::Standby | RepairError::NotOwner { .. } => {
-            Failure::could_not_run(error)
-        }
+        RepairError::LockTimeout { .. }
+        | RepairError::Standby { .. }
+        | RepairError::NotOwner { .. } => Failure::could_not_run(error),
         RepairError::Database(_) => Failure::critical(error),
     })?;
     // The check afterwards: what the database holds now.

@@ -8,12 +8,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::{ReplayArgs, ReportFormat};
 use crate::commands;
 use crate::config::Context;
-use crate::db::interrupt;
+use crate::db::{Session, interrupt};
+use crate::error::{Error, What, describe_session_error};
 use crate::events::open_inputs;
 use crate::ingest::replay::{self, ReplayOptions, ReplaySummary, StopCause};
 use crate::ingest::{IngestError, Ingestor};
 use crate::output::{self, OutputLost};
 use crate::status::{CommandResult, CouldNotRun, Failure, Status};
+use anyhow::anyhow;
 
 /// Rejections printed one by one on stderr; the rest are counted (all go to --rejects).
 const REJECTIONS_SHOWN: u64 = 20;
@@ -44,6 +46,48 @@ pub(crate) struct Request {
     pub format: ReportFormat,
 }
 
+/// Each writer's connection answers once before anything is read. A connection pooler with fewer
+/// server connections than the writers (pgbouncer in session mode) keeps the last ones waiting,
+/// then drops them; said here, nothing has been written, rather than in the middle of the run.
+fn ensure_every_writer_answers(sessions: &mut [Session]) -> Result<(), Failure> {
+    let writers = sessions.len();
+    let answers: Vec<Result<(), postgres::Error>> = std::thread::scope(|scope| {
+        let asking: Vec<_> = sessions
+            .iter_mut()
+            .map(|session| scope.spawn(move || session.read(|_| Ok(()))))
+            .collect();
+        asking
+            .into_iter()
+            .map(|h| h.join().expect("the question does not panic"))
+            .collect()
+    });
+    let Some((writer, error)) = answers
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, answer)| answer.err().map(|e| (i + 1, e)))
+    else {
+        return Ok(());
+    };
+    let pooler = if writers > 1 {
+        format!(
+            " Where a connection pooler sits between (pgbouncer in session mode), its pool for \
+             this database and user may be smaller than the {writers} connections this replay \
+             keeps open (one per --jobs): lower --jobs, or raise the pool's size \
+             (default_pool_size)."
+        )
+    } else {
+        String::new()
+    };
+    Err(Failure::from(Error::new(
+        What::Unreachable,
+        anyhow!(
+            "writer {writer} of {writers} got no answer from the server ({}). Nothing was \
+             written.{pooler}",
+            describe_session_error(&error)
+        ),
+    )))
+}
+
 /// Replays with a progress bar and rejections on stderr, then the summary; the outcome's status.
 pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
     let inputs: Vec<_> = open_inputs(&request.files)
@@ -54,14 +98,20 @@ pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
     let session = commands::open(ctx)?;
     session.facts().require_tables()?;
     crate::ingest::ensure_privileges(session.facts(), request.options.dry_run)?;
-    if !request.options.dry_run {
-        crate::schema::partitions::refuse_on_a_standby(session.facts(), "replay")?;
-    }
+    crate::schema::partitions::refuse_on_a_standby_as(
+        session.facts(),
+        if request.options.dry_run {
+            "replay --dry-run counts what it has seen in a temporary table"
+        } else {
+            "replay writes"
+        },
+    )?;
     let mut sessions = Vec::with_capacity(request.jobs);
     for _ in 1..request.jobs {
         sessions.push(session.open_beside(ctx.connect_timeout)?);
     }
     sessions.insert(0, session);
+    ensure_every_writer_answers(&mut sessions)?;
     let mut ingestors = Vec::with_capacity(request.jobs);
     for session in sessions {
         ingestors.push(Ingestor::new(session).map_err(|error| match error {

@@ -3,9 +3,15 @@
 //! asking the server what each was waiting for. The command then fails with that reason
 //! ([`stopped`]); if it has not ended a few seconds later, the process exits 3 on its own.
 //!
-//! Besides the cancel request, each transaction's `statement_timeout` is set a little beyond the
-//! time left ([`statement_timeout_setting`]), so a statement stops even where a cancel request
-//! cannot reach the server.
+//! The cancel goes from that same observing connection: `pg_cancel_backend` for each server
+//! process running one of this run's transactions, named by the transaction's start as well, so
+//! that behind a transaction pool a process handed to another client since is left alone. The
+//! protocol's cancel request is the fallback where the observer cannot connect: rust-postgres hangs
+//! up on it before the server answers, and pgbouncer 1.18 (Debian 12's) forwards it and then
+//! crashes (FATAL "bad client state", pgbouncer issue #801), taking every client down with it.
+//!
+//! Besides the cancel, each transaction's `statement_timeout` is set a little beyond the time left
+//! ([`statement_timeout_setting`]), so a statement stops even where no cancel reaches the server.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -74,8 +80,16 @@ impl fmt::Display for Stopped {
 struct Entry {
     token: CancelToken,
     target: DatabaseTarget,
-    /// The server process of the session's latest transaction (behind a pool it changes).
-    pid: Option<i32>,
+    /// The session's latest transaction (behind a pool, each may be on another server process).
+    transaction: Option<OwnTransaction>,
+}
+
+/// A transaction as pg_stat_activity shows it: its server process and its start.
+#[derive(Debug, Clone)]
+struct OwnTransaction {
+    pid: i32,
+    /// `EXTRACT(EPOCH FROM xact_start)`, exact, as text.
+    start: String,
 }
 
 static SESSIONS: Mutex<Option<HashMap<u64, Entry>>> = Mutex::new(None);
@@ -93,15 +107,15 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Notes the server process a transaction of this session landed on.
-    pub fn note_backend(&self, pid: i32) {
+    /// Notes the server process a transaction of this session landed on, and its start.
+    pub fn note_transaction(&self, pid: i32, start: String) {
         if let Some(entry) = SESSIONS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_mut()
             .and_then(|sessions| sessions.get_mut(&self.id))
         {
-            entry.pid = Some(pid);
+            entry.transaction = Some(OwnTransaction { pid, start });
         }
     }
 }
@@ -126,7 +140,7 @@ pub fn register(client: &Client, target: &DatabaseTarget) -> Registration {
             Entry {
                 token: client.cancel_token(),
                 target: target.clone(),
-                pid: None,
+                transaction: None,
             },
         );
     Registration { id }
@@ -221,14 +235,36 @@ fn watch() {
                 .map(|(_, limit)| StopReason::TimedOut(*limit))
         };
         if let Some(reason) = reason {
-            fire(reason);
-            thread::sleep(GRACE);
-            let stopped = stopped().map(|s| s.to_string()).unwrap_or_default();
-            eprintln!(
-                "error: {stopped}; the command did not end within {} of its cancel request, so \
-                 metricsctl exits now",
-                humantime::format_duration(GRACE)
-            );
+            // The observer is bounded by its statement timeout, but a pooler may keep it waiting
+            // for a server connection: the grace period starts in any case.
+            let (fired, done) = std::sync::mpsc::channel();
+            let stopping = reason.clone();
+            thread::spawn(move || {
+                fire(stopping);
+                let _ = fired.send(());
+            });
+            let told = if done.recv_timeout(OBSERVER_CONNECT_TIMEOUT * 2).is_ok() {
+                thread::sleep(GRACE);
+                format!(
+                    "the command did not end within {} of its cancel request",
+                    humantime::format_duration(GRACE)
+                )
+            } else {
+                // No server connection to ask from (a pooler's pool taken by this very run's
+                // statements, say): leaving closes every connection, and the server ends their
+                // statements within a second (client_connection_check_interval).
+                "no connection could be had to cancel its statements (a connection pooler with \
+                 no server connection free?); closing its connections ends them within a second"
+                    .to_string()
+            };
+            let stopped = stopped().map(|s| s.to_string()).unwrap_or_else(|| {
+                Stopped {
+                    reason,
+                    waiting: Vec::new(),
+                }
+                .to_string()
+            });
+            eprintln!("error: {stopped}; {told}, so metricsctl exits now");
             std::process::exit(3);
         }
     }
@@ -243,46 +279,70 @@ fn signal_name(signal: i32) -> &'static str {
 
 /// Asks what every open session waits for, records why the run stops, then cancels them all.
 fn fire(reason: StopReason) {
-    let entries: Vec<(CancelToken, DatabaseTarget, Option<i32>)> = SESSIONS
+    let entries: Vec<(CancelToken, DatabaseTarget, Option<OwnTransaction>)> = SESSIONS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .map(|sessions| {
             sessions
                 .values()
-                .map(|e| (e.token.clone(), e.target.clone(), e.pid))
+                .map(|e| (e.token.clone(), e.target.clone(), e.transaction.clone()))
                 .collect()
         })
         .unwrap_or_default();
-    let pids: Vec<i32> = entries.iter().filter_map(|(_, _, pid)| *pid).collect();
-    let waiting = match entries.first() {
-        Some((_, target, _)) if !pids.is_empty() => describe_waits(target, &pids),
-        _ => Vec::new(),
+    let own: Vec<OwnTransaction> = entries.iter().filter_map(|(_, _, t)| t.clone()).collect();
+    let mut observer = match entries.first() {
+        Some((_, target, _)) if !own.is_empty() => {
+            crate::db::connect(target, OBSERVER_CONNECT_TIMEOUT).ok()
+        }
+        _ => None,
     };
+    let waiting = observer
+        .as_mut()
+        .map(|observer| observe(observer, &own))
+        .unwrap_or_default();
+    // The reason is recorded before any statement is cancelled: a command that sees its statement
+    // cancelled asks why.
     *STOPPED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Stopped { reason, waiting });
     FIRED.store(true, Ordering::SeqCst);
-    for (token, target, _) in entries {
+    if let Some(mut observer) = observer {
+        let _ = cancel(&mut observer, &own);
+        let _ = observer.close();
+        return;
+    }
+    // The protocol's cancel request only where no connection could be had at all: a pooler that
+    // refuses new clients forwards no cancel request either, so none can crash it.
+    for (token, target, transaction) in entries {
+        if transaction.is_none() {
+            continue;
+        }
         if let Ok(tls) = target.tls.connector() {
             let _ = token.cancel_query(tls);
         }
     }
 }
 
-/// One line per session with a statement running: what it waits for and who is in its way.
-fn describe_waits(target: &DatabaseTarget, pids: &[i32]) -> Vec<String> {
-    let Ok(mut observer) = crate::db::connect(target, OBSERVER_CONNECT_TIMEOUT) else {
-        return Vec::new();
-    };
-    let pids = pids.to_vec();
-    // PostgreSQL's objects only, and bounded: the observer must not wait on what it observes.
-    let rows = catalog_transaction(&mut observer, Some(OBSERVER_CONNECT_TIMEOUT))
+/// What each of `own`'s statements waits for, one line each (none where the role may not see).
+/// PostgreSQL's objects only, and bounded: the observer must not wait on what it observes.
+fn observe(observer: &mut Client, own: &[OwnTransaction]) -> Vec<String> {
+    let pids: Vec<i32> = own.iter().map(|t| t.pid).collect();
+    let rows = catalog_transaction(observer, Some(OBSERVER_CONNECT_TIMEOUT))
         .and_then(|mut tx| tx.rows(queries::SESSIONS_WAITING.sql(), &[&pids]));
-    let _ = observer.close();
-    let Ok(rows) = rows else {
-        return Vec::new();
-    };
+    rows.as_deref().map(describe_waits).unwrap_or_default()
+}
+
+/// Cancels each of `own`'s statements, if its transaction is still the one under way there.
+fn cancel(observer: &mut Client, own: &[OwnTransaction]) -> Result<(), postgres::Error> {
+    let pids: Vec<i32> = own.iter().map(|t| t.pid).collect();
+    let starts: Vec<String> = own.iter().map(|t| t.start.clone()).collect();
+    let mut tx = catalog_transaction(observer, Some(OBSERVER_CONNECT_TIMEOUT))?;
+    tx.rows(queries::CANCEL_OWN_STATEMENTS.sql(), &[&pids, &starts])?;
+    tx.commit()
+}
+
+fn describe_waits(rows: &[postgres::Row]) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
-    for row in &rows {
+    for row in rows {
         let line = describe_wait(row);
         if !lines.contains(&line) {
             lines.push(line);

@@ -223,6 +223,11 @@ query!(
     DEMO_MONITOR_ROLE = "demo_monitor_role.sql"
 );
 query!(DEMO_HOLD_METRICS = "demo_hold_metrics.sql");
+query!(DEMO_PRIMARY_WAL = "demo_primary_wal.sql");
+query!(
+    DEMO_STANDBY_CAUGHT_UP = "demo_standby_caught_up.sql",
+    "wal_lsn"
+);
 query!(
     /// The demo's planted incidents.
     DEMO_DAMAGE = "demo_damage.sql",
@@ -257,6 +262,11 @@ query!(SCHEMA_CANDIDATES = "schema_candidates.sql");
 query!(SCHEMA_FACTS = "schema_facts.sql", "schema");
 query!(SCHEMA_RELATIONS = "schema_relations.sql", "schema");
 query!(SESSIONS_WAITING = "sessions_waiting.sql", "pids");
+query!(
+    CANCEL_OWN_STATEMENTS = "cancel_own_statements.sql",
+    "pids",
+    "transaction_starts"
+);
 query!(FOREIGN_DEPENDENCIES = "foreign_dependencies.sql");
 query!(GUIDE_NAMES = "guide_names.sql");
 query!(
@@ -468,6 +478,8 @@ pub fn all() -> Vec<&'static Query> {
         &ADVISORY_LOCK_HOLDER,
         &TABLE_LOCK_HOLDERS,
         &DEMO_DAMAGE,
+        &DEMO_PRIMARY_WAL,
+        &DEMO_STANDBY_CAUGHT_UP,
         &MIGRATION_HISTORY_CREATE,
         &MIGRATION_HISTORY_INSERT,
         &MIGRATION_HISTORY_REPAIR,
@@ -479,6 +491,7 @@ pub fn all() -> Vec<&'static Query> {
         &SCHEMA_FACTS,
         &SCHEMA_RELATIONS,
         &SESSIONS_WAITING,
+        &CANCEL_OWN_STATEMENTS,
         &FOREIGN_DEPENDENCIES,
         &GUIDE_NAMES,
         &ROLES_NAMED,

@@ -247,6 +247,7 @@ impl Sandbox {
         hba.push_str(
             "local all all trust\n\
              host all postgres 127.0.0.1/32 trust\n\
+             host replication postgres 127.0.0.1/32 trust\n\
              host all all 127.0.0.1/32 scram-sha-256\n",
         );
         fs::write(self.data_dir().join("pg_hba.conf"), hba)?;
@@ -355,6 +356,58 @@ impl Sandbox {
             "postgresql://{SUPERUSER}@127.0.0.1:{}/{database}",
             self.port
         )
+    }
+
+    /// A hot standby of this cluster, streaming from it (`pg_basebackup -R`), in a directory and
+    /// on a port of its own: the read-only replica operators point monitoring at.
+    pub fn start_standby(&self) -> anyhow::Result<Sandbox> {
+        let root = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .context("creating a directory for the standby")?
+            .keep();
+        let mut standby = Sandbox {
+            root,
+            binaries: self.binaries.clone(),
+            run_as: self.run_as,
+            port: 0,
+            armed: true,
+        };
+        fs::write(
+            standby.root.join(OWNER_FILE),
+            std::process::id().to_string(),
+        )?;
+        if let Some((uid, gid)) = self.run_as {
+            chown(&standby.root, Some(uid.as_raw()), Some(gid.as_raw()))
+                .context("handing the standby's directory to the postgres user")?;
+        }
+        let output = standby
+            .command("pg_basebackup")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+            ])
+            .arg("-D")
+            .arg(standby.data_dir())
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
+            .output()
+            .context("running pg_basebackup")?;
+        ensure_success("pg_basebackup", &output)?;
+        let mut conf = fs::OpenOptions::new()
+            .append(true)
+            .open(standby.data_dir().join("postgresql.conf"))?;
+        writeln!(conf, "\n# metricsctl standby")?;
+        writeln!(
+            conf,
+            "unix_socket_directories = '{}'\nhot_standby = on",
+            standby.root.display()
+        )?;
+        standby.launch()?;
+        Ok(standby)
     }
 
     /// Creates a database in the cluster.

@@ -385,11 +385,14 @@ fn begin<'a>(
     );
     let messages = client.simple_query(&format!("{begin}; {settings}"))?;
     let backend = messages.iter().find_map(|message| match message {
-        SimpleQueryMessage::Row(row) => row.get("backend_pid").and_then(|p| p.parse::<i32>().ok()),
+        SimpleQueryMessage::Row(row) => {
+            let pid = row.get("backend_pid")?.parse::<i32>().ok()?;
+            Some((pid, row.get("transaction_start")?.to_string()))
+        }
         _ => None,
     });
-    if let Some(pid) = backend {
-        registration.note_backend(pid);
+    if let Some((pid, transaction_start)) = backend {
+        registration.note_transaction(pid, transaction_start);
     }
     Ok(Tx {
         client,

@@ -214,6 +214,14 @@ impl IngestError {
                  free up, first"
                     .to_string(),
             ),
+            // pgbouncer's own error: every server connection of the pool stayed taken.
+            "08P01" if message.contains("query_wait_timeout") => Remedy::First(
+                "the connection pooler gave up waiting for a free server connection: its pool \
+                 for this database and user (pgbouncer's default_pool_size) is smaller than the \
+                 connections this replay keeps open (one per --jobs, plus one). Lower --jobs or \
+                 raise the pool's size first"
+                    .to_string(),
+            ),
             "57014" if message.contains("statement timeout") => Remedy::First(format!(
                 "{}, or lower --batch-size so a batch takes less",
                 db::statement_timeout_advice(error, statement_timeout).unwrap_or_default()

@@ -74,8 +74,11 @@ pub enum RepairError {
         holders: String,
     },
     Database(postgres::Error),
-    /// The server is a standby: nothing can be repaired there.
-    Standby,
+    /// The server is a standby: nothing can be repaired there, nor tried (a dry run makes the
+    /// changes and rolls them back).
+    Standby {
+        dry_run: bool,
+    },
     /// The current user is not the tables' owner (repair restores keys, so it must be).
     NotOwner {
         user: String,
@@ -99,9 +102,15 @@ impl std::fmt::Display for RepairError {
                  or raise --lock-timeout"
             ),
             RepairError::Database(error) => f.write_str(&db::describe_session_error(error)),
-            RepairError::Standby => f.write_str(
-                "this server is a standby (in recovery): repair writes, and only the primary \
-                 accepts writes. Nothing was changed; run it against the primary",
+            RepairError::Standby { dry_run } => write!(
+                f,
+                "this server is a standby (in recovery): {}, and only the primary accepts \
+                 writes. Nothing was changed; run it against the primary",
+                if *dry_run {
+                    "repair --dry-run makes its changes and rolls them back"
+                } else {
+                    "repair writes"
+                }
             ),
             RepairError::NotOwner { user, owner } => write!(
                 f,
@@ -119,7 +128,9 @@ impl std::error::Error for RepairError {}
 /// transaction (each seeing what the ones before it did) and rolls it back.
 pub fn repair(session: &mut Session, options: &RepairOptions) -> Result<RepairReport, RepairError> {
     if session.facts().in_recovery {
-        return Err(RepairError::Standby);
+        return Err(RepairError::Standby {
+            dry_run: options.dry_run,
+        });
     }
     if let Some(metrics) = session.facts().metrics()
         && !metrics.acts_as_owner

@@ -812,12 +812,17 @@ fn enable_in(
 
 /// Changing the schema needs the primary: a standby (in recovery) refuses it before anything.
 pub fn refuse_on_a_standby(facts: &SchemaFacts, what: &str) -> error::Result<()> {
+    refuse_on_a_standby_as(facts, &format!("{what} writes"))
+}
+
+/// The same, saying what writes in `doing` ("replay --dry-run counts in a temporary table").
+pub fn refuse_on_a_standby_as(facts: &SchemaFacts, doing: &str) -> error::Result<()> {
     if facts.in_recovery {
         return Err(Error::new(
             What::Refused,
             anyhow!(
-                "this server is a standby (in recovery): {what} writes, and only the primary \
-                 accepts writes. Nothing was changed; run it against the primary"
+                "this server is a standby (in recovery): {doing}, and only the primary accepts \
+                 writes. Nothing was changed; run it against the primary"
             ),
         ));
     }

@@ -1,0 +1,561 @@
+//! metricsctl through a real pgbouncer (issue 19): in transaction pooling, where each transaction
+//! may land on another server connection, and in session pooling. Every command works as it does
+//! directly, or (the online conversion) refuses before it changes anything; nothing is left held
+//! or prepared on the pooled server connections for the next client.
+
+use std::process::Output;
+
+use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
+
+use crate::support::pgbouncer::{Pgbouncer, Pool, PoolMode};
+use crate::support::*;
+
+/// A server of this test's own, a database on it, and pgbouncer in front of it.
+fn pooled(test: &str, pool: Pool) -> Option<Pooled> {
+    let server = Sandbox::start(&SandboxOptions::default()).expect("starting PostgreSQL");
+    let bouncer = Pgbouncer::start(test, server.port(), pool)?;
+    let db = TestDatabase::on_server(&server.url("postgres"));
+    Some(Pooled {
+        bouncer,
+        db,
+        server,
+    })
+}
+
+/// Dropped in this order: pgbouncer, the database, the server.
+struct Pooled {
+    bouncer: Pgbouncer,
+    db: TestDatabase,
+    #[allow(dead_code)]
+    server: Sandbox,
+}
+
+fn metricsctl_through(bouncer: &Pgbouncer, db: &TestDatabase, args: &[&str]) -> Output {
+    metricsctl()
+        .args(args)
+        .arg("--database-url")
+        .arg(bouncer.url(&db.name))
+        .output()
+        .unwrap()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+/// Advisory locks anyone holds in the test database, read directly on the server.
+fn advisory_locks(db: &TestDatabase) -> i64 {
+    db.count(
+        "SELECT count(*) FROM pg_locks
+          WHERE locktype = 'advisory'
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+}
+
+/// What a client of the pool finds on the server connection it is handed, asked with psql
+/// (simple protocol, which any pool passes): prepared statements, the search path, jit and the
+/// statement timeout. Asked several times, so each of the pool's server connections answers.
+fn what_pooled_connections_hold(bouncer: &Pgbouncer, db: &TestDatabase) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let output = std::process::Command::new(pg_tool("psql"))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(bouncer.url(&db.name))
+            .args([
+                "-c",
+                "SELECT (SELECT count(*) FROM pg_prepared_statements) || ' prepared, search_path '
+                        || current_setting('search_path') || ', jit ' || current_setting('jit')
+                        || ', statement_timeout ' || current_setting('statement_timeout')
+                        || ', TimeZone ' || current_setting('TimeZone')
+                        || ', client_connection_check_interval '
+                        || current_setting('client_connection_check_interval')",
+            ])
+            .output()
+            .expect("running psql");
+        assert!(
+            output.status.success(),
+            "psql: {}\npgbouncer log:\n{}",
+            stderr_of(&output),
+            bouncer.log()
+        );
+        let line = stdout_of(&output).trim().to_string();
+        if !seen.contains(&line) {
+            seen.push(line);
+        }
+    }
+    seen
+}
+
+fn assert_pool_clean(bouncer: &Pgbouncer, db: &TestDatabase, server_timezone: &str) {
+    let clean = format!(
+        "0 prepared, search_path \"$user\", public, jit {}, statement_timeout 0, TimeZone \
+         {server_timezone}, client_connection_check_interval 0",
+        db.scalar::<String>("SHOW jit")
+    );
+    assert_eq!(
+        what_pooled_connections_hold(bouncer, db),
+        vec![clean],
+        "a pooled server connection kept something of metricsctl's; pgbouncer log:\n{}",
+        bouncer.log()
+    );
+    assert_eq!(advisory_locks(db), 0, "an advisory lock outlived its run");
+}
+
+#[test]
+fn four_migrates_at_once_through_transaction_pooling_leave_no_lock_held() {
+    let Some(pooled) = pooled(
+        "four_migrates_at_once_through_transaction_pooling_leave_no_lock_held",
+        Pool::new(PoolMode::Transaction, 2),
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    let url = bouncer.url(&db.name);
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            metricsctl_process()
+                .args(["migrate", "--partitioned", "--database-url", &url])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert_eq!(code(&output), 0, "migrate: {}", stderr_of(&output));
+    }
+    assert_eq!(advisory_locks(db), 0, "the migration lock is still held");
+    assert_eq!(
+        db.count("SELECT count(*) FROM refinery_schema_history"),
+        db.count("SELECT count(DISTINCT version) FROM refinery_schema_history"),
+        "a migration was recorded twice"
+    );
+    assert!(db.relation_exists("metrics_default"), "not partitioned");
+
+    // Directly, at once: nothing waits for a session that no longer exists.
+    let started = std::time::Instant::now();
+    db.metricsctl(&["migrate", "--lock-timeout", "5s"])
+        .assert()
+        .code(0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let server_timezone = db.scalar::<String>("SHOW TimeZone");
+    assert_pool_clean(bouncer, db, &server_timezone);
+}
+
+/// `args` directly and through the pool: the same exit code, and the same JSON but for `skip`.
+fn same_as_directly(bouncer: &Pgbouncer, db: &TestDatabase, args: &[&str], skip: &[&str]) -> i32 {
+    let direct = db.metricsctl(args).output().unwrap();
+    let pooled = metricsctl_through(bouncer, db, args);
+    assert_eq!(
+        code(&pooled),
+        code(&direct),
+        "{args:?} through the pool: {}\ndirectly: {}",
+        stderr_of(&pooled),
+        stderr_of(&direct)
+    );
+    let strip = |output: &Output| {
+        let mut json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stdout_of(output)));
+        strip_fields(&mut json, skip);
+        json
+    };
+    assert_eq!(strip(&pooled), strip(&direct), "{args:?}");
+    code(&direct)
+}
+
+/// Removes fields (timings, the clock) that differ between two runs of the same command.
+fn strip_fields(json: &mut serde_json::Value, skip: &[&str]) {
+    match json {
+        serde_json::Value::Object(map) => {
+            map.retain(|key, _| !skip.contains(&key.as_str()));
+            map.values_mut().for_each(|value| strip_fields(value, skip));
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| strip_fields(v, skip)),
+        _ => {}
+    }
+}
+
+fn replay_lag_checks_and_repair_through(pool: Pool, test: &str) {
+    let Some(pooled) = pooled(test, pool) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    db.migrate();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    generate_events(&events, 20_000, 40, 19, "jsonl");
+    let events = events.to_str().unwrap();
+
+    let replay = metricsctl_through(
+        bouncer,
+        db,
+        &[
+            "replay",
+            "--jobs",
+            "4",
+            "--batch-size",
+            "500",
+            "--format",
+            "json",
+            events,
+        ],
+    );
+    assert_eq!(code(&replay), 0, "replay: {}", stderr_of(&replay));
+    assert_eq!(
+        summary_of(&replay)["inserted"],
+        20_000,
+        "{}",
+        stdout_of(&replay)
+    );
+    assert_exactly_once(db, 20_000);
+
+    // The same file again, through the pool: nothing new.
+    let again = metricsctl_through(
+        bouncer,
+        db,
+        &["replay", "--jobs", "4", "--format", "json", events],
+    );
+    assert_eq!(code(&again), 0, "replay again: {}", stderr_of(&again));
+    assert_eq!(summary_of(&again)["inserted"], 0);
+    assert_exactly_once(db, 20_000);
+
+    let timings = [
+        "elapsed_seconds",
+        "events_per_second",
+        "elapsed_ms",
+        "checked_at",
+        "now",
+    ];
+    assert_eq!(
+        same_as_directly(bouncer, db, &["check", "all", "--format", "json"], &timings),
+        0
+    );
+    for args in [
+        &["check", "duplicates", "--format", "json"][..],
+        &[
+            "check",
+            "ordering",
+            "--sensor",
+            "sensor_001",
+            "--format",
+            "json",
+        ],
+        &["migrate", "status", "--format", "json"],
+        &["repair", "--dry-run", "--format", "json"],
+        &["replay", "--dry-run", "--format", "json", events],
+    ] {
+        same_as_directly(bouncer, db, args, &timings);
+    }
+    // lag and rate read the clock: the same verdict, each its own figures.
+    for args in [
+        &["lag", "--format", "json"][..],
+        &["rate", "--format", "json"],
+    ] {
+        let direct = db.metricsctl(args).output().unwrap();
+        let pooled = metricsctl_through(bouncer, db, args);
+        assert_eq!(
+            code(&pooled),
+            code(&direct),
+            "{args:?} through the pool: {}",
+            stderr_of(&pooled)
+        );
+        serde_json::from_slice::<serde_json::Value>(&pooled.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stdout_of(&pooled)));
+    }
+    let server_timezone = db.scalar::<String>("SHOW TimeZone");
+    assert_pool_clean(bouncer, db, &server_timezone);
+}
+
+#[test]
+fn replay_checks_lag_rate_and_repair_work_through_transaction_pooling_and_leave_the_pool_clean() {
+    replay_lag_checks_and_repair_through(
+        Pool::new(PoolMode::Transaction, 2),
+        "replay_checks_lag_rate_and_repair_work_through_transaction_pooling_and_leave_the_pool_clean",
+    );
+}
+
+#[test]
+fn replay_checks_lag_rate_and_repair_work_through_session_pooling() {
+    // Session pooling gives each client a server connection of its own: replay --jobs 4 needs
+    // five.
+    replay_lag_checks_and_repair_through(
+        Pool::new(PoolMode::Session, 6),
+        "replay_checks_lag_rate_and_repair_work_through_session_pooling",
+    );
+}
+
+fn plain_table_with_events(db: &TestDatabase, count: u64) {
+    db.migrate();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    generate_events(&events, count, 20, 7, "jsonl");
+    let (code, summary) = db.replay(&[], &[&events]);
+    assert_eq!(code, 0, "{summary}");
+}
+
+#[test]
+fn the_online_conversion_refuses_transaction_pooling_before_it_changes_anything() {
+    let Some(pooled) = pooled(
+        "the_online_conversion_refuses_transaction_pooling_before_it_changes_anything",
+        Pool::new(PoolMode::Transaction, 2),
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    plain_table_with_events(db, 2_000);
+    let before = schema_dump(db);
+
+    let enable = metricsctl_through(bouncer, db, &["partitions", "enable"]);
+    assert_eq!(code(&enable), 3, "{}", stderr_of(&enable));
+    let said = stderr_of(&enable);
+    assert!(
+        said.contains("transaction-pooling proxy") && said.contains("Nothing was changed"),
+        "{said}"
+    );
+    assert_eq!(
+        schema_dump(db),
+        before,
+        "the refused conversion changed the schema"
+    );
+    assert!(!db.relation_exists("metricsctl_conversion"));
+    let server_timezone = db.scalar::<String>("SHOW TimeZone");
+    assert_pool_clean(bouncer, db, &server_timezone);
+
+    // The offline form is one transaction, which any pool carries.
+    let offline = metricsctl_through(bouncer, db, &["partitions", "enable", "--offline"]);
+    assert_eq!(code(&offline), 0, "{}", stderr_of(&offline));
+    assert!(db.relation_exists("metrics_default"));
+    assert_exactly_once(db, 2_000);
+    let create = metricsctl_through(bouncer, db, &["partitions", "create", "--months", "3"]);
+    assert_eq!(code(&create), 0, "{}", stderr_of(&create));
+    assert_pool_clean(bouncer, db, &server_timezone);
+}
+
+#[test]
+fn the_online_conversion_works_through_session_pooling() {
+    let Some(pooled) = pooled(
+        "the_online_conversion_works_through_session_pooling",
+        Pool::new(PoolMode::Session, 6),
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    plain_table_with_events(db, 2_000);
+    let enable = metricsctl_through(bouncer, db, &["partitions", "enable"]);
+    assert_eq!(code(&enable), 0, "{}", stderr_of(&enable));
+    assert!(db.relation_exists("metrics_default"));
+    assert!(!db.relation_exists("metricsctl_conversion"));
+    assert_exactly_once(db, 2_000);
+    assert_eq!(advisory_locks(db), 0);
+}
+
+#[test]
+fn pgoptions_through_pgbouncer_is_refused_by_it_not_dropped() {
+    let Some(pooled) = pooled(
+        "pgoptions_through_pgbouncer_is_refused_by_it_not_dropped",
+        Pool::new(PoolMode::Transaction, 2),
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    db.migrate();
+    let output = metricsctl()
+        .env("PGOPTIONS", "-c search_path=telemetry")
+        .args(["check", "all", "--database-url", &bouncer.url(&db.name)])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 3, "{}", stdout_of(&output));
+    let said = stderr_of(&output);
+    assert!(said.contains("options"), "{said}");
+}
+
+#[test]
+fn a_session_pool_smaller_than_the_replay_names_the_pool_size_and_loses_nothing() {
+    let Some(pooled) = pooled(
+        "a_session_pool_smaller_than_the_replay_names_the_pool_size_and_loses_nothing",
+        Pool {
+            query_wait_timeout_seconds: 2,
+            ..Pool::new(PoolMode::Session, 2)
+        },
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    db.migrate();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    generate_events(&events, 5_000, 10, 3, "jsonl");
+    let events = events.to_str().unwrap();
+
+    // Four connections wanted, two to be had: the writers that get none wait until pgbouncer
+    // gives up on them, which is said before anything is read or written.
+    let replay = metricsctl_through(
+        bouncer,
+        db,
+        &["replay", "--jobs", "4", "--batch-size", "200", events],
+    );
+    assert_eq!(code(&replay), 3, "{}", stderr_of(&replay));
+    let said = stderr_of(&replay);
+    assert!(
+        said.contains("of 4 got no answer")
+            && said.contains("Nothing was written")
+            && said.contains("default_pool_size"),
+        "{said}"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM processed_events"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM metrics"), 0);
+
+    // Following the advice finishes the job, each event once.
+    let rerun = metricsctl_through(bouncer, db, &["replay", "--jobs", "1", events]);
+    assert_eq!(code(&rerun), 0, "{}", stderr_of(&rerun));
+    assert_exactly_once(db, 5_000);
+}
+
+#[test]
+fn a_check_through_transaction_pooling_stops_at_its_timeout_and_its_cancel_gets_through() {
+    let Some(pooled) = pooled(
+        "a_check_through_transaction_pooling_stops_at_its_timeout_and_its_cancel_gets_through",
+        Pool::new(PoolMode::Transaction, 2),
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    db.migrate();
+    let mut holder = LockHolder::table(
+        db,
+        "vacuum-full-metrics",
+        "LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE",
+    );
+    let holder_pid = holder.pid();
+    let started = std::time::Instant::now();
+    let output = metricsctl_through(
+        bouncer,
+        db,
+        &["check", "--timeout", "2s", "--format", "nagios"],
+    );
+    assert_eq!(code(&output), 3, "{}", stderr_of(&output));
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    let said = stderr_of(&output);
+    assert!(
+        said.contains(&format!("held by pid {holder_pid}")) && said.contains("vacuum-full-metrics"),
+        "{said}"
+    );
+    // pgbouncer forwarded the cancel: no statement of ours waits on behind the lock, holding a
+    // server connection of the pool.
+    wait_until("the cancelled statement to end", || {
+        db.count(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+               AND state = 'active' AND pid <> pg_backend_pid()",
+        ) == 0
+    });
+    holder.release();
+    let server_timezone = db.scalar::<String>("SHOW TimeZone");
+    assert_pool_clean(bouncer, db, &server_timezone);
+    let again = metricsctl_through(bouncer, db, &["check", "--timeout", "5s"]);
+    assert_eq!(code(&again), 0, "{}", stderr_of(&again));
+}
+
+/// A replay through transaction pooling (`size` server connections), its three writers waiting
+/// behind a lock on the guard, stopped by SIGTERM: its output, once every statement of it is gone
+/// from the server. The pooler is still up and its connections clean; a rerun finishes.
+fn replay_stopped_by_sigterm_through(test: &str, size: u32) -> Option<Output> {
+    let pooled = pooled(test, Pool::new(PoolMode::Transaction, size))?;
+    let Pooled { bouncer, db, .. } = &pooled;
+    db.migrate();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    generate_events(&input, 60_000, 30, 23, "jsonl");
+    let holder = LockHolder::table(
+        db,
+        "holding-the-guard",
+        "LOCK TABLE processed_events IN SHARE MODE",
+    );
+    let waiting_behind_the_lock = || {
+        db.count(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+               AND wait_event_type = 'Lock'",
+        )
+    };
+    let replay = spawn_replay_at(
+        &bouncer.url(&db.name),
+        &["--jobs", "3", "--batch-size", "500"],
+        &[&input],
+    );
+    wait_until("the writers to wait behind the lock", || {
+        waiting_behind_the_lock() == 3
+    });
+    let stopped_at = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(replay.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let output = replay.wait_with_output().unwrap();
+    assert_eq!(code(&output), 3, "{}", stderr_of(&output));
+    assert!(stopped_at.elapsed() < std::time::Duration::from_secs(10));
+    // Cancelled, or abandoned and noticed by the server: nothing of the replay still waits.
+    wait_until("the replay's statements to end", || {
+        waiting_behind_the_lock() == 0
+    });
+    if let Some(claim) = summary_of_if_any(&output) {
+        assert_claim_holds(db, &[&input], &claim);
+    }
+    holder.release();
+    // pgbouncer keeps its idle server connections, so no waiting for sessions to end: the
+    // replay's statements are gone already.
+    let committed = db.count("SELECT count(*) FROM processed_events");
+    assert_exactly_once(db, committed);
+    let server_timezone = db.scalar::<String>("SHOW TimeZone");
+    assert_pool_clean(bouncer, db, &server_timezone);
+    let rerun = metricsctl_through(
+        bouncer,
+        db,
+        &["replay", "--jobs", "3", input.to_str().unwrap()],
+    );
+    assert_eq!(code(&rerun), 0, "{}", stderr_of(&rerun));
+    assert_exactly_once(db, 60_000);
+    Some(output)
+}
+
+/// The claim of a replay's JSON summary, when it printed one.
+fn summary_of_if_any(output: &Output) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    json["committed_before"].as_str().map(str::to_string)
+}
+
+#[test]
+fn a_replay_through_transaction_pooling_stopped_by_sigterm_is_cancelled_and_keeps_its_claim() {
+    // A server connection to spare: the cancel goes through the pool.
+    let Some(output) = replay_stopped_by_sigterm_through(
+        "a_replay_through_transaction_pooling_stopped_by_sigterm_is_cancelled_and_keeps_its_claim",
+        4,
+    ) else {
+        return;
+    };
+    let said = stderr_of(&output);
+    assert!(said.contains("interrupted by SIGTERM"), "{said}");
+    assert!(said.contains("holding-the-guard"), "{said}");
+    assert!(!said.contains("metricsctl exits now"), "{said}");
+    assert!(
+        summary_of_if_any(&output).is_some(),
+        "{}",
+        stdout_of(&output)
+    );
+}
+
+#[test]
+fn a_replay_that_took_the_whole_pool_stopped_by_sigterm_leaves_and_the_server_ends_its_statements()
+{
+    // Every server connection is the replay's own, waiting: nothing is free to cancel from. The
+    // protocol's cancel request would crash pgbouncer 1.18; leaving ends the statements.
+    let Some(output) = replay_stopped_by_sigterm_through(
+        "a_replay_that_took_the_whole_pool_stopped_by_sigterm_leaves_and_the_server_ends_its_statements",
+        3,
+    ) else {
+        return;
+    };
+    let said = stderr_of(&output);
+    assert!(said.contains("interrupted by SIGTERM"), "{said}");
+    assert!(said.contains("no connection could be had"), "{said}");
+}
