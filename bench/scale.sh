@@ -5,8 +5,9 @@
 # across 36+ monthly partitions (`partitions enable --offline` in place, once the replays' rows are
 # taken out again: one copy on disk at a time). Every command is timed as
 # a whole process: the median of RUNS runs after a warm-up, or the warm-up alone when it took more
-# than SLOW_MS (a 3-minute check is not run five times). Replays of 1M new and 1M already-present
-# events into each big table run once, beside a replay into an empty table of the same layout.
+# than SLOW_MS (a 3-minute check is not run five times). Replays of 1M new, 1M already-present and
+# 1M half-present events into each big table run once, each beside the same replay into an empty
+# table of the same layout, in the same run.
 # It prints one table, command x size x layout, and the growth factor between the last two sizes.
 #
 # Usage: bench/scale.sh                  SIZES="1M 10M 50M" SENSORS=1000 RUNS=5 REPLAY_EVENTS=1000000
@@ -80,6 +81,9 @@ COMMANDS=(
 )
 labels=()
 for entry in "${COMMANDS[@]}"; do labels+=("${entry%%|*}"); done
+for prefix in "replay" "empty table: replay"; do
+  for kind in new present "half present"; do labels+=("$prefix $kind (events/s)"); done
+done
 
 replay_rate() { # database file: events/s of one replay (its JSON summary in $WORK/replay.json)
   local t0 t1
@@ -89,23 +93,24 @@ replay_rate() { # database file: events/s of one replay (its JSON summary in $WO
   awk -v n="$REPLAY_EVENTS" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }'
 }
 
-echo "bench: generating $REPLAY_EVENTS new events for the replays" >&2
+echo "bench: generating $REPLAY_EVENTS new events for the replays, and as many others" >&2
 "$METRICSCTL" generate "$REPLAY_EVENTS" --sensors "$SENSORS" --seed 13 \
   --start "$(date -u -d '10 minutes ago' +%Y-%m-%dT%H:%M:%SZ)" --interval 1ms -o "$WORK/files/new.jsonl"
+"$METRICSCTL" generate "$REPLAY_EVENTS" --sensors "$SENSORS" --seed 14 \
+  --start "$(date -u -d '9 minutes ago' +%Y-%m-%dT%H:%M:%SZ)" --interval 1ms -o "$WORK/files/other.jsonl"
+# Half present once new.jsonl is stored: its events and others, every other line.
+paste -d '\n' <(head -n $((REPLAY_EVENTS / 2)) "$WORK/files/new.jsonl") \
+  <(head -n $((REPLAY_EVENTS / 2)) "$WORK/files/other.jsonl") >"$WORK/files/half.jsonl"
 
-declare -A empty_rate
-for layout in plain partitioned; do
-  db="empty_$layout"
-  psql_ "$URL/postgres" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-  if [ $layout = partitioned ]; then
-    "$METRICSCTL" migrate -q --partitioned --database-url "$URL/$db"
-  else
-    "$METRICSCTL" migrate -q --database-url "$URL/$db"
-  fi
-  echo "bench: replay of $REPLAY_EVENTS events into an empty $layout table" >&2
-  empty_rate[$layout]=$(replay_rate "$db" "$WORK/files/new.jsonl")
-  psql_ "$URL/postgres" -c "DROP DATABASE $db"
-done
+# The three replays, in this order: new events, the same again (present), half present.
+replays() { # label-prefix size layout database
+  echo "bench: $2 $3: replay of $REPLAY_EVENTS new events" >&2
+  record "$1 new (events/s)" "$2" "$3" "$(replay_rate "$4" "$WORK/files/new.jsonl")"
+  echo "bench: $2 $3: replay of the same $REPLAY_EVENTS events again" >&2
+  record "$1 present (events/s)" "$2" "$3" "$(replay_rate "$4" "$WORK/files/new.jsonl")"
+  echo "bench: $2 $3: replay of $REPLAY_EVENTS events, half of them present" >&2
+  record "$1 half present (events/s)" "$2" "$3" "$(replay_rate "$4" "$WORK/files/half.jsonl")"
+}
 
 run_commands() { # size layout: every command of the cost curve, then the two replays
   local size=$1 layout=$2 label entry
@@ -120,10 +125,17 @@ run_commands() { # size layout: every command of the cost curve, then the two re
     echo "bench: $size $layout: $label" >&2
     record "$label" "$size" "$layout" "$(time_ms "$METRICSCTL" "${args[@]}" --database-url "$URL/scale")"
   done
-  echo "bench: $size $layout: replay of $REPLAY_EVENTS new events" >&2
-  record "replay 1M new (events/s)" "$size" "$layout" "$(replay_rate scale "$WORK/files/new.jsonl")"
-  echo "bench: $size $layout: replay of the same $REPLAY_EVENTS events again" >&2
-  record "replay 1M present (events/s)" "$size" "$layout" "$(replay_rate scale "$WORK/files/new.jsonl")"
+  replays "replay" "$size" "$layout" scale
+  # Beside an empty table of the same layout, in the same run.
+  local empty="empty_$layout"
+  psql_ "$URL/postgres" -c "DROP DATABASE IF EXISTS $empty" -c "CREATE DATABASE $empty"
+  if [ "$layout" = partitioned ]; then
+    "$METRICSCTL" migrate -q --partitioned --database-url "$URL/$empty"
+  else
+    "$METRICSCTL" migrate -q --database-url "$URL/$empty"
+  fi
+  replays "empty table: replay" "$size" "$layout" "$empty"
+  psql_ "$URL/postgres" -c "DROP DATABASE $empty"
 }
 
 declare -A load_s
@@ -159,17 +171,17 @@ before_last=""
   printf '\nms per command (whole process, median of %s after a warm-up; * = one run, the warm-up, over %s ms)\n' "$RUNS" "$SLOW_MS"
   printf 'load: '
   for size in $SIZES; do printf '%s plain %s s, partitioned +%s s   ' "$size" "${load_s[$size|plain]}" "${load_s[$size|partitioned]}"; done
-  printf '\nreplay of %s events into an empty table: plain %s events/s, partitioned %s events/s\n\n' \
-    "$REPLAY_EVENTS" "${empty_rate[plain]}" "${empty_rate[partitioned]}"
-  printf '| %-36s |' command
+  printf '\nreplays of %s events (--jobs 2): new, the same again (present), half present; each beside an empty table of the same layout\n\n' \
+    "$REPLAY_EVENTS"
+  printf '| %-44s |' command
   for size in $SIZES; do printf ' %9s plain | %9s part. |' "$size" "$size"; done
   [ -n "$before_last" ] && printf ' %s→%s plain | part. | part./plain at %s |' "$before_last" "$last" "$last"
-  printf '\n|%s|' "$(printf -- '-%.0s' $(seq 1 38))"
+  printf '\n|%s|' "$(printf -- '-%.0s' $(seq 1 46))"
   for _ in $SIZES; do printf '%s|%s|' "-----------------" "-----------------"; done
   [ -n "$before_last" ] && printf -- '----------|------|------|'
   printf '\n'
   for label in "${labels[@]}"; do
-    printf '| %-36s |' "$label"
+    printf '| %-44s |' "$label"
     for size in $SIZES; do
       printf ' %15s | %15s |' "${result[$label|$size|plain]:-}" "${result[$label|$size|partitioned]:-}"
     done

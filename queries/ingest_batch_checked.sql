@@ -38,7 +38,9 @@ stored AS (
     SELECT b.sensor_id, b.event_id, b.timestamp, b.value
     FROM batch b
     JOIN guarded g ON g.event_id OPERATOR(pg_catalog.=) b.event_id
-    WHERE NOT EXISTS (SELECT FROM metrics m WHERE m.event_id OPERATOR(pg_catalog.=) b.event_id)
+    WHERE b.event_id OPERATOR(pg_catalog.<>) ALL (ARRAY(
+        SELECT m.event_id FROM metrics m
+        WHERE m.event_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT event_id FROM guarded))))
     -- metrics.id follows delivery order.
     ORDER BY b.delivery_order
     RETURNING 1

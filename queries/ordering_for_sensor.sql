@@ -16,8 +16,8 @@ WITH delivered AS (
     LEFT JOIN processed_events p ON p.event_id OPERATOR(pg_catalog.=) m.event_id
                               AND p.sensor_id OPERATOR(pg_catalog.=) m.sensor_id
     WHERE m.sensor_id OPERATOR(pg_catalog.=) :'sensor_id'
-      AND m.timestamp >= CAST(CAST(:'since' AS text) AS timestamptz)
-      AND m.created_at >= CAST(CAST(:'ingested_since' AS text) AS timestamptz)
+      AND m.timestamp >= COALESCE(CAST(:'since' AS timestamptz), '-infinity')
+      AND m.created_at >= COALESCE(CAST(:'ingested_since' AS timestamptz), '-infinity')
     WINDOW delivery AS (PARTITION BY p.kafka_partition ORDER BY p.kafka_offset, m.id)
 ),
 violations AS (

@@ -54,7 +54,7 @@ fn every_query_file_runs_in_psql_with_its_variables() {
                 "window_seconds" => "3600",
                 "latency_sample" => "1000",
                 "limit" => "10",
-                "since" | "ingested_since" => "-infinity",
+                "since" | "ingested_since" | "looked_back" => "-infinity",
                 "clock_tolerance_seconds" => "60",
                 "version" => "99",
                 "applied_on" => "2026-01-01T00:00:00Z",

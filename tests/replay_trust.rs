@@ -152,6 +152,53 @@ fn replay_around_a_metric_stored_without_its_guard(layout: Layout, stored_at: &s
     );
 }
 
+/// One batch holding every kind of event the checked path must tell apart, spread over months:
+/// new ones, ones already stored with their guard row, and ones whose metric was stored without
+/// its guard row under another timestamp (another month's partition). Each ends up exactly once,
+/// the stored metrics untouched, in one statement (one batch).
+fn one_batch_of_new_present_and_bypassed_events_stores_each_once(layout: Layout) {
+    let dir = tempfile::tempdir().unwrap();
+    let months = ["2026-01", "2026-02", "2026-03", "2026-04"];
+    let timestamp = |i: usize| format!("{}-{:02}T00:00:00Z", months[i % 4], 1 + i % 27);
+    let line = |kind: &str, i: usize| event_line(&format!("{kind}-{i}"), "s", &timestamp(i), 1.0);
+    let present: Vec<String> = (0..40).map(|i| line("present", i)).collect();
+    let first = dir.path().join("first.jsonl");
+    write_lines(&first, &present);
+    let db = TestDatabase::new();
+    db.migrate_as(layout);
+    let (code, summary) = db.replay(&[], &[&first]);
+    assert_eq!(code, 0, "{summary}");
+    // Bypassed: stored a month later than the event says, with value 42, and no guard row.
+    let mut client = db.client();
+    for i in 0..40 {
+        client
+            .execute(
+                "INSERT INTO metrics (sensor_id, event_id, timestamp, value) \
+                 VALUES ('s', $1, $2::text::timestamptz + interval '1 month', 42)",
+                &[&format!("bypassed-{i}"), &timestamp(i)],
+            )
+            .unwrap();
+    }
+    let mut mixed = Vec::new();
+    for i in 0..40 {
+        mixed.push(line("new", i));
+        mixed.push(line("present", i));
+        mixed.push(line("bypassed", i));
+    }
+    let input = dir.path().join("mixed.jsonl");
+    write_lines(&input, &mixed);
+    let (code, summary) = db.replay(&["--jobs", "1", "--batch-size", "1000"], &[&input]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["inserted"], 40, "{summary}");
+    assert_eq!(summary["already_present"], 80, "{summary}");
+    assert_exactly_once(&db, 120);
+    assert_eq!(
+        db.count("SELECT count(*) FROM metrics WHERE event_id LIKE 'bypassed-%' AND value = 42"),
+        40,
+        "a stored metric was doubled or overwritten"
+    );
+}
+
 // 2. An input is never destroyed.
 
 #[test]
@@ -786,6 +833,7 @@ crate::on_both_layouts!(
     a_key_collision_inside_a_batch_fails_it_whole,
     a_metric_stored_without_its_guard_is_left_alone_and_guarded,
     a_metric_stored_without_its_guard_under_another_timestamp_gets_no_second_copy,
+    one_batch_of_new_present_and_bypassed_events_stores_each_once,
     a_repeated_event_id_under_another_sensor_keeps_its_first_occurrence,
     a_lost_connection_names_a_line_before_which_everything_is_committed,
     dry_run_predicts_exactly_what_the_real_run_inserts,

@@ -44,28 +44,56 @@ pub fn run(
     since: Option<DateTime<Utc>>,
 ) -> Result<DuplicatesReport, postgres::Error> {
     let limit = i64::from(limit);
-    let row = match since {
-        None => {
-            let sql = facts.with_retired_events(queries::DUPLICATES.sql());
-            tx.row(&sql, &[&limit])?
-        }
-        Some(since) => {
-            let sql = facts.with_retired_events(queries::DUPLICATES_SINCE.sql());
-            tx.row(&sql, &[&limit, &since])?
-        }
+    let Some(since) = since else {
+        let sql = facts.with_retired_events(queries::DUPLICATES.sql());
+        let row = tx.row(&sql, &[&limit])?;
+        return Ok(DuplicatesReport {
+            since: None,
+            guard_rows: row.get("total_rows"),
+            distinct_guard_ids: row.get("unique_event_ids"),
+            duplicated_metric_ids: row.get("duplicated_metric_ids"),
+            surplus_metric_rows: row.get("surplus_metric_rows"),
+            lost_metrics: row.get("lost_metrics"),
+            unguarded_metrics: row.get("unguarded_metrics"),
+            retired_events: row.get("retired_events"),
+            samples: DuplicateSamples {
+                duplicated_metric_ids: row.get("duplicated_samples"),
+                lost_metrics: row.get("lost_samples"),
+                unguarded_metrics: row.get("unguarded_samples"),
+            },
+        });
+    };
+    // A live event is seconds old when it is ingested: its metric is looked for from a day back.
+    let looked_back = since - chrono::Duration::days(1);
+    let row = tx.row(
+        queries::DUPLICATES_SINCE.sql(),
+        &[&limit, &since, &looked_back],
+    )?;
+    let unfound: i64 = row.get("unfound");
+    // Anywhere else only when something was not found in the window (a replay of old events).
+    let (lost_metrics, retired_events, lost_samples) = if unfound > 0 {
+        let sql = facts.with_retired_events(queries::DUPLICATES_SINCE_UNFOUND.sql());
+        let found = tx.row(&sql, &[&limit, &since, &looked_back])?;
+        (
+            found.get("lost_metrics"),
+            found.get("retired_events"),
+            found.get("lost_samples"),
+        )
+    } else {
+        (0, 0, Vec::new())
     };
     Ok(DuplicatesReport {
-        since,
+        since: Some(since),
         guard_rows: row.get("total_rows"),
         distinct_guard_ids: row.get("unique_event_ids"),
         duplicated_metric_ids: row.get("duplicated_metric_ids"),
         surplus_metric_rows: row.get("surplus_metric_rows"),
-        lost_metrics: row.get("lost_metrics"),
+        lost_metrics,
         unguarded_metrics: row.get("unguarded_metrics"),
-        retired_events: row.get("retired_events"),
+        retired_events,
         samples: DuplicateSamples {
             duplicated_metric_ids: row.get("duplicated_samples"),
-            lost_metrics: row.get("lost_samples"),
+            lost_metrics: lost_samples,
             unguarded_metrics: row.get("unguarded_samples"),
         },
     })

@@ -64,12 +64,6 @@ pub struct OrderingViolation {
     pub regression_seconds: f64,
 }
 
-fn since_text(since: Option<DateTime<Utc>>) -> String {
-    since
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_else(|| "-infinity".to_string())
-}
-
 pub fn run(tx: &mut Tx<'_>, options: &OrderingOptions) -> Result<OrderingReport, postgres::Error> {
     match &options.sensor {
         Some(sensor) => run_for_sensor(tx, sensor, options),
@@ -84,8 +78,9 @@ fn run_for_all(
     let rows = tx.rows(
         queries::ORDERING_BY_SENSOR.sql(),
         &[
-            &since_text(options.since),
-            &since_text(options.ingested_since),
+            // Timestamps, not text: constants the planner prunes partitions by.
+            &options.since,
+            &options.ingested_since,
         ],
     )?;
     let mut report = OrderingReport {
@@ -162,8 +157,9 @@ fn run_for_sensor(
         queries::ORDERING_FOR_SENSOR.sql(),
         &[
             &sensor,
-            &since_text(options.since),
-            &since_text(options.ingested_since),
+            // Timestamps, not text: constants the planner prunes partitions by.
+            &options.since,
+            &options.ingested_since,
             &i64::from(options.limit),
         ],
     )?;

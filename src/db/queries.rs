@@ -308,7 +308,18 @@ query!(
     "limit"
 );
 query!(DUPLICATES = "duplicates.sql", "limit");
-query!(DUPLICATES_SINCE = "duplicates_since.sql", "limit", "since");
+query!(
+    DUPLICATES_SINCE = "duplicates_since.sql",
+    "limit",
+    "since",
+    "looked_back"
+);
+query!(
+    DUPLICATES_SINCE_UNFOUND = "duplicates_since_unfound.sql",
+    "limit",
+    "since",
+    "looked_back"
+);
 query!(
     LAG = "lag.sql",
     "stale_seconds",
@@ -513,6 +524,7 @@ pub fn all() -> Vec<&'static Query> {
         &ORDERING_FOR_SENSOR,
         &DUPLICATES,
         &DUPLICATES_SINCE,
+        &DUPLICATES_SINCE_UNFOUND,
         &LAG,
         &RATE,
         &METRICS_LAYOUT,
