@@ -6,7 +6,13 @@
 SELECT CAST(pg_catalog.current_setting('server_version_num') AS pg_catalog.int4) AS server_version_num,
        pg_catalog.pg_is_in_recovery() AS in_recovery,
        CAST(CURRENT_USER AS pg_catalog.text) AS current_user_name,
+       -- The session's statement_timeout and where it comes from (role, database, client's
+       -- PGOPTIONS, configuration file): read before metricsctl sets anything of its own.
        pg_catalog.current_setting('statement_timeout') AS statement_timeout,
+       (SELECT CAST(s.setting AS pg_catalog.int8) FROM pg_catalog.pg_settings s
+        WHERE s.name OPERATOR(pg_catalog.=) 'statement_timeout') AS statement_timeout_ms,
+       (SELECT s.source FROM pg_catalog.pg_settings s
+        WHERE s.name OPERATOR(pg_catalog.=) 'statement_timeout') AS statement_timeout_source,
        CAST(pg_catalog.current_database() AS pg_catalog.text) AS database,
        (SELECT CAST(r.rolname AS pg_catalog.text) FROM pg_catalog.pg_roles r
         WHERE r.oid OPERATOR(pg_catalog.=) n.nspowner) AS schema_owner,

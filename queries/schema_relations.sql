@@ -16,6 +16,19 @@ SELECT CAST(c.relname AS pg_catalog.text) AS name,
              WHERE k.conrelid OPERATOR(pg_catalog.=) c.oid
                AND k.contype OPERATOR(pg_catalog.=) ANY (CAST(ARRAY['p', 'u'] AS pg_catalog."char"[]))
              ORDER BY 1) AS unique_keys,
+       -- Their columns, in the same order, comma-separated: a key is known by what it is, not
+       -- only by its name (a restore or a hand may have named it otherwise).
+       ARRAY(SELECT pg_catalog.array_to_string(ARRAY(
+                        SELECT CAST(a.attname AS pg_catalog.text)
+                        FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY AS u(attnum, place)
+                        JOIN pg_catalog.pg_attribute a
+                          ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
+                         AND a.attnum OPERATOR(pg_catalog.=) u.attnum
+                        ORDER BY u.place), ',')
+             FROM pg_catalog.pg_constraint k
+             WHERE k.conrelid OPERATOR(pg_catalog.=) c.oid
+               AND k.contype OPERATOR(pg_catalog.=) ANY (CAST(ARRAY['p', 'u'] AS pg_catalog."char"[]))
+             ORDER BY k.conname) AS unique_key_columns,
        s.sequence,
        CAST(seq.relname AS pg_catalog.text) AS sequence_name,
        CASE WHEN s.sequence IS NOT NULL

@@ -2,7 +2,10 @@
 -- and the sessions in its way (pg_blocking_pids), so the message can say why it stopped and whom
 -- to look at. Runs on a connection of its own with the search path pinned to pg_catalog, and is
 -- written schema-qualified besides.
--- psql "$DATABASE_URL" -v pids='{12345}' -f queries/sessions_waiting.sql
+-- Each is named by server process and transaction start, as cancel_own_statements.sql names them:
+-- behind a transaction pool a process may serve another client now (the observer itself, say).
+-- psql "$DATABASE_URL" -v pids='{12345}' -v transaction_starts='{1764936000.123456}' \
+--   -f queries/sessions_waiting.sql
 SELECT w.pid AS waiting_pid,
        w.wait_event_type,
        w.wait_event,
@@ -18,9 +21,14 @@ SELECT w.pid AS waiting_pid,
        CAST(b.state AS pg_catalog.text)
            OPERATOR(pg_catalog.||) ', last statement: '
            OPERATOR(pg_catalog.||) pg_catalog."left"(b.query, 120) AS blocker_query
-FROM pg_catalog.pg_stat_activity w
+FROM ROWS FROM (pg_catalog.unnest(CAST(:'pids' AS pg_catalog.int4[])),
+                pg_catalog.unnest(CAST(:'transaction_starts' AS pg_catalog.numeric[])))
+         AS own(pid, transaction_start)
+JOIN pg_catalog.pg_stat_activity w ON w.pid OPERATOR(pg_catalog.=) own.pid
 LEFT JOIN LATERAL pg_catalog.unnest(pg_catalog.pg_blocking_pids(w.pid)) AS blocking(pid) ON true
 LEFT JOIN pg_catalog.pg_stat_activity b ON b.pid OPERATOR(pg_catalog.=) blocking.pid
-WHERE w.pid OPERATOR(pg_catalog.=) ANY (CAST(:'pids' AS pg_catalog.int4[]))
-  AND w.state OPERATOR(pg_catalog.=) 'active'
+WHERE w.state OPERATOR(pg_catalog.=) 'active'
+  AND w.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+  AND (own.transaction_start IS NULL
+       OR EXTRACT(EPOCH FROM w.xact_start) OPERATOR(pg_catalog.=) own.transaction_start)
 ORDER BY w.pid, b.pid;

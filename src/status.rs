@@ -40,7 +40,7 @@ impl Failure {
     /// and the message says first why it stopped and what it was waiting for.
     pub fn settled(self) -> Failure {
         let Some(stopped) = crate::db::interrupt::stopped() else {
-            return self;
+            return self.with_statement_timeout_advice();
         };
         let reason = stopped.to_string();
         let cancelled = crate::error::postgres_error_in(&self.error)
@@ -56,6 +56,31 @@ impl Failure {
         Failure {
             status: Status::Unknown,
             error,
+        }
+    }
+}
+
+impl Failure {
+    /// A statement the session's own statement_timeout cancelled (not the run's --timeout): who
+    /// set it and what to change, since metricsctl never raises it.
+    fn with_statement_timeout_advice(self) -> Failure {
+        let Some(error) = crate::error::postgres_error_in(&self.error) else {
+            return self;
+        };
+        let advice = match crate::db::interrupt::session_timeout() {
+            Some(timeout) => crate::db::statement_timeout_advice(error, &timeout),
+            // Cancelled before the session's facts were read: the first statement.
+            None => crate::db::statement_timeout_advice(
+                error,
+                &crate::db::facts::SessionTimeout::default(),
+            ),
+        };
+        match advice {
+            Some(advice) if !format!("{:#}", self.error).contains("never raises it") => Failure {
+                status: Status::Unknown,
+                error: self.error.context(advice),
+            },
+            _ => self,
         }
     }
 }

@@ -255,3 +255,46 @@ fn a_killed_run_leaves_nothing_waiting_on_the_server() {
     );
     holder.release();
 }
+
+#[test]
+fn a_killed_replay_waiting_behind_a_lock_leaves_nothing_waiting_on_the_server() {
+    // A batch's parameters run to hundreds of kilobytes: were the replay's statement to wait for
+    // the lock while it is parsed, the server would not have read them, and would not notice the
+    // client go until the lock is released.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    generate_events(&input, 20_000, 20, 62, "jsonl");
+    let db = TestDatabase::new();
+    db.migrate();
+    let holder = LockHolder::table(
+        &db,
+        "holding-the-guard",
+        "LOCK TABLE processed_events IN SHARE MODE",
+    );
+    let mut replay = metricsctl_process()
+        .args(["replay", "--jobs", "2", "--database-url", &db.url])
+        .arg(&input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the writers to wait behind the lock", || {
+        db.count(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'metricsctl' AND wait_event_type = 'Lock'",
+        ) == 2
+    });
+    replay.kill().unwrap();
+    replay.wait().unwrap();
+    let killed = Instant::now();
+    wait_until("the killed replay's statements to end", || {
+        metricsctl_statements_running(&db) == 0
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "the server kept the statements of a killed replay for {:?}",
+        killed.elapsed()
+    );
+    holder.release();
+    crate::support::assert_consistent(&db);
+}

@@ -329,6 +329,38 @@ fn client_certificates_are_found_as_libpq_finds_them_and_psql_agrees() {
         .stderr(contains("has group or world access"))
         .stderr(contains("0600"));
 
+    // Whose the key is: libpq lets a root-owned key be group-readable (0640), any other owner's
+    // nothing beyond 0600, whoever reads it. Judged beside psql where the tests can chown (root).
+    if nix::unistd::geteuid().is_root()
+        && let Some(other) = nix::unistd::User::from_name("postgres").unwrap()
+    {
+        let key = dot.join("postgresql.key");
+        for (owner, mode, accepted) in [
+            (nix::unistd::Uid::from_raw(0), 0o640, true),
+            (nix::unistd::Uid::from_raw(0), 0o644, false),
+            (other.uid, 0o600, true),
+            (other.uid, 0o640, false),
+            (other.uid, 0o644, false),
+        ] {
+            std::os::unix::fs::chown(&key, Some(owner.as_raw()), None).unwrap();
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+            let (connected, said) = psql(&bare, &[], home.path());
+            assert_eq!(
+                connected, accepted,
+                "psql, key of uid {owner} mode {mode:o}: {said}"
+            );
+            let outcome = metricsctl_with(&bare, &[], home.path());
+            if accepted {
+                outcome.code(0);
+            } else {
+                outcome
+                    .code(3)
+                    .stderr(contains("has group or world access"));
+            }
+        }
+        std::os::unix::fs::chown(&key, Some(0), None).unwrap();
+    }
+
     // A certificate without its key is an error for both; a named certificate file that does
     // not exist is not (libpq goes on without one, and the server refuses).
     std::fs::remove_file(dot.join("postgresql.key")).unwrap();
@@ -395,6 +427,38 @@ fn a_version_1_server_certificate_is_accepted_where_libpq_verifies_nothing() {
         .env("HOME", home.path())
         .assert()
         .code(1);
+    // verify-full likewise, its name compared as libpq compares it (CN=127.0.0.1, no SAN): the
+    // host as written in the certificate connects, another name for it does not, for both.
+    let full = |host: &str| {
+        format!(
+            "host={host} port={} dbname=postgres user=postgres sslmode=verify-full \
+             sslrootcert={own}",
+            server.port()
+        )
+    };
+    for (host, accepted) in [("127.0.0.1", true), ("localhost", false)] {
+        let psql = StdCommand::new(pg_tool("psql"))
+            .args(["-X", "-A", "-t", "-c", "SELECT 1", &full(host)])
+            .env("HOME", home.path())
+            .env_remove("PGSSLMODE")
+            .output()
+            .unwrap();
+        assert_eq!(
+            psql.status.success(),
+            accepted,
+            "psql to {host}: {}",
+            String::from_utf8_lossy(&psql.stderr)
+        );
+        let outcome = metricsctl()
+            .args(["migrate", "status", "--database-url", &full(host)])
+            .env("HOME", home.path())
+            .assert();
+        if accepted {
+            outcome.code(1);
+        } else {
+            outcome.code(3);
+        }
+    }
     let certs_elsewhere = tempfile::tempdir().unwrap();
     openssl(
         certs_elsewhere.path(),

@@ -240,20 +240,64 @@ fn a_role_statement_timeout_is_named_with_what_to_change_not_a_plain_rerun() {
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("dump.jsonl");
     crate::support::generate_events(&dump, 20_000, 10, 5, "jsonl");
+    // With and without a --timeout of its own, longer than the role's: metricsctl never raises
+    // the role's bound.
+    for timeout in ["0", "10m"] {
+        let output = db
+            .metricsctl_as(role, &["replay", "--format", "json", "--timeout", timeout])
+            .arg(&dump)
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("role's statement_timeout (300ms)"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("metricsctl never raises it"), "{stderr}");
+        assert!(stderr.contains("ALTER ROLE"), "{stderr}");
+        assert!(!stderr.contains("To finish, rerun"), "{stderr}");
+    }
+    assert_eq!(db.count("SELECT count(*) FROM processed_events"), 0);
+
+    // Set by the client (PGOPTIONS), it is named as the client's, with where to change it.
     let output = db
-        .metricsctl_as(role, &["replay", "--format", "json"])
+        .metricsctl(&["replay", "--format", "json"])
+        .env("PGOPTIONS", "-c statement_timeout=300ms")
         .arg(&dump)
         .output()
         .unwrap();
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("statement_timeout"), "{stderr}");
-    assert!(stderr.contains("300ms"), "{stderr}");
     assert!(
-        stderr.contains("metricsctl does not override it"),
+        stderr.contains("statement_timeout this connection asked for (300ms)")
+            && stderr.contains("PGOPTIONS"),
         "{stderr}"
     );
-    assert!(!stderr.contains("To finish, rerun"), "{stderr}");
+}
+
+#[test]
+fn a_check_keeps_the_role_statement_timeout_and_says_which_it_was() {
+    let db = TestDatabase::new();
+    db.migrate();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump.jsonl");
+    crate::support::generate_events(&dump, 20_000, 10, 6, "jsonl");
+    let (code, summary) = db.replay(&[], &[&dump]);
+    assert_eq!(code, 0, "{summary}");
+    // psql's statement is cancelled at 1 ms; metricsctl's 30 s default --timeout must not lift
+    // the bound for its own.
+    let output = db
+        .metricsctl(&["check", "duplicates"])
+        .env("PGOPTIONS", "-c statement_timeout=1ms")
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("statement_timeout") && stderr.contains("never raises it"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -325,10 +369,7 @@ fn an_enable_stopped_by_a_statement_timeout_names_its_step_and_status_shows_it()
     assert_ne!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("stopped in its backfill step"), "{stderr}");
     assert!(stderr.contains("statement_timeout (150ms)"), "{stderr}");
-    assert!(
-        stderr.contains("metricsctl does not override it"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("metricsctl never raises it"), "{stderr}");
     let status = db
         .metricsctl_as(role, &["partitions", "enable", "--status"])
         .output()
@@ -400,6 +441,8 @@ fn on_a_hot_standby_reads_work_and_every_write_refuses_first_naming_it() {
         &["migrate", "status"],
         &["partitions", "list"],
         &["partitions", "enable", "--dry-run"],
+        &["partitions", "create", "--months", "6", "--dry-run"],
+        &["partitions", "drop", "--older-than", "1", "--dry-run"],
         &["partitions", "enable", "--status"],
         &["grants", "--monitor", "postgres"],
     ] {

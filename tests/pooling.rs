@@ -367,7 +367,10 @@ fn pgoptions_through_pgbouncer_is_refused_by_it_not_dropped() {
         .unwrap();
     assert_eq!(code(&output), 3, "{}", stdout_of(&output));
     let said = stderr_of(&output);
-    assert!(said.contains("options"), "{said}");
+    assert!(
+        said.contains("unsupported startup parameter") && said.contains("PGOPTIONS"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -558,4 +561,188 @@ fn a_replay_that_took_the_whole_pool_stopped_by_sigterm_leaves_and_the_server_en
     let said = stderr_of(&output);
     assert!(said.contains("interrupted by SIGTERM"), "{said}");
     assert!(said.contains("no connection could be had"), "{said}");
+}
+
+#[test]
+fn a_pooler_that_takes_no_more_clients_survives_a_stopped_replay() {
+    // The observer cannot get in, so nothing can be cancelled; the protocol's cancel request,
+    // which pgbouncer 1.18 forwards even then, would crash it (pgbouncer issue #801).
+    let Some(pooled) = pooled(
+        "a_pooler_that_takes_no_more_clients_survives_a_stopped_replay",
+        Pool {
+            max_clients: 3,
+            ..Pool::new(PoolMode::Transaction, 3)
+        },
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    db.migrate();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    generate_events(&input, 30_000, 30, 24, "jsonl");
+    let holder = LockHolder::table(
+        db,
+        "holding-the-guard",
+        "LOCK TABLE processed_events IN SHARE MODE",
+    );
+    let waiting_behind_the_lock = || {
+        db.count(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+               AND wait_event_type = 'Lock'",
+        )
+    };
+    let replay = spawn_replay_at(&bouncer.url(&db.name), &["--jobs", "3"], &[&input]);
+    wait_until("the writers to wait behind the lock", || {
+        waiting_behind_the_lock() == 3
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(replay.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = replay.wait_with_output().unwrap();
+    let said = stderr_of(&output);
+    assert_eq!(code(&output), 3, "{said}");
+    assert!(said.contains("no connection could be had"), "{said}");
+    // Gone from pgbouncer, gone from the server: the statements noticed within a second or so.
+    let gone = std::time::Instant::now();
+    wait_until("the abandoned statements to end", || {
+        waiting_behind_the_lock() == 0
+    });
+    assert!(gone.elapsed() < std::time::Duration::from_secs(5));
+    holder.release();
+    let committed = db.count("SELECT count(*) FROM processed_events");
+    assert_exactly_once(db, committed);
+    // pgbouncer is up, and clean.
+    let server_timezone = db.scalar::<String>("SHOW TimeZone");
+    assert_pool_clean(bouncer, db, &server_timezone);
+    let rerun = metricsctl_through(
+        bouncer,
+        db,
+        &["replay", "--jobs", "1", input.to_str().unwrap()],
+    );
+    assert_eq!(code(&rerun), 0, "{}", stderr_of(&rerun));
+    assert_exactly_once(db, 30_000);
+}
+
+#[test]
+fn the_online_conversion_refuses_a_round_robin_transaction_pool_too() {
+    // pgbouncer's server_round_robin hands each transaction the connection idle longest: a
+    // probe that only expects the one idle shortest would take this pool for a session.
+    let Some(pooled) = pooled(
+        "the_online_conversion_refuses_a_round_robin_transaction_pool_too",
+        Pool {
+            round_robin: true,
+            ..Pool::new(PoolMode::Transaction, 2)
+        },
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    plain_table_with_events(db, 1_000);
+    // Both server connections open and idle.
+    let warm: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(pg_tool("psql"))
+                .args(["-X", "-q", "-c", "SELECT pg_sleep(0.5)", "-d"])
+                .arg(bouncer.url(&db.name))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut psql in warm {
+        assert!(psql.wait().unwrap().success());
+    }
+    let before = schema_dump(db);
+    let enable = metricsctl_through(bouncer, db, &["partitions", "enable"]);
+    let said = stderr_of(&enable);
+    assert_eq!(code(&enable), 3, "{said}");
+    assert!(said.contains("transaction-pooling proxy"), "{said}");
+    assert_eq!(schema_dump(db), before);
+    assert_eq!(
+        advisory_locks(db),
+        0,
+        "a lock was left on a pooled connection"
+    );
+}
+
+#[test]
+fn a_dry_run_needing_more_server_connections_than_the_pool_has_says_so_at_once() {
+    // Each writer of a dry run keeps its transaction, and so a server connection, to the end:
+    // four writers, two connections. pgbouncer would keep the last two waiting for two minutes.
+    let Some(pooled) = pooled(
+        "a_dry_run_needing_more_server_connections_than_the_pool_has_says_so_at_once",
+        Pool::new(PoolMode::Transaction, 2),
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    db.migrate();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    generate_events(&events, 5_000, 10, 4, "jsonl");
+    let events = events.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let dry_run = metricsctl_through(
+        bouncer,
+        db,
+        &[
+            "replay",
+            "--dry-run",
+            "--jobs",
+            "4",
+            "--connect-timeout",
+            "3s",
+            events,
+        ],
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let said = stderr_of(&dry_run);
+    assert_eq!(code(&dry_run), 3, "{said}");
+    assert!(
+        said.contains("of 4 got no answer") && said.contains("default_pool_size"),
+        "{said}"
+    );
+    assert!(!said.contains("committed"), "{said}");
+    // Two writers fit.
+    let fits = metricsctl_through(bouncer, db, &["replay", "--dry-run", "--jobs", "2", events]);
+    assert_eq!(code(&fits), 0, "{}", stderr_of(&fits));
+    assert_eq!(db.count("SELECT count(*) FROM processed_events"), 0);
+}
+
+#[test]
+fn a_timeout_when_the_pool_has_nothing_free_to_cancel_from_is_still_unknown_and_says_why() {
+    // One server connection, and the check's own statement waits on it behind a lock: nothing is
+    // free to ask or cancel from. Its statement_timeout, a second past --timeout, ends it.
+    let Some(pooled) = pooled(
+        "a_timeout_when_the_pool_has_nothing_free_to_cancel_from_is_still_unknown_and_says_why",
+        Pool::new(PoolMode::Transaction, 1),
+    ) else {
+        return;
+    };
+    let Pooled { bouncer, db, .. } = &pooled;
+    db.migrate();
+    let holder = LockHolder::table(
+        db,
+        "vacuum-full-metrics",
+        "LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE",
+    );
+    let started = std::time::Instant::now();
+    let output = metricsctl_through(
+        bouncer,
+        db,
+        &["check", "--timeout", "2s", "--format", "nagios"],
+    );
+    let (stdout, said) = (stdout_of(&output), stderr_of(&output));
+    assert_eq!(code(&output), 3, "{stdout}{said}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        stdout.starts_with("METRICSCTL CHECKS UNKNOWN - timed out after 2s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no connection could be had"), "{stdout}");
+    holder.release();
+    let server_timezone = db.scalar::<String>("SHOW TimeZone");
+    assert_pool_clean(bouncer, db, &server_timezone);
 }

@@ -19,8 +19,12 @@ fn every_query_file_runs_in_psql_with_its_variables() {
             | "repair_release_lost.sql" => &["retired_events_table.sql"],
             _ => &[],
         };
-        if query.file == "ingest_batch_dry_run.sql" {
-            // Its temporary table lasts for the dry run's transaction, as the file says.
+        if matches!(
+            query.file,
+            "ingest_batch_dry_run.sql" | "ingest_lock.sql" | "ingest_dry_run_lock.sql"
+        ) {
+            // Its temporary table lasts for the dry run's transaction, and LOCK TABLE runs in
+            // one, as the files say.
             psql.arg("--single-transaction");
         }
         for first in needs {
@@ -75,6 +79,8 @@ fn every_query_file_runs_in_psql_with_its_variables() {
                 "name" => "create_x",
                 "roles" => "{postgres}",
                 "role" => "postgres",
+                "primary" => "true",
+                "columns" => "{event_id}",
                 other => panic!("{}: no psql value for :'{other}' in this test", query.file),
             };
             psql.arg("-v").arg(format!("{param}={value}"));

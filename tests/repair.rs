@@ -364,7 +364,58 @@ fn a_repair_that_cannot_lock_in_time_changes_nothing_and_says_who_to_look_for() 
     assert_eq!(snapshot(&db), before);
 }
 
+/// Keys under other names (a restore or a hand named them otherwise) are the keys still: replay
+/// uses them, and repair gives them the guide's names rather than adding second ones.
+fn keys_under_other_names_are_known_and_renamed(layout: Layout) {
+    let db = TestDatabase::new();
+    db.migrate_as(layout);
+    let unique = unique_key_of(layout);
+    db.client()
+        .batch_execute(&format!(
+            "ALTER TABLE processed_events RENAME CONSTRAINT processed_events_pkey TO pk_guard;
+             ALTER TABLE metrics RENAME CONSTRAINT {unique} TO metrics_other_name;"
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    write_events(&events, 200);
+    let (code, summary) = db.replay(&[], &[&events]);
+    assert_eq!(code, 0, "{summary}");
+    assert_exactly_once(&db, 200);
+
+    let before = snapshot(&db);
+    let dry = repair(&db, &["--dry-run"], 0);
+    assert_eq!(snapshot(&db), before, "a dry run changes nothing");
+    assert_eq!(
+        step(&dry, "duplicated_guard_rows")["constraint_restored"],
+        "processed_events_pkey (renamed from pk_guard)"
+    );
+    assert_eq!(
+        step(&dry, "duplicated_metrics")["constraint_restored"],
+        format!("{unique} (renamed from metrics_other_name)")
+    );
+    repair(&db, &[], 0);
+    let keys: String = db.scalar(
+        "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint
+          WHERE conrelid IN ('metrics'::regclass, 'processed_events'::regclass) AND contype IN ('p', 'u')",
+    );
+    let expected = match layout {
+        Layout::Plain => "metrics_event_id_key,metrics_pkey,processed_events_pkey",
+        Layout::Partitioned => "metrics_event_id_timestamp_key,metrics_pkey,processed_events_pkey",
+    };
+    assert_eq!(keys, expected, "one key each, under the guide's names");
+    let again = repair(&db, &[], 0);
+    assert_eq!(
+        step(&again, "duplicated_guard_rows")["constraint_restored"],
+        Value::Null
+    );
+    let (code, summary) = db.replay(&[], &[&events]);
+    assert_eq!(code, 0, "{summary}");
+    assert_exactly_once(&db, 200);
+}
+
 crate::on_both_layouts!(
+    keys_under_other_names_are_known_and_renamed,
     every_anomaly_is_repaired_exactly_and_check_passes_afterwards,
     replay_repair_restores_lost_metrics_exactly_once,
     a_repair_beside_a_concurrent_replay_loses_nothing,

@@ -41,7 +41,11 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
         return show_conversion(&mut session, args.format);
     }
     if args.abandon {
-        let abandoned = conversion::abandon(&mut session, &options)?;
+        let abandoned = conversion::abandon(&mut session, &options, |holder| {
+            ctx.console.say(format!(
+                "Waiting for the running partitions enable to let go: held by {holder}"
+            ))
+        })?;
         ctx.console.say(if abandoned {
             "The unfinished conversion is undone: metrics is the plain table it was."
         } else {

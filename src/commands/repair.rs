@@ -89,7 +89,7 @@ pub(crate) fn run(ctx: &Context, options: &RepairOptions, format: ReportFormat) 
 fn print_table(ctx: &Context, status: Status, report: &RepairReport) -> Result<(), OutputLost> {
     let mut table = output::table(["repair", "rows", "what", "constraint restored"]);
     for step in &report.steps {
-        let constraint = step.constraint_restored.unwrap_or("-");
+        let constraint = step.constraint_restored.as_deref().unwrap_or("-");
         let action = if step.changed == 0 && step.constraint_restored.is_none() {
             "nothing to repair".to_string()
         } else {

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::{ReplayArgs, ReportFormat};
 use crate::commands;
 use crate::config::Context;
-use crate::db::{Session, interrupt};
+use crate::db::interrupt;
 use crate::error::{Error, What, describe_session_error};
 use crate::events::open_inputs;
 use crate::ingest::replay::{self, ReplayOptions, ReplaySummary, StopCause};
@@ -46,46 +46,74 @@ pub(crate) struct Request {
     pub format: ReportFormat,
 }
 
-/// Each writer's connection answers once before anything is read. A connection pooler with fewer
-/// server connections than the writers (pgbouncer in session mode) keeps the last ones waiting,
-/// then drops them; said here, nothing has been written, rather than in the middle of the run.
-fn ensure_every_writer_answers(sessions: &mut [Session]) -> Result<(), Failure> {
-    let writers = sessions.len();
-    let answers: Vec<Result<(), postgres::Error>> = std::thread::scope(|scope| {
-        let asking: Vec<_> = sessions
-            .iter_mut()
-            .map(|session| scope.spawn(move || session.read(|_| Ok(()))))
-            .collect();
-        asking
-            .into_iter()
-            .map(|h| h.join().expect("the question does not panic"))
-            .collect()
-    });
-    let Some((writer, error)) = answers
+/// Each writer's connection answers once before anything is read, within `bound`. A connection
+/// pooler with fewer server connections than the writers (pgbouncer in session mode, or a dry
+/// run's held transactions in any mode) keeps the last ones waiting; said here, before anything
+/// is written, rather than in the middle of the run or after the pooler gives up on them.
+fn every_writer_answering(
+    ingestors: Vec<Ingestor>,
+    dry_run: bool,
+    bound: Duration,
+) -> Result<Vec<Ingestor>, Failure> {
+    let writers = ingestors.len();
+    let (answered, answers) = std::sync::mpsc::channel();
+    for (index, mut ingestor) in ingestors.into_iter().enumerate() {
+        let answered = answered.clone();
+        // Not scoped: a writer the pooler keeps waiting is left behind when this gives up.
+        std::thread::spawn(move || {
+            let outcome = ingestor.start(dry_run);
+            let _ = answered.send((index, ingestor, outcome));
+        });
+    }
+    drop(answered);
+    let deadline = std::time::Instant::now() + bound;
+    let mut ready: Vec<Option<Ingestor>> = (0..writers).map(|_| None).collect();
+    for _ in 0..writers {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match answers.recv_timeout(left) {
+            Ok((index, ingestor, Ok(()))) => ready[index] = Some(ingestor),
+            Ok((index, _, Err(error))) => {
+                return Err(unanswered(
+                    index + 1,
+                    writers,
+                    &describe_session_error(&error),
+                ));
+            }
+            Err(_) => {
+                let first_waiting = ready.iter().position(Option::is_none).unwrap_or(0);
+                let why = format!(
+                    "no answer within {} (--connect-timeout)",
+                    humantime::format_duration(bound)
+                );
+                return Err(unanswered(first_waiting + 1, writers, &why));
+            }
+        }
+    }
+    Ok(ready
         .into_iter()
-        .enumerate()
-        .find_map(|(i, answer)| answer.err().map(|e| (i + 1, e)))
-    else {
-        return Ok(());
-    };
+        .map(|i| i.expect("every writer answered"))
+        .collect())
+}
+
+/// Writer `writer` of `writers` could not start: nothing was written, and where a pooler may be
+/// the cause, what to change.
+fn unanswered(writer: usize, writers: usize, why: &str) -> Failure {
     let pooler = if writers > 1 {
         format!(
-            " Where a connection pooler sits between (pgbouncer in session mode), its pool for \
-             this database and user may be smaller than the {writers} connections this replay \
-             keeps open (one per --jobs): lower --jobs, or raise the pool's size \
-             (default_pool_size)."
+            " Where a connection pooler sits between, its pool for this database and user \
+             (pgbouncer's default_pool_size) may be smaller than the {writers} server \
+             connections this replay needs at once (one per --jobs; a dry run holds each \
+             for its whole run): lower --jobs, or raise the pool's size."
         )
     } else {
         String::new()
     };
-    Err(Failure::from(Error::new(
+    Failure::from(Error::new(
         What::Unreachable,
         anyhow!(
-            "writer {writer} of {writers} got no answer from the server ({}). Nothing was \
-             written.{pooler}",
-            describe_session_error(&error)
+            "writer {writer} of {writers} got no answer from the server ({why}). Nothing was written.{pooler}"
         ),
-    )))
+    ))
 }
 
 /// Replays with a progress bar and rejections on stderr, then the summary; the outcome's status.
@@ -111,7 +139,6 @@ pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
         sessions.push(session.open_beside(ctx.connect_timeout)?);
     }
     sessions.insert(0, session);
-    ensure_every_writer_answers(&mut sessions)?;
     let mut ingestors = Vec::with_capacity(request.jobs);
     for session in sessions {
         ingestors.push(Ingestor::new(session).map_err(|error| match error {
@@ -119,6 +146,8 @@ pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
             other => Failure::critical(other),
         })?);
     }
+    let ingestors =
+        every_writer_answering(ingestors, request.options.dry_run, ctx.connect_timeout)?;
     let options = &request.options;
     let total_bytes: Option<u64> = inputs.iter().map(|i| i.size).sum();
     let progress = progress_bar(ctx, total_bytes);

@@ -79,6 +79,15 @@ fn server_refusal_hint(target: &DatabaseTarget, code: &SqlState, message: &str) 
                 signed by a CA the server's ssl_ca_file trusts, its CN the user name."
             .to_string();
     }
+    if message.contains("unsupported startup parameter") {
+        // pgbouncer's words: it passes on only the startup parameters it knows.
+        return "A connection pooler in front of the server (pgbouncer) refused a startup \
+                parameter of this connection: `options` comes from PGOPTIONS or options= in the \
+                connection string. Set such settings on the role instead (ALTER ROLE ... SET \
+                search_path = ...), which every server connection of it gets, or connect to the \
+                server directly."
+            .to_string();
+    }
     match *code {
         SqlState::INVALID_PASSWORD => target.password_hint(),
         SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
@@ -158,14 +167,17 @@ fn explain_connect_error(
         return connect_failure(
             target,
             &format!(
-                "the server's TLS certificate is X.509 version 1, which sslmode={} cannot verify \
-                 here: the TLS library (rustls/webpki) verifies version 3 certificates only",
+                "the server's TLS certificate is X.509 version 1 and is not the certificate the \
+                 root certificate file names, so sslmode={} cannot verify it here: the TLS \
+                 library (rustls/webpki) verifies chains of version 3 certificates only",
                 target.tls.mode
             ),
-            "Give the server a version 3 certificate (CREATE EXTENSION citus makes a version 1 one \
-             when ssl was off), or name that very certificate with sslrootcert= and use \
-             sslmode=verify-ca (it is then trusted as itself); sslmode=require encrypts without \
-             verifying, as libpq's require does.",
+            "Give the server a version 3 certificate signed by your CA (CREATE EXTENSION citus \
+             makes a self-signed version 1 one when ssl was off), or name that very certificate \
+             with sslrootcert= (it is then trusted as itself under verify-ca, and under \
+             verify-full when its name is the host's). Without any root certificate (no \
+             sslrootcert, PGSSLROOTCERT or ~/.postgresql/root.crt), sslmode=require encrypts \
+             without verifying, as libpq's require does.",
         );
     }
     if chain
@@ -175,8 +187,9 @@ fn explain_connect_error(
         return connect_failure(
             target,
             &format!("the server's TLS certificate was rejected ({text})"),
-            "Name the CA that signed it with sslrootcert=/path/to/root.crt, or use sslmode=require \
-             to encrypt without verifying.",
+            "Name the CA that signed it with sslrootcert=/path/to/root.crt; or, where encryption \
+             without verification will do, use sslmode=require with no root certificate given \
+             (no sslrootcert, PGSSLROOTCERT or ~/.postgresql/root.crt).",
         );
     }
     if text.contains("password missing") {
@@ -189,16 +202,24 @@ fn explain_connect_error(
     connect_failure(target, &text, &format!("Check the settings in {origin}."))
 }
 
-/// When the role's (or server's) statement_timeout cancelled a statement: what to change, since
-/// metricsctl leaves that setting alone (`setting` is the session's value, as read at connect).
-pub fn statement_timeout_advice(error: &postgres::Error, setting: &str) -> Option<String> {
+/// When the session's statement_timeout cancelled a statement: who set it and what to change,
+/// since metricsctl never raises it.
+pub fn statement_timeout_advice(
+    error: &postgres::Error,
+    timeout: &crate::db::facts::SessionTimeout,
+) -> Option<String> {
     let db = error.as_db_error()?;
     (db.code() == &SqlState::QUERY_CANCELED && db.message().contains("statement timeout")).then(
         || {
+            let (who, change) = timeout.who_set_it();
+            let value = if timeout.text.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", timeout.text)
+            };
             format!(
-                "the role's statement_timeout ({setting}) cancelled it; metricsctl does not \
-                 override it (it is the DBA's bound for this role): raise it for this role \
-                 (ALTER ROLE ... SET statement_timeout = ...), or run as a role without one"
+                "{who}{value} cancelled it; metricsctl never raises it (it only sets a lower one \
+                 within --timeout): {change}"
             )
         },
     )
@@ -263,24 +284,61 @@ pub fn lock_session(
     timeout: Duration,
     on_wait: impl FnMut(&LockHolder),
 ) -> Result<()> {
-    let session = std::cell::RefCell::new(session);
+    let cell = std::cell::RefCell::new(&mut *session);
     wait_for_lock(
         key,
         what,
         timeout,
+        None,
         on_wait,
         |key| {
-            session
-                .borrow_mut()
+            cell.borrow_mut()
                 .write(|tx| tx.row(queries::ADVISORY_LOCK_TRY.sql(), &[&key]))
         },
         |key| {
-            session.borrow_mut().write(|tx| {
+            cell.borrow_mut().write(|tx| {
                 tx.row_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[&key])
                     .map(|row| row.as_ref().map(LockHolder::from_row))
             })
         },
-    )
+    )?;
+    ensure_lock_is_mine(session, key, what)
+}
+
+/// Behind a transaction pool that the probe did not see (`crate::db::pooling`), the lock may have
+/// been taken on a server connection this client no longer has: refuse to go on, naming it.
+fn ensure_lock_is_mine(session: &mut Session, key: i64, what: &str) -> Result<()> {
+    let broke = |e: postgres::Error| Error::new(What::Unreachable, e);
+    let mine: bool = session
+        .write(|tx| tx.row(queries::ADVISORY_LOCK_MINE.sql(), &[&key]))
+        .map_err(broke)?
+        .get("mine");
+    if mine {
+        return Ok(());
+    }
+    let holder = session
+        .write(|tx| {
+            tx.row_opt(queries::ADVISORY_LOCK_HOLDER.sql(), &[&key])
+                .map(|row| row.as_ref().map(LockHolder::from_row))
+        })
+        .map_err(broke)?;
+    let held = holder
+        .map(|h| {
+            format!(
+                "it is held by {h} until that connection closes (SELECT \
+                 pg_terminate_backend({}) ends it)",
+                h.pid
+            )
+        })
+        .unwrap_or_else(|| "it is no longer held".to_string());
+    Err(Error::new(
+        What::Refused,
+        anyhow!(
+            "the {what} lock was taken on a server connection this one no longer has: it goes \
+             through a transaction-pooling proxy. Nothing else was changed; {held}. Run it \
+             against the server directly"
+        ),
+    ))
 }
 
 /// Takes an advisory lock for the rest of the transaction `tx`, waiting as [`lock_session`] does.
@@ -297,6 +355,7 @@ pub fn lock_transaction(
         key,
         what,
         timeout,
+        Some("--lock-timeout"),
         on_wait,
         |key| {
             tx.borrow_mut()
@@ -310,10 +369,13 @@ pub fn lock_transaction(
     )
 }
 
+/// Tries `try_lock` until it succeeds, `timeout` passes (`raise_with` names the flag that sets
+/// it) or the run is stopped (--timeout, a signal).
 fn wait_for_lock(
     key: i64,
     what: &str,
     timeout: Duration,
+    raise_with: Option<&str>,
     mut on_wait: impl FnMut(&LockHolder),
     mut try_lock: impl FnMut(i64) -> std::result::Result<postgres::Row, postgres::Error>,
     mut holder_of: impl FnMut(i64) -> std::result::Result<Option<LockHolder>, postgres::Error>,
@@ -332,16 +394,29 @@ fn wait_for_lock(
             told = true;
         }
         let now = Instant::now();
-        if now >= deadline {
-            let who = holder
+        let who = || {
+            holder
+                .as_ref()
                 .map(|h| format!("held by {h}"))
-                .unwrap_or_else(|| "held by a session that has just ended".to_string());
+                .unwrap_or_else(|| "held by a session that has just ended".to_string())
+        };
+        if crate::db::interrupt::is_stopped() {
+            return Err(Error::new(
+                What::LockTimeout,
+                anyhow!("stopped while waiting for the {what} lock, {}", who()),
+            ));
+        }
+        if now >= deadline {
+            let raise = raise_with
+                .map(|flag| format!(" or raise {flag}"))
+                .unwrap_or_default();
             return Err(Error::new(
                 What::LockTimeout,
                 anyhow!(
-                    "gave up waiting for the {what} lock after {}: {who}. If that session is stuck, \
-                     end it with SELECT pg_terminate_backend(pid); otherwise wait for it or raise --lock-timeout.",
-                    humantime::format_duration(timeout)
+                    "gave up waiting for the {what} lock after {}: {}. If that session is stuck, \
+                     end it with SELECT pg_terminate_backend(pid); otherwise wait for it{raise}.",
+                    humantime::format_duration(timeout),
+                    who()
                 ),
             ));
         }

@@ -33,6 +33,8 @@ pub struct Relation {
     pub acts_as_owner: bool,
     /// Names of its primary key and unique constraints.
     pub unique_keys: Vec<String>,
+    /// The columns of each of `unique_keys`, comma-separated, in the same order.
+    pub unique_key_columns: Vec<String>,
     /// For metrics: the sequence its id draws from, schema-qualified.
     pub sequence: Option<String>,
     /// Its name alone (it is in the tables' schema).
@@ -93,8 +95,9 @@ pub struct SchemaFacts {
     pub in_recovery: bool,
     pub current_user: String,
     pub database: String,
-    /// The session's statement_timeout as the server and the role set it.
-    pub statement_timeout: String,
+    /// The session's statement_timeout as the server, the database, the role or the client set
+    /// it, before metricsctl sets anything.
+    pub statement_timeout: SessionTimeout,
     pub schema_owner: Option<String>,
     /// Roles other than the schema's owner (and superusers) that may create objects in it.
     pub others_may_create: Vec<String>,
@@ -102,6 +105,52 @@ pub struct SchemaFacts {
     pub may_create: bool,
     pub extensions: Vec<String>,
     relations: Vec<Relation>,
+}
+
+/// A session's statement_timeout, and where it was set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionTimeout {
+    /// As PostgreSQL shows it: `15ms`, `30s`, `0`.
+    pub text: String,
+    /// 0: none.
+    pub milliseconds: i64,
+    /// pg_settings.source: `user` (the role), `database`, `database user`, `client` (PGOPTIONS,
+    /// options=), `configuration file`, `default`.
+    pub source: String,
+}
+
+impl SessionTimeout {
+    /// Who set it and how to change it, for messages.
+    pub fn who_set_it(&self) -> (&'static str, &'static str) {
+        match self.source.as_str() {
+            "user" | "database user" => (
+                "the role's statement_timeout",
+                "raise it for this role (ALTER ROLE ... SET statement_timeout = ...), or run as \
+                 a role without one",
+            ),
+            "database" => (
+                "the database's statement_timeout",
+                "raise it for this role (ALTER ROLE ... SET statement_timeout = ..., which wins \
+                 over the database's), or for the database",
+            ),
+            "client" => (
+                "the statement_timeout this connection asked for",
+                "raise or remove it where it is set: PGOPTIONS, or options= in the connection \
+                 string",
+            ),
+            "" => (
+                "this session's statement_timeout",
+                "raise it where it is set: for the role (ALTER ROLE ... SET statement_timeout = \
+                 ...), the database, PGOPTIONS or options= in the connection string, or \
+                 postgresql.conf",
+            ),
+            _ => (
+                "the server's statement_timeout",
+                "raise it for this role (ALTER ROLE ... SET statement_timeout = ..., which wins \
+                 over the server's), or in postgresql.conf",
+            ),
+        }
+    }
 }
 
 impl SchemaFacts {
@@ -138,7 +187,11 @@ impl SchemaFacts {
         facts.in_recovery = row.get("in_recovery");
         facts.current_user = row.get("current_user_name");
         facts.database = row.get("database");
-        facts.statement_timeout = row.get("statement_timeout");
+        facts.statement_timeout = SessionTimeout {
+            text: row.get("statement_timeout"),
+            milliseconds: row.get("statement_timeout_ms"),
+            source: row.get("statement_timeout_source"),
+        };
         facts.schema_owner = row.get("schema_owner");
         facts.others_may_create = row.get("others_may_create");
         facts.may_create = row.get("may_create");
@@ -156,6 +209,7 @@ impl SchemaFacts {
                 may_delete: row.get("may_delete"),
                 acts_as_owner: row.get("acts_as_owner"),
                 unique_keys: row.get("unique_keys"),
+                unique_key_columns: row.get("unique_key_columns"),
                 sequence: row.get("sequence"),
                 sequence_name: row.get("sequence_name"),
                 may_read_sequence: row.get::<_, Option<bool>>("may_read_sequence") == Some(true),
@@ -314,9 +368,17 @@ impl SchemaFacts {
     }
 
     /// Whether a table has a constraint of this name.
-    pub fn has_key(&self, table: &str, key: &str) -> bool {
-        self.relation(table)
-            .is_some_and(|r| r.unique_keys.iter().any(|k| k == key))
+    /// The name of a primary key or unique constraint of `table` on exactly `columns` (in that
+    /// order), whatever it is called.
+    pub fn key_on(&self, table: &str, columns: &[&str]) -> Option<&str> {
+        let relation = self.relation(table)?;
+        let wanted = columns.join(",");
+        relation
+            .unique_keys
+            .iter()
+            .zip(&relation.unique_key_columns)
+            .find(|(_, on)| **on == wanted)
+            .map(|(name, _)| name.as_str())
     }
 
     /// The role that owns the guide's tables (metrics', else processed_events'), else the

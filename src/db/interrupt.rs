@@ -1,17 +1,16 @@
 //! Every run is bounded and cancellable: when its time limit (`--timeout`) is up, or on SIGINT or
-//! SIGTERM, PostgreSQL's cancel request goes to every statement this process has open, after
-//! asking the server what each was waiting for. The command then fails with that reason
-//! ([`stopped`]); if it has not ended a few seconds later, the process exits 3 on its own.
+//! SIGTERM, the run's reason is recorded at once, then one more connection asks the server what
+//! each of the run's statements waits for and cancels them (`pg_cancel_backend`, each named by its
+//! server process and its transaction's start, so that behind a transaction pool a process handed
+//! to another client since is left alone). The command then fails with that reason ([`stopped`]);
+//! if it has not ended a few seconds later, the process exits 3 on its own.
 //!
-//! The cancel goes from that same observing connection: `pg_cancel_backend` for each server
-//! process running one of this run's transactions, named by the transaction's start as well, so
-//! that behind a transaction pool a process handed to another client since is left alone. The
-//! protocol's cancel request is the fallback where the observer cannot connect: rust-postgres hangs
-//! up on it before the server answers, and pgbouncer 1.18 (Debian 12's) forwards it and then
-//! crashes (FATAL "bad client state", pgbouncer issue #801), taking every client down with it.
-//!
-//! Besides the cancel, each transaction's `statement_timeout` is set a little beyond the time left
-//! ([`statement_timeout_setting`]), so a statement stops even where no cancel reaches the server.
+//! The protocol's cancel request, which psql sends, is never sent: rust-postgres hangs up on it
+//! before the server answers, and pgbouncer 1.18 (Debian 12's) forwards it and then crashes (FATAL
+//! "bad client state", pgbouncer issue #801), taking every client down with it — even when it
+//! refuses new clients. Where the observer cannot connect, nothing is cancelled; each transaction's
+//! `statement_timeout` is set a little beyond the time left ([`statement_timeout_setting`]), and
+//! its `client_connection_check_interval` ends a statement once its client is gone.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,7 +20,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use postgres::{CancelToken, Client};
 
 use crate::db::queries;
 use crate::db::session::catalog_transaction;
@@ -51,8 +49,19 @@ pub enum StopReason {
 #[derive(Debug, Clone)]
 pub struct Stopped {
     pub reason: StopReason,
-    /// One line per session that had a statement open: what it waited for, who was in its way.
-    pub waiting: Vec<String>,
+    pub waiting: Waiting,
+}
+
+/// What the run's statements were waiting for when it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// Not known yet: the observer is still asking.
+    Asking,
+    /// One line per statement that was open: what it waited for, who was in its way (none: no
+    /// statement was running). Each was cancelled.
+    Cancelled(Vec<String>),
+    /// The observer could not connect or got no answer: nothing could be asked or cancelled.
+    Unknown,
 }
 
 impl fmt::Display for Stopped {
@@ -65,22 +74,27 @@ impl fmt::Display for Stopped {
             )?,
             StopReason::Signal(name) => write!(f, "interrupted by {name}")?,
         }
-        if self.waiting.is_empty() {
-            write!(f, "; no statement was running")
-        } else {
-            write!(
+        match &self.waiting {
+            Waiting::Cancelled(lines) if lines.is_empty() => {
+                write!(f, "; no statement was running")
+            }
+            Waiting::Cancelled(lines) => {
+                write!(f, "; its statement was cancelled: {}", lines.join("; "))
+            }
+            Waiting::Asking | Waiting::Unknown => write!(
                 f,
-                "; its statement was cancelled: {}",
-                self.waiting.join("; ")
-            )
+                "; no connection could be had to ask what its statements waited for or to cancel \
+                 them (a connection pooler with no server connection free?): the server ends \
+                 them once metricsctl has closed its connections, or at their statement_timeout"
+            ),
         }
     }
 }
 
 struct Entry {
-    token: CancelToken,
     target: DatabaseTarget,
-    /// The session's latest transaction (behind a pool, each may be on another server process).
+    /// The statement under way: the session's latest transaction (behind a pool, each may be on
+    /// another server process), or a statement outside any.
     transaction: Option<OwnTransaction>,
 }
 
@@ -88,8 +102,10 @@ struct Entry {
 #[derive(Debug, Clone)]
 struct OwnTransaction {
     pid: i32,
-    /// `EXTRACT(EPOCH FROM xact_start)`, exact, as text.
-    start: String,
+    /// `EXTRACT(EPOCH FROM xact_start)`, exact, as text; `None` for a statement run outside a
+    /// transaction (CREATE INDEX CONCURRENTLY runs several of its own), on a session that is
+    /// the server process's alone.
+    start: Option<String>,
 }
 
 static SESSIONS: Mutex<Option<HashMap<u64, Entry>>> = Mutex::new(None);
@@ -100,6 +116,19 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 static SIGNALLED: AtomicI32 = AtomicI32::new(0);
 static DEADLINE: OnceLock<(Instant, Duration)> = OnceLock::new();
 static WATCHDOG: OnceLock<()> = OnceLock::new();
+/// The first session's statement_timeout and who set it, for messages about a statement it
+/// cancelled.
+static SESSION_TIMEOUT: OnceLock<crate::db::facts::SessionTimeout> = OnceLock::new();
+
+/// Notes the session's statement_timeout (the first session's, read with its facts).
+pub fn note_session_timeout(timeout: &crate::db::facts::SessionTimeout) {
+    let _ = SESSION_TIMEOUT.set(timeout.clone());
+}
+
+/// The statement_timeout noted by [`note_session_timeout`].
+pub fn session_timeout() -> Option<crate::db::facts::SessionTimeout> {
+    SESSION_TIMEOUT.get().cloned()
+}
 
 /// A session's place in the registry; dropping it takes the session out.
 pub struct Registration {
@@ -115,7 +144,24 @@ impl Registration {
             .as_mut()
             .and_then(|sessions| sessions.get_mut(&self.id))
         {
-            entry.transaction = Some(OwnTransaction { pid, start });
+            entry.transaction = Some(OwnTransaction {
+                pid,
+                start: Some(start),
+            });
+        }
+    }
+
+    /// Notes that a statement outside any transaction is about to run on the server process of
+    /// the session's latest transaction (the session is that process's alone).
+    pub fn note_outside_transaction(&self) {
+        if let Some(entry) = SESSIONS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(|sessions| sessions.get_mut(&self.id))
+            && let Some(transaction) = entry.transaction.as_mut()
+        {
+            transaction.start = None;
         }
     }
 }
@@ -129,7 +175,7 @@ impl Drop for Registration {
 }
 
 /// Puts a connection in the registry, so a stop can cancel what it runs.
-pub fn register(client: &Client, target: &DatabaseTarget) -> Registration {
+pub fn register(target: &DatabaseTarget) -> Registration {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     SESSIONS
         .lock()
@@ -138,7 +184,6 @@ pub fn register(client: &Client, target: &DatabaseTarget) -> Registration {
         .insert(
             id,
             Entry {
-                token: client.cancel_token(),
                 target: target.clone(),
                 transaction: None,
             },
@@ -171,28 +216,44 @@ pub fn arm(limit: Option<Duration>) {
     });
 }
 
-/// Whether the run was stopped (the replay's reader checks this between records).
+/// Whether the run was stopped (the replay's reader checks this between records): a signal, or
+/// the deadline passed, even before the watchdog has noticed.
 pub fn is_stopped() -> bool {
-    FIRED.load(Ordering::SeqCst) || SIGNALLED.load(Ordering::SeqCst) != 0
+    FIRED.load(Ordering::SeqCst)
+        || SIGNALLED.load(Ordering::SeqCst) != 0
+        || DEADLINE
+            .get()
+            .is_some_and(|(deadline, _)| Instant::now() >= *deadline)
 }
 
-/// What stopped the run, once it was stopped.
+/// What stopped the run, once it was stopped, and what its statements waited for (waiting the
+/// moment the observer takes to ask, at most [`OBSERVER_CONNECT_TIMEOUT`] and a little more).
 pub fn stopped() -> Option<Stopped> {
-    if !FIRED.load(Ordering::SeqCst) {
-        return None;
-    }
-    STOPPED.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-/// Why the run stopped, once it did (waiting the moment it takes to ask the server what its
-/// statements waited for); `None` while it runs.
-pub fn stop_reason() -> Option<String> {
     if !is_stopped() {
         return None;
     }
     let asked = Instant::now();
-    while !FIRED.load(Ordering::SeqCst) && asked.elapsed() < OBSERVER_CONNECT_TIMEOUT * 2 {
-        thread::sleep(Duration::from_millis(10));
+    let patience = OBSERVER_CONNECT_TIMEOUT + Duration::from_millis(500);
+    loop {
+        let current = STOPPED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match current {
+            Some(stopped) if stopped.waiting != Waiting::Asking => return Some(stopped),
+            Some(stopped) if asked.elapsed() >= patience => {
+                return Some(Stopped {
+                    waiting: Waiting::Unknown,
+                    ..stopped
+                });
+            }
+            None if asked.elapsed() >= patience => return None,
+            _ => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Why the run stopped, once it did; `None` while it runs.
+pub fn stop_reason() -> Option<String> {
+    if !is_stopped() {
+        return None;
     }
     Some(
         stopped()
@@ -209,15 +270,17 @@ pub fn time_left() -> Option<Duration> {
 }
 
 /// `statement_timeout` for a transaction beginning now, in milliseconds, when the run is bounded:
-/// a little past the time left (the cancel request comes first, with the reason), and at once
-/// when none is left.
-pub fn statement_timeout_setting() -> Option<String> {
-    time_left().map(|left| {
-        if left.is_zero() {
-            return "1".to_string();
-        }
-        (left + STATEMENT_TIMEOUT_SLACK).as_millis().to_string()
-    })
+/// a little past the time left (the cancel comes first, with the reason), and at once when none
+/// is left — unless the session's own (`session_ms`, 0 for none) is that low already: metricsctl
+/// never raises it.
+pub fn statement_timeout_setting(session_ms: i64) -> Option<String> {
+    let left = time_left()?;
+    let ours = if left.is_zero() {
+        1
+    } else {
+        (left + STATEMENT_TIMEOUT_SLACK).as_millis() as i64
+    };
+    (session_ms <= 0 || ours < session_ms).then(|| ours.to_string())
 }
 
 fn watch() {
@@ -235,36 +298,25 @@ fn watch() {
                 .map(|(_, limit)| StopReason::TimedOut(*limit))
         };
         if let Some(reason) = reason {
+            // The reason first, so that a command whose statement ends now knows why.
+            *STOPPED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Stopped {
+                reason: reason.clone(),
+                waiting: Waiting::Asking,
+            });
+            FIRED.store(true, Ordering::SeqCst);
             // The observer is bounded by its statement timeout, but a pooler may keep it waiting
-            // for a server connection: the grace period starts in any case.
-            let (fired, done) = std::sync::mpsc::channel();
-            let stopping = reason.clone();
-            thread::spawn(move || {
-                fire(stopping);
-                let _ = fired.send(());
+            // for a server connection: the grace period runs from now in any case.
+            thread::spawn(fire);
+            thread::sleep(GRACE);
+            let stopped = stopped().unwrap_or(Stopped {
+                reason,
+                waiting: Waiting::Unknown,
             });
-            let told = if done.recv_timeout(OBSERVER_CONNECT_TIMEOUT * 2).is_ok() {
-                thread::sleep(GRACE);
-                format!(
-                    "the command did not end within {} of its cancel request",
-                    humantime::format_duration(GRACE)
-                )
-            } else {
-                // No server connection to ask from (a pooler's pool taken by this very run's
-                // statements, say): leaving closes every connection, and the server ends their
-                // statements within a second (client_connection_check_interval).
-                "no connection could be had to cancel its statements (a connection pooler with \
-                 no server connection free?); closing its connections ends them within a second"
-                    .to_string()
-            };
-            let stopped = stopped().map(|s| s.to_string()).unwrap_or_else(|| {
-                Stopped {
-                    reason,
-                    waiting: Vec::new(),
-                }
-                .to_string()
-            });
-            eprintln!("error: {stopped}; {told}, so metricsctl exits now");
+            eprintln!(
+                "error: {stopped}; the command did not end within {} of being stopped, so \
+                 metricsctl exits now",
+                humantime::format_duration(GRACE)
+            );
             std::process::exit(3);
         }
     }
@@ -277,67 +329,70 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-/// Asks what every open session waits for, records why the run stops, then cancels them all.
-fn fire(reason: StopReason) {
-    let entries: Vec<(CancelToken, DatabaseTarget, Option<OwnTransaction>)> = SESSIONS
+/// Asks what every open statement of the run waits for, notes it, then cancels them all, from
+/// a connection of its own.
+fn fire() {
+    let entries: Vec<(DatabaseTarget, Option<OwnTransaction>)> = SESSIONS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .map(|sessions| {
             sessions
                 .values()
-                .map(|e| (e.token.clone(), e.target.clone(), e.transaction.clone()))
+                .map(|e| (e.target.clone(), e.transaction.clone()))
                 .collect()
         })
         .unwrap_or_default();
-    let own: Vec<OwnTransaction> = entries.iter().filter_map(|(_, _, t)| t.clone()).collect();
-    let mut observer = match entries.first() {
-        Some((_, target, _)) if !own.is_empty() => {
-            crate::db::connect(target, OBSERVER_CONNECT_TIMEOUT).ok()
-        }
-        _ => None,
+    let own: Vec<OwnTransaction> = entries.iter().filter_map(|(_, t)| t.clone()).collect();
+    let waiting = match entries.first() {
+        Some((target, _)) if !own.is_empty() => observe_and_cancel(target, &own),
+        _ => Waiting::Cancelled(Vec::new()),
     };
-    let waiting = observer
-        .as_mut()
-        .map(|observer| observe(observer, &own))
-        .unwrap_or_default();
-    // The reason is recorded before any statement is cancelled: a command that sees its statement
-    // cancelled asks why.
-    *STOPPED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Stopped { reason, waiting });
-    FIRED.store(true, Ordering::SeqCst);
-    if let Some(mut observer) = observer {
-        let _ = cancel(&mut observer, &own);
-        let _ = observer.close();
-        return;
-    }
-    // The protocol's cancel request only where no connection could be had at all: a pooler that
-    // refuses new clients forwards no cancel request either, so none can crash it.
-    for (token, target, transaction) in entries {
-        if transaction.is_none() {
-            continue;
-        }
-        if let Ok(tls) = target.tls.connector() {
-            let _ = token.cancel_query(tls);
-        }
+    if let Some(stopped) = STOPPED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        stopped.waiting = waiting;
     }
 }
 
-/// What each of `own`'s statements waits for, one line each (none where the role may not see).
-/// PostgreSQL's objects only, and bounded: the observer must not wait on what it observes.
-fn observe(observer: &mut Client, own: &[OwnTransaction]) -> Vec<String> {
+/// On a connection of its own: what each of `own`'s statements waits for, then their
+/// cancellation.
+fn observe_and_cancel(target: &DatabaseTarget, own: &[OwnTransaction]) -> Waiting {
+    let asked = Instant::now();
+    let Ok(mut observer) = crate::db::connect(target, OBSERVER_CONNECT_TIMEOUT) else {
+        return Waiting::Unknown;
+    };
     let pids: Vec<i32> = own.iter().map(|t| t.pid).collect();
-    let rows = catalog_transaction(observer, Some(OBSERVER_CONNECT_TIMEOUT))
-        .and_then(|mut tx| tx.rows(queries::SESSIONS_WAITING.sql(), &[&pids]));
-    rows.as_deref().map(describe_waits).unwrap_or_default()
-}
-
-/// Cancels each of `own`'s statements, if its transaction is still the one under way there.
-fn cancel(observer: &mut Client, own: &[OwnTransaction]) -> Result<(), postgres::Error> {
-    let pids: Vec<i32> = own.iter().map(|t| t.pid).collect();
-    let starts: Vec<String> = own.iter().map(|t| t.start.clone()).collect();
-    let mut tx = catalog_transaction(observer, Some(OBSERVER_CONNECT_TIMEOUT))?;
-    tx.rows(queries::CANCEL_OWN_STATEMENTS.sql(), &[&pids, &starts])?;
-    tx.commit()
+    let starts: Vec<Option<String>> = own.iter().map(|t| t.start.clone()).collect();
+    let outcome = (|| -> Result<Vec<String>, postgres::Error> {
+        // PostgreSQL's objects only, and bounded: the observer must not wait on what it observes.
+        let mut tx = catalog_transaction(&mut observer, Some(OBSERVER_CONNECT_TIMEOUT))?;
+        // A view the role may not fully read still leaves the cancel to do.
+        let lines = match tx.savepoint() {
+            Ok(mut asking) => {
+                let rows = asking.rows(queries::SESSIONS_WAITING.sql(), &[&pids, &starts]);
+                let lines = rows.as_deref().map(describe_waits).unwrap_or_default();
+                if rows.is_ok() {
+                    asking.commit()?;
+                } else {
+                    asking.rollback()?;
+                }
+                lines
+            }
+            Err(error) => return Err(error),
+        };
+        tx.rows(queries::CANCEL_OWN_STATEMENTS.sql(), &[&pids, &starts])?;
+        tx.commit()?;
+        Ok(lines)
+    })();
+    let _ = observer.close();
+    match outcome {
+        // Nothing found after a long wait for an answer (a pooler with no server connection
+        // free until the statements ended): what they waited for is not known.
+        Ok(lines) if lines.is_empty() && asked.elapsed() > OBSERVER_CONNECT_TIMEOUT / 2 => {
+            Waiting::Unknown
+        }
+        Ok(lines) => Waiting::Cancelled(lines),
+        Err(_) => Waiting::Unknown,
+    }
 }
 
 fn describe_waits(rows: &[postgres::Row]) -> Vec<String> {

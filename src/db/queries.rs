@@ -213,6 +213,7 @@ query!(
     "lock_key"
 );
 query!(ADVISORY_UNLOCK = "advisory_unlock.sql", "lock_key");
+query!(ADVISORY_LOCK_MINE = "advisory_lock_mine.sql", "lock_key");
 query!(
     ADVISORY_LOCK_HOLDER = "advisory_lock_holder.sql",
     "lock_key"
@@ -250,6 +251,8 @@ query!(
     "event_ids"
 );
 query!(INGEST_DRY_RUN_SETUP = "ingest_dry_run_setup.sql");
+query!(INGEST_LOCK = "ingest_lock.sql");
+query!(INGEST_DRY_RUN_LOCK = "ingest_dry_run_lock.sql");
 query!(
     /// What every transaction pins first: render with `Query::ddl`.
     TRANSACTION_SETTINGS = "transaction_settings.sql",
@@ -261,7 +264,11 @@ query!(
 query!(SCHEMA_CANDIDATES = "schema_candidates.sql");
 query!(SCHEMA_FACTS = "schema_facts.sql", "schema");
 query!(SCHEMA_RELATIONS = "schema_relations.sql", "schema");
-query!(SESSIONS_WAITING = "sessions_waiting.sql", "pids");
+query!(
+    SESSIONS_WAITING = "sessions_waiting.sql",
+    "pids",
+    "transaction_starts"
+);
 query!(
     CANCEL_OWN_STATEMENTS = "cancel_own_statements.sql",
     "pids",
@@ -445,6 +452,17 @@ query!(REPAIR_UNGUARDED_METRICS = "repair_unguarded_metrics.sql");
 query!(LOST_METRICS = "lost_metrics.sql");
 query!(REPAIR_RELEASE_LOST = "repair_release_lost.sql");
 query!(
+    TABLE_EQUIVALENT_KEY = "table_equivalent_key.sql",
+    "table_name",
+    "primary",
+    "constraint_name",
+    "columns"
+);
+query!(
+    /// DDL: render with `Query::ddl`.
+    RENAME_KEY = "rename_key.sql"
+);
+query!(
     TABLE_CONSTRAINT_EXISTS = "table_constraint_exists.sql",
     "table_name",
     "constraint_name"
@@ -486,9 +504,12 @@ pub fn all() -> Vec<&'static Query> {
         &ADVISORY_LOCK_TRY,
         &ADVISORY_XACT_LOCK_TRY,
         &ADVISORY_UNLOCK,
+        &ADVISORY_LOCK_MINE,
         &ADVISORY_LOCK_HOLDER,
         &TABLE_LOCK_HOLDERS,
         &DEMO_DAMAGE,
+        &INGEST_LOCK,
+        &INGEST_DRY_RUN_LOCK,
         &DEMO_PRIMARY_WAL,
         &DEMO_STANDBY_CAUGHT_UP,
         &MIGRATION_HISTORY_CREATE,
@@ -520,6 +541,7 @@ pub fn all() -> Vec<&'static Query> {
         &LOST_METRICS,
         &REPAIR_RELEASE_LOST,
         &TABLE_CONSTRAINT_EXISTS,
+        &TABLE_EQUIVALENT_KEY,
         &ORDERING_BY_SENSOR,
         &ORDERING_FOR_SENSOR,
         &DUPLICATES,
@@ -594,6 +616,7 @@ pub fn maintenance() -> Vec<&'static Query> {
         &PARTITION_COUNT_ROWS,
         &PARTITION_ROWS_CAPPED,
         &DEMO_MONITOR_ROLE,
+        &RENAME_KEY,
         &DEMO_HOLD_METRICS,
         &GRANTS_MONITOR,
         &GRANTS_WRITER,

@@ -70,6 +70,7 @@ sql_types!(
     Vec<DateTime<Utc>> => TIMESTAMPTZ_ARRAY,
     Vec<Option<i32>> => INT4_ARRAY,
     Vec<Option<i64>> => INT8_ARRAY,
+    Vec<Option<String>> => TEXT_ARRAY,
 );
 
 fn typed<'p>(params: &'p [&'p dyn Param]) -> Vec<(&'p (dyn ToSql + Sync), Type)> {
@@ -194,7 +195,7 @@ impl Session {
     /// Connects and reads the database's facts (see [`SchemaFacts`]).
     pub fn open(target: &DatabaseTarget, timeout: Duration) -> Result<Session> {
         let client = crate::db::connect(target, timeout)?;
-        let registration = interrupt::register(&client, target);
+        let registration = interrupt::register(target);
         let mut session = Session {
             client,
             facts: Arc::new(SchemaFacts::default()),
@@ -209,7 +210,7 @@ impl Session {
     /// Another connection to the same database, taking the facts another session read.
     pub fn open_beside(&self, timeout: Duration) -> Result<Session> {
         let client = crate::db::connect(&self.target, timeout)?;
-        let registration = interrupt::register(&client, &self.target);
+        let registration = interrupt::register(&self.target);
         Ok(Session {
             client,
             facts: self.facts.clone(),
@@ -217,6 +218,12 @@ impl Session {
             registration,
             held: false,
         })
+    }
+
+    /// The statement_timeout a transaction beginning now sets: the run's bound, where the
+    /// session's own is not lower already (metricsctl never raises it).
+    fn statement_timeout(&self) -> Option<String> {
+        interrupt::statement_timeout_setting(self.facts.statement_timeout.milliseconds)
     }
 
     pub fn facts(&self) -> &SchemaFacts {
@@ -236,10 +243,12 @@ impl Session {
     pub fn refresh_facts(&mut self) -> Result<()> {
         let facts = {
             // The session's own search path decides where the tables are: nothing pinned yet.
+            // Nor is a statement_timeout set: the facts read the session's own.
             let mut tx = begin(
                 &mut self.client,
                 &self.registration,
                 Access::ReadOnlySnapshot,
+                None,
                 None,
             )
             .map_err(|e| Error::new(What::Unreachable, e).context("setting up the session"))?;
@@ -251,6 +260,7 @@ impl Session {
             tx.commit()?;
             facts
         };
+        interrupt::note_session_timeout(&facts.statement_timeout);
         self.facts = Arc::new(facts);
         Ok(())
     }
@@ -258,22 +268,26 @@ impl Session {
     /// A transaction with the search path pinned to the tables' schema.
     pub fn begin(&mut self) -> PgResult<Tx<'_>> {
         let path = self.facts.search_path();
+        let bound = self.statement_timeout();
         begin(
             &mut self.client,
             &self.registration,
             Access::ReadWrite,
             Some(&path),
+            bound,
         )
     }
 
     /// A read-only transaction on one snapshot, the search path pinned.
     pub fn begin_read(&mut self) -> PgResult<Tx<'_>> {
         let path = self.facts.search_path();
+        let bound = self.statement_timeout();
         begin(
             &mut self.client,
             &self.registration,
             Access::ReadOnlySnapshot,
             Some(&path),
+            bound,
         )
     }
 
@@ -299,12 +313,35 @@ impl Session {
         Ok(value)
     }
 
+    /// Reads in the held transaction where one is held (in a savepoint rolled back after, so that
+    /// what the read sets for itself goes with it), else as [`Session::read`].
+    pub fn read_in_held<T, E: From<postgres::Error>>(
+        &mut self,
+        work: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        if !self.held {
+            return self.read(work);
+        }
+        let mut held = self.held()?;
+        let mut reading = held.savepoint()?;
+        let value = work(&mut reading)?;
+        reading.rollback()?;
+        Ok(value)
+    }
+
     /// Opens a transaction that spans several calls (`replay --strict` keeps a file in one,
     /// `--dry-run` its whole run): each call works in it through [`Session::held`], until
     /// [`Session::end_held`].
     pub fn begin_held(&mut self, access: Access) -> PgResult<()> {
         let path = self.facts.search_path();
-        let mut tx = begin(&mut self.client, &self.registration, access, Some(&path))?;
+        let bound = self.statement_timeout();
+        let mut tx = begin(
+            &mut self.client,
+            &self.registration,
+            access,
+            Some(&path),
+            bound,
+        )?;
         tx.finished = true;
         self.held = true;
         Ok(())
@@ -339,6 +376,7 @@ impl Session {
     /// A statement that may not run inside a transaction block (`CREATE INDEX CONCURRENTLY`):
     /// it must name everything schema-qualified, since nothing is pinned for it.
     pub fn outside_transaction(&mut self, sql: &str) -> PgResult<()> {
+        self.registration.note_outside_transaction();
         self.client.batch_execute(sql)
     }
 
@@ -355,12 +393,12 @@ fn begin<'a>(
     registration: &interrupt::Registration,
     access: Access,
     search_path: Option<&str>,
+    statement_timeout: Option<String>,
 ) -> PgResult<Tx<'a>> {
     let begin = match access {
         Access::ReadWrite => "BEGIN",
         Access::ReadOnlySnapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     };
-    let statement_timeout = interrupt::statement_timeout_setting();
     let settings = queries::TRANSACTION_SETTINGS.ddl(
         &[],
         &[

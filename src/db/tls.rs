@@ -161,9 +161,16 @@ impl ClientCertificate {
                 key_path.display()
             );
         }
+        // libpq's rule: a root-owned key may be group-readable (0640, for system-wide keys read
+        // through a group), any other owner's nothing beyond 0600. Whose it is otherwise does
+        // not matter: being able to read it is enough.
         let mode = metadata.permissions().mode();
-        let owned_by_us = metadata.uid() == nix::unistd::geteuid().as_raw();
-        if (owned_by_us && mode & 0o077 != 0) || (metadata.uid() == 0 && mode & 0o037 != 0) {
+        let too_open = if metadata.uid() == 0 {
+            mode & 0o037 != 0
+        } else {
+            mode & 0o077 != 0
+        };
+        if too_open {
             bail!(
                 "private key file \"{}\" has group or world access; file must have permissions \
                  u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) \
@@ -263,8 +270,13 @@ impl TlsPolicy {
                 })
             }
             SslMode::VerifyFull => {
-                let (roots, _) = self.load_roots(true)?.expect("required roots");
-                webpki_verifier(roots, &provider)?
+                let (roots, pinned) = self.load_roots(true)?.expect("required roots");
+                Arc::new(ChainAndName {
+                    chain: ChainOnly {
+                        chain: webpki_verifier(roots, &provider)?,
+                        pinned,
+                    },
+                })
             }
         };
         let identity = if self.mode == SslMode::Disable {
@@ -424,6 +436,131 @@ impl ChainOnly {
     }
 }
 
+/// verify-full: verify-ca, and the host name must be the certificate's. A certificate of the root
+/// file itself (say a self-signed version 1 one) is trusted as itself, its name compared here as
+/// libpq compares it; any other goes through webpki, name and all.
+#[derive(Debug)]
+struct ChainAndName {
+    chain: ChainOnly,
+}
+
+impl ServerCertVerifier for ChainAndName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let pinned = self
+            .chain
+            .pinned
+            .iter()
+            .any(|trusted| trusted.as_ref() == end_entity.as_ref());
+        if !pinned {
+            return self.chain.chain.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            );
+        }
+        if certificate_names(end_entity)?
+            .iter()
+            .any(|name| name_matches(name, server_name))
+        {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.chain.supported_verify_schemes()
+    }
+}
+
+/// The names a certificate is for, as libpq reads them: its subject alternative names (DNS names
+/// and IP addresses), or, where it has none, its common name.
+fn certificate_names(cert: &CertificateDer<'_>) -> Result<Vec<String>, rustls::Error> {
+    use x509_parser::extensions::GeneralName;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| {
+        rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+            std::io::Error::other(format!("the server's certificate cannot be read: {e}")),
+        ))))
+    })?;
+    let mut names = Vec::new();
+    if let Ok(Some(alternatives)) = parsed.subject_alternative_name() {
+        for name in &alternatives.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => names.push(dns.to_string()),
+                GeneralName::IPAddress(bytes) => match bytes.len() {
+                    4 => names.push(
+                        std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*bytes).unwrap()).to_string(),
+                    ),
+                    16 => names.push(
+                        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).unwrap()).to_string(),
+                    ),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    if names.is_empty() {
+        names.extend(
+            parsed
+                .subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok().map(str::to_string)),
+        );
+    }
+    Ok(names)
+}
+
+/// Whether a certificate's name is the host connected to: equal ignoring case, or a `*.` wildcard
+/// standing for one leading label of a DNS name (libpq's rule).
+fn name_matches(name: &str, server: &ServerName<'_>) -> bool {
+    let host = match server {
+        ServerName::DnsName(dns) => dns.as_ref().to_string(),
+        ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        _ => return false,
+    };
+    if name.eq_ignore_ascii_case(&host) {
+        return true;
+    }
+    match (name.strip_prefix("*."), host.split_once('.')) {
+        (Some(suffix), Some((label, rest))) => {
+            !label.is_empty()
+                && !matches!(server, ServerName::IpAddress(_))
+                && suffix.eq_ignore_ascii_case(rest)
+        }
+        _ => false,
+    }
+}
+
 /// prefer / require without a root certificate: encrypt, but trust any certificate, as libpq does.
 /// Handshake signatures are still checked, so the server must hold the certificate's key.
 #[derive(Debug)]
@@ -525,6 +662,18 @@ fn subject_public_key_info(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_names_match_as_libpq_matches_them() {
+        let dns = |name: &'static str| ServerName::try_from(name).unwrap();
+        assert!(name_matches("db.example.com", &dns("DB.Example.com")));
+        assert!(name_matches("*.example.com", &dns("db.example.com")));
+        assert!(!name_matches("*.example.com", &dns("example.com")));
+        assert!(!name_matches("*.example.com", &dns("a.db.example.com")));
+        assert!(!name_matches("db.example.com", &dns("db.example.org")));
+        assert!(name_matches("127.0.0.1", &dns("127.0.0.1")));
+        assert!(!name_matches("127.0.0.2", &dns("127.0.0.1")));
+    }
 
     #[test]
     fn every_psql_sslmode_parses_and_round_trips() {

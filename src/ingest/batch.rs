@@ -191,8 +191,8 @@ impl IngestError {
 
     /// What must happen before the same batch can succeed: nothing (a rerun finishes: the
     /// connection or the server went away, the batch lost a race), or something the message names.
-    /// `statement_timeout` is the session's setting, as the server and the role gave it.
-    pub fn remedy(&self, statement_timeout: &str) -> Remedy {
+    /// `statement_timeout` is the session's setting, and who set it.
+    pub fn remedy(&self, statement_timeout: &crate::db::facts::SessionTimeout) -> Remedy {
         let IngestError::Database(error) = self else {
             return Remedy::FixTheCause;
         };
@@ -339,19 +339,20 @@ impl Ingestor {
     pub fn new(session: Session) -> Result<Ingestor, IngestError> {
         let facts = session.facts();
         let layout = facts.require_tables().map_err(IngestError::Schema)?;
-        if !facts.has_key("processed_events", "processed_events_pkey") {
+        // Known by what they are: a restore or a hand may have named them otherwise.
+        if facts.key_on("processed_events", &["event_id"]).is_none() {
             return Err(IngestError::Schema(Error::new(
                 What::WrongSchema,
                 anyhow::anyhow!(
-                    "processed_events has no primary key (processed_events_pkey): the guard it \
-                     is cannot keep an event from being stored twice, and nothing was written. \
+                    "processed_events has no primary key on event_id (the guide's \
+                     processed_events_pkey): the guard it is cannot keep an event from being stored twice, and nothing was written. \
                      Put it back with `metricsctl repair` (it removes duplicated guard rows \
                      first), then replay"
                 ),
             )));
         }
         let form = match layout {
-            Layout::Plain if facts.has_key("metrics", "metrics_event_id_key") => Form::Fast,
+            Layout::Plain if facts.key_on("metrics", &["event_id"]).is_some() => Form::Fast,
             _ => Form::Checked,
         };
         Ok(Ingestor {
@@ -433,6 +434,8 @@ impl Ingestor {
         batch: &EventBatch,
     ) -> Result<BatchOutcome, postgres::Error> {
         let mut tx = self.session.held()?;
+        // The locks first, with nothing unread behind them (see the query's comment).
+        tx.ddl(queries::INGEST_LOCK.sql())?;
         let row = if tx.is_joined() {
             let mut savepoint = tx.savepoint()?;
             let row = savepoint.row(sql, &batch.params())?;
@@ -454,6 +457,30 @@ impl Ingestor {
     /// often it comes (a temporary table of the dry run's transaction remembers); writes nothing
     /// to the guide's tables.
     pub fn ingest_dry_run(&mut self, batch: &EventBatch) -> Result<BatchOutcome, postgres::Error> {
+        self.start(true)?;
+        let sql = self.dry_run.clone().expect("prepared above");
+        let mut tx = self.session.held()?;
+        tx.ddl(queries::INGEST_DRY_RUN_LOCK.sql())?;
+        let row = tx.row(&sql, &[&batch.event_ids])?;
+        let would_insert = row.get::<_, i64>("would_insert") as u64;
+        let restored = if self.repair.is_some() {
+            row.get::<_, i64>("would_restore") as u64
+        } else {
+            0
+        };
+        Ok(BatchOutcome {
+            stored: would_insert + restored,
+            restored,
+        })
+    }
+
+    /// Has the server answer once before anything is read: a dry run opens the transaction it
+    /// keeps to the end (and so the server connection it holds), a real run asks in one of its
+    /// own. Behind a pooler with too few server connections, this is where a writer waits.
+    pub fn start(&mut self, dry_run: bool) -> Result<(), postgres::Error> {
+        if !dry_run {
+            return self.session.read(|_| Ok(()));
+        }
         if self.dry_run.is_none() {
             self.session.begin_held(Access::ReadWrite)?;
             self.session
@@ -465,18 +492,7 @@ impl Ingestor {
                     .with_retired_events(queries::INGEST_BATCH_DRY_RUN.sql()),
             );
         }
-        let sql = self.dry_run.clone().expect("prepared above");
-        let row = self.session.held()?.row(&sql, &[&batch.event_ids])?;
-        let would_insert = row.get::<_, i64>("would_insert") as u64;
-        let restored = if self.repair.is_some() {
-            row.get::<_, i64>("would_restore") as u64
-        } else {
-            0
-        };
-        Ok(BatchOutcome {
-            stored: would_insert + restored,
-            restored,
-        })
+        Ok(())
     }
 
     /// Where metrics_id_seq stands (`None` when metrics.id owns no sequence).

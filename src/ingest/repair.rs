@@ -35,7 +35,7 @@ pub struct RepairStep {
     /// Rows changed (would change, in a dry run).
     pub changed: u64,
     /// A constraint of the guide's put back (or that would be).
-    pub constraint_restored: Option<&'static str>,
+    pub constraint_restored: Option<String>,
     /// The first rows changed, each described in a line.
     pub rows: Vec<String>,
     /// Left for the operator (lost metrics without `release_lost`).
@@ -239,26 +239,57 @@ fn lock(
 
 /// Puts a constraint of the guide's back if it is missing (a dry run only says it would), once
 /// nothing violates it any more. Returns its name when it was (or would be) restored.
+/// The guide's key `constraint` (a primary key if `primary`, else unique, on `columns`): there,
+/// or put back. An equivalent key under another name (a restore or a hand named it otherwise) is
+/// renamed to it rather than doubled — a second primary key would fail, and a second unique key
+/// would cost every insert. What was done, for the report.
 fn restore_constraint(
     tx: &mut Tx<'_>,
     options: &RepairOptions,
-    table: &str,
-    constraint: &'static str,
-    restore: &queries::Query,
-) -> Result<Option<&'static str>, postgres::Error> {
+    key: &GuideKey,
+) -> Result<Option<String>, postgres::Error> {
     let exists: bool = tx
         .row(
             queries::TABLE_CONSTRAINT_EXISTS.sql(),
-            &[&table, &constraint],
+            &[&key.table, &key.name],
         )?
         .get("constraint_exists");
     if exists {
         return Ok(None);
     }
-    if !options.dry_run {
-        tx.ddl(restore.sql())?;
+    let columns: Vec<String> = key.columns.iter().map(|c| c.to_string()).collect();
+    let equivalent: Option<String> = tx
+        .row_opt(
+            queries::TABLE_EQUIVALENT_KEY.sql(),
+            &[&key.table, &key.primary, &key.name, &columns],
+        )?
+        .map(|row| row.get("name"));
+    if let Some(old_name) = equivalent {
+        if !options.dry_run {
+            tx.ddl(&queries::RENAME_KEY.ddl(
+                &[
+                    ("table_name", key.table),
+                    ("old_name", &old_name),
+                    ("new_name", key.name),
+                ],
+                &[],
+            ))?;
+        }
+        return Ok(Some(format!("{} (renamed from {old_name})", key.name)));
     }
-    Ok(Some(constraint))
+    if !options.dry_run {
+        tx.ddl(key.restore.sql())?;
+    }
+    Ok(Some(key.name.to_string()))
+}
+
+/// A key the guide gives a table, and how to put it back.
+struct GuideKey {
+    table: &'static str,
+    name: &'static str,
+    primary: bool,
+    columns: &'static [&'static str],
+    restore: &'static queries::Query,
 }
 
 fn repair_sequence(tx: &mut Tx<'_>, options: &RepairOptions) -> Result<RepairStep, RepairError> {
@@ -313,8 +344,8 @@ struct Surplus {
     lock: &'static queries::Query,
     remove: &'static queries::Query,
     describe: fn(&postgres::Row) -> String,
-    constraint: &'static str,
-    restore: &'static queries::Query,
+    /// The key that keeps copies out, put back once they are gone.
+    key: GuideKey,
 }
 
 /// Removes the copies beyond the first, lists them, and puts the constraint back.
@@ -325,13 +356,7 @@ fn remove_surplus(
 ) -> Result<RepairStep, RepairError> {
     lock(tx, options, surplus.lock, surplus.table)?;
     let removed = tx.rows(surplus.remove.sql(), &[])?;
-    let constraint_restored = restore_constraint(
-        tx,
-        options,
-        surplus.table,
-        surplus.constraint,
-        surplus.restore,
-    )?;
+    let constraint_restored = restore_constraint(tx, options, &surplus.key)?;
     Ok(RepairStep {
         kind: surplus.kind,
         action: surplus.action.to_string(),
@@ -366,8 +391,13 @@ fn repair_duplicated_guard_rows(
                 kafka(row.get("kafka_partition"), row.get("kafka_offset")),
             )
         },
-        constraint: "processed_events_pkey",
-        restore: &queries::RESTORE_PROCESSED_EVENTS_PKEY,
+        key: GuideKey {
+            table: "processed_events",
+            name: "processed_events_pkey",
+            primary: true,
+            columns: &["event_id"],
+            restore: &queries::RESTORE_PROCESSED_EVENTS_PKEY,
+        },
     };
     remove_surplus(tx, options, &surplus)
 }
@@ -377,15 +407,21 @@ fn repair_duplicated_metrics(
     options: &RepairOptions,
     layout: Layout,
 ) -> Result<RepairStep, RepairError> {
-    let (constraint, restore) = match layout {
-        Layout::Plain => (
-            "metrics_event_id_key",
-            &queries::RESTORE_METRICS_UNIQUE_PLAIN,
-        ),
-        Layout::Partitioned => (
-            "metrics_event_id_timestamp_key",
-            &queries::RESTORE_METRICS_UNIQUE_PARTITIONED,
-        ),
+    let key = match layout {
+        Layout::Plain => GuideKey {
+            table: "metrics",
+            name: "metrics_event_id_key",
+            primary: false,
+            columns: &["event_id"],
+            restore: &queries::RESTORE_METRICS_UNIQUE_PLAIN,
+        },
+        Layout::Partitioned => GuideKey {
+            table: "metrics",
+            name: "metrics_event_id_timestamp_key",
+            primary: false,
+            columns: &["event_id", "timestamp"],
+            restore: &queries::RESTORE_METRICS_UNIQUE_PARTITIONED,
+        },
     };
     let surplus = Surplus {
         kind: "duplicated_metrics",
@@ -405,8 +441,7 @@ fn repair_duplicated_metrics(
                 row.get::<_, f64>("kept_value"),
             )
         },
-        constraint,
-        restore,
+        key,
     };
     remove_surplus(tx, options, &surplus)
 }

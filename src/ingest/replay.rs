@@ -488,15 +488,17 @@ fn stopped_early(
     resume: Position,
     names: &[Arc<str>],
     options: &ReplayOptions,
-    statement_timeout: &str,
+    statement_timeout: &crate::db::facts::SessionTimeout,
 ) -> ReplayError {
     let resume_text = format!(
         "{}:{}",
         names[resume.file.min(names.len() - 1)],
         resume.line
     );
-    summary.committed_before = Some(resume_text.clone());
-    let claim = if resume == (Position { file: 0, line: 1 }) && summary.inserted == 0 {
+    let claim = if options.dry_run {
+        // A dry run commits nothing: what it says is how far it had counted.
+        format!("nothing was written (a dry run); it had counted the events before {resume_text}")
+    } else if resume == (Position { file: 0, line: 1 }) && summary.inserted == 0 {
         "nothing was committed".to_string()
     } else if summary.unconfirmed == 0 {
         format!("every event read is committed (everything before {resume_text})")
@@ -515,7 +517,15 @@ fn stopped_early(
         ),
         _ => String::new(),
     };
-    let (cause, message) = why_it_stopped(stop, &claim, names, statement_timeout);
+    if !options.dry_run {
+        summary.committed_before = Some(resume_text.clone());
+    }
+    let rerun = if options.dry_run {
+        "rerun the same dry run"
+    } else {
+        "rerun the same command: events already stored are skipped, never duplicated"
+    };
+    let (cause, message) = why_it_stopped(stop, &claim, names, statement_timeout, rerun);
     ReplayError {
         summary: Box::new(summary),
         cause,
@@ -537,9 +547,9 @@ fn why_it_stopped(
     stop: Stop,
     claim: &str,
     names: &[Arc<str>],
-    statement_timeout: &str,
+    statement_timeout: &crate::db::facts::SessionTimeout,
+    rerun: &str,
 ) -> (StopCause, String) {
-    let rerun = "rerun the same command: events already stored are skipped, never duplicated";
     match stop {
         Stop::Write(WriteFailure { error, batch_start }) => {
             let whence = match batch_start {

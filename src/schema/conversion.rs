@@ -582,11 +582,15 @@ fn with_lock_retries(
 }
 
 /// Undoes an unfinished conversion: metrics stays as it was.
-pub fn abandon(session: &mut Session, options: &OnlineOptions) -> error::Result<bool> {
+pub fn abandon(
+    session: &mut Session,
+    options: &OnlineOptions,
+    on_wait: impl FnMut(&LockHolder),
+) -> error::Result<bool> {
     refuse_untrusted(session.facts())?;
     partitions::refuse_on_a_standby(session.facts(), "partitions enable --abandon")?;
     db::pooling::ensure_own_server_session(session, "abandoning the online conversion")?;
-    take_conversion_lock(session, options, |_| {})?;
+    take_conversion_lock(session, options, on_wait)?;
     let facts = session.shared_facts();
     let outcome = (|| -> error::Result<bool> {
         if session.read(partitions::layout)? == Layout::Partitioned

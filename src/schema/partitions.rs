@@ -273,7 +273,8 @@ pub fn coverage(session: &mut Session) -> Result<Option<Coverage>, postgres::Err
         return Ok(None);
     }
     let facts = session.shared_facts();
-    let partitions = session.read(|tx| list(tx, &facts, false))?;
+    // A dry run's writer holds its transaction already.
+    let partitions = session.read_in_held(|tx| list(tx, &facts, false))?;
     if partitions.iter().any(|p| p.bound == Bound::Default) {
         return Ok(None);
     }
@@ -373,7 +374,10 @@ pub struct CreateOptions {
 /// filling gaps, for every month missing between existing monthly partitions). One transaction.
 pub fn create(session: &mut Session, options: CreateOptions) -> error::Result<CreateReport> {
     ensure_partitioned(session.facts())?;
-    refuse_on_a_standby(session.facts(), "partitions create")?;
+    // A dry run only reads.
+    if !options.dry_run {
+        refuse_on_a_standby(session.facts(), "partitions create")?;
+    }
     naming_lock_holders(session, |session| create_locked(session, options))
 }
 

@@ -40,6 +40,11 @@ pub struct Pool {
     pub size: u32,
     /// How long a client waits for a free server connection before pgbouncer gives up on it.
     pub query_wait_timeout_seconds: u32,
+    /// How many clients pgbouncer takes at once (`max_client_conn`).
+    pub max_clients: u32,
+    /// Hand out the server connection idle longest (`server_round_robin`), not the one idle
+    /// shortest.
+    pub round_robin: bool,
 }
 
 impl Pool {
@@ -48,6 +53,8 @@ impl Pool {
             mode,
             size,
             query_wait_timeout_seconds: 120,
+            max_clients: 200,
+            round_robin: false,
         }
     }
 }
@@ -164,7 +171,8 @@ fn write_configuration(directory: &Path, server_port: u16, port: u16, pool: Pool
          pool_mode = {mode}\n\
          default_pool_size = {size}\n\
          query_wait_timeout = {wait}\n\
-         max_client_conn = 200\n\
+         max_client_conn = {clients}\n\
+         server_round_robin = {round_robin}\n\
          server_reset_query = DISCARD ALL\n\
          ignore_startup_parameters = extra_float_digits\n\
          logfile = {dir}/pgbouncer.log\n\
@@ -173,6 +181,8 @@ fn write_configuration(directory: &Path, server_port: u16, port: u16, pool: Pool
         mode = pool.mode.setting(),
         size = pool.size,
         wait = pool.query_wait_timeout_seconds,
+        clients = pool.max_clients,
+        round_robin = u8::from(pool.round_robin),
     );
     std::fs::write(directory.join("pgbouncer.ini"), ini).unwrap();
     std::fs::write(directory.join("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
