@@ -23,6 +23,10 @@ pub enum What {
     Database,
     /// The current user lacks a privilege the work needs (the message names the GRANT).
     Privilege,
+    /// A file or stream could not be read or written: an input, the rejects file, the report.
+    Io,
+    /// The run's --timeout or a signal stopped it before it was done.
+    Interrupted,
 }
 
 /// An error with what kind of trouble it is.

@@ -50,14 +50,8 @@ where
         Ok(status) => status.into(),
         Err(failure) => {
             let failure = failure.settled();
-            // A lost report is never a result: whatever the command found, it could not say so.
-            let status = if failure.error.downcast_ref::<output::OutputLost>().is_some() {
-                Status::Unknown
-            } else {
-                failure.status
-            };
             report_error(&failure.error);
-            status.into()
+            failure.status.into()
         }
     }
 }

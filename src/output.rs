@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
-use crate::checks::{self, CheckReport, Measure, Section};
+use crate::checks::{self, CheckReport, Measure, Section, Subject};
+use crate::db::Layout;
 use crate::status::{Failure, Status};
 pub use crate::text::{escape_control, shell_quote, timestamp_for_people};
 
@@ -48,7 +49,7 @@ impl std::error::Error for OutputLost {}
 /// A report that could not be written: whatever the command found, it could not say so.
 impl From<OutputLost> for Failure {
     fn from(lost: OutputLost) -> Failure {
-        Failure::could_not_run(lost)
+        Failure::from(crate::error::Error::new(crate::error::What::Io, lost))
     }
 }
 
@@ -202,10 +203,16 @@ pub fn render_check<R: CheckReport>(report: &R, format: CheckFormat) -> anyhow::
 /// What monitoring should see when a check could not run: its status line in its own format,
 /// with every series a successful run has (status UNKNOWN, no values). The error itself goes
 /// to stderr as well.
-pub fn render_check_failure(check: &str, format: CheckFormat, failure: &Failure) -> String {
+pub fn render_check_failure(
+    subject: Subject,
+    layout: Option<Layout>,
+    format: CheckFormat,
+    failure: &Failure,
+) -> String {
     let message = format!("{:#}", failure.error);
     let first_line = message.lines().next().unwrap_or_default().to_string();
-    let (checks, measures) = checks::series_of(check);
+    let (checks, measures) = subject.series(layout);
+    let check = subject.name();
     match format {
         CheckFormat::Csv => String::new(),
         CheckFormat::Table => format!("{}: {}", failure.status, escape_control(&first_line)),
@@ -216,12 +223,12 @@ pub fn render_check_failure(check: &str, format: CheckFormat, failure: &Failure)
                 "exit_code": failure.status.code(),
                 "summary": first_line,
             });
-            if check == "all" {
+            if subject == Subject::All {
                 json["checks"] = checks
                     .iter()
-                    .map(|name| {
+                    .map(|check| {
                         serde_json::json!({
-                            "check": name,
+                            "check": check.name(),
                             "status": failure.status,
                             "exit_code": failure.status.code(),
                             "summary": first_line,
@@ -241,8 +248,10 @@ pub fn render_check_failure(check: &str, format: CheckFormat, failure: &Failure)
             &[],
         ),
         CheckFormat::Prometheus => {
-            let statuses: Vec<(&str, Status)> =
-                checks.iter().map(|name| (*name, failure.status)).collect();
+            let statuses: Vec<(&str, Status)> = checks
+                .iter()
+                .map(|check| (check.name(), failure.status))
+                .collect();
             prometheus_text(check, &statuses, &measures)
                 .trim_end()
                 .to_string()

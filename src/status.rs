@@ -29,13 +29,6 @@ impl Failure {
         }
     }
 
-    pub fn critical(error: impl Into<anyhow::Error>) -> Failure {
-        Failure {
-            status: Status::Critical,
-            error: error.into(),
-        }
-    }
-
     /// A run its --timeout or a signal stopped could not finish: UNKNOWN, whatever failed then,
     /// and the message says first why it stopped and what it was waiting for.
     pub fn settled(self) -> Failure {
@@ -97,7 +90,9 @@ impl From<crate::error::Error> for Failure {
             | What::WrongSchema
             | What::LockTimeout
             | What::Refused
-            | What::Privilege => Status::Unknown,
+            | What::Privilege
+            | What::Io
+            | What::Interrupted => Status::Unknown,
         };
         Failure {
             status,

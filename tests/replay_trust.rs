@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, Months, NaiveDate};
 use predicates::str::contains;
 
 use metricsctl::events::Event;
-use metricsctl::ingest::{EventBatch, IngestError, Ingestor};
+use metricsctl::ingest::{EventBatch, Ingestor, SequenceBehind};
 
 use crate::support::{
     Layout, TestDatabase, assert_claim_holds, assert_consistent, assert_exactly_once, event_line,
@@ -99,13 +99,15 @@ fn a_key_collision_inside_a_batch_fails_it_whole(layout: Layout) {
         second.push(event(id, "2026-03-01T00:00:00Z", 1.0));
     }
     second.prepare();
-    match ingestor.ingest(&second) {
-        Err(IngestError::SequenceBehind(position)) => {
-            assert_eq!(position.max_id, Some(100));
-            assert!(position.next_id <= 100);
-        }
-        other => panic!("expected the sequence to be named, got {other:?}"),
-    }
+    let error = ingestor
+        .ingest(&second)
+        .expect_err("a batch whose ids collide with stored ones");
+    let error = error.into_inner();
+    let SequenceBehind(position) = error
+        .downcast_ref::<SequenceBehind>()
+        .unwrap_or_else(|| panic!("expected the sequence to be named, got {error:#}"));
+    assert_eq!(position.max_id, Some(100));
+    assert!(position.next_id <= 100);
     assert_eq!(guard_and_metric_counts(&db), (100, 100));
 }
 

@@ -42,7 +42,7 @@ pub fn run(
     facts: &SchemaFacts,
     limit: u32,
     since: Option<DateTime<Utc>>,
-) -> Result<DuplicatesReport, postgres::Error> {
+) -> crate::error::Result<DuplicatesReport> {
     let limit = i64::from(limit);
     let Some(since) = since else {
         let sql = facts.with_retired_events(queries::DUPLICATES.sql());
@@ -106,8 +106,8 @@ impl DuplicatesReport {
 }
 
 impl CheckReport for DuplicatesReport {
-    fn check(&self) -> &'static str {
-        "duplicates"
+    fn subject(&self) -> super::Subject {
+        super::Subject::One(super::Check::Duplicates)
     }
 
     fn status(&self) -> Status {

@@ -75,7 +75,7 @@ pub struct SensorAhead {
     pub ahead_seconds: f64,
 }
 
-pub fn run(tx: &mut Tx<'_>, options: &LagOptions) -> Result<LagReport, postgres::Error> {
+pub fn run(tx: &mut Tx<'_>, options: &LagOptions) -> crate::error::Result<LagReport> {
     let rows = tx.rows(
         queries::LAG.sql(),
         &[
@@ -328,8 +328,8 @@ impl LagReport {
 }
 
 impl CheckReport for LagReport {
-    fn check(&self) -> &'static str {
-        "lag"
+    fn subject(&self) -> super::Subject {
+        super::Subject::One(super::Check::Lag)
     }
 
     fn status(&self) -> Status {

@@ -4,8 +4,8 @@ use super::{Cell, CheckReport, Column, Measure, Section, Status, Threshold, coun
 use crate::schema::migrations::SchemaStatus;
 
 impl CheckReport for SchemaStatus {
-    fn check(&self) -> &'static str {
-        "migrations"
+    fn subject(&self) -> super::Subject {
+        super::Subject::One(super::Check::Migrations)
     }
 
     /// OK when up to date, WARNING with pending migrations, CRITICAL on drift.

@@ -17,10 +17,12 @@ use std::fmt;
 
 use crate::db::facts::{HISTORY, RETIRED_EVENTS};
 use crate::db::queries::quote_identifier;
-use crate::db::{Helper, SchemaFacts};
+use crate::db::{Helper, Layout, SchemaFacts};
 use crate::error::{self, Error, What};
 
-/// The checks metricsctl runs.
+/// The checks metricsctl runs: the one list of them. Adding a check is its SQL (queries/), its
+/// module here, its variant (the compiler then points at every match below and at
+/// `commands::check::run_one`), its arguments (cli.rs), its tests and its docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
     Ordering,
@@ -43,6 +45,34 @@ impl Check {
             Check::Rate => "rate",
             Check::Migrations => "migrations",
         }
+    }
+
+    /// The checks `check all` runs on a database of this layout: partitions only on the
+    /// partitioned one. Where the layout is not known (the database could not be reached), all
+    /// that may run, so that a partitioned database's monitoring keeps its every series during an
+    /// outage.
+    pub fn in_check_all(layout: Option<Layout>) -> Vec<Check> {
+        let mut checks = Vec::new();
+        for check in [
+            Check::Ordering,
+            Check::Duplicates,
+            Check::Sequence,
+            Check::Partitions,
+            Check::Lag,
+            Check::Rate,
+            Check::Migrations,
+        ] {
+            let included = match check {
+                Check::Ordering | Check::Duplicates | Check::Sequence => true,
+                Check::Partitions => layout != Some(Layout::Plain),
+                // Commands of their own, with thresholds of their own.
+                Check::Lag | Check::Rate | Check::Migrations => false,
+            };
+            if included {
+                checks.push(check);
+            }
+        }
+        checks
     }
 
     /// The series this check reports, without values (for a run that could not judge).
@@ -400,10 +430,41 @@ impl Section {
     }
 }
 
+/// What a report is about: one check, or `check all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    One(Check),
+    All,
+}
+
+impl Subject {
+    pub fn name(self) -> &'static str {
+        match self {
+            Subject::One(check) => check.name(),
+            Subject::All => "all",
+        }
+    }
+
+    /// The checks it covers and every series they report, without values: what monitoring
+    /// keeps seeing, status UNKNOWN, when the report could not be made.
+    pub fn series(self, layout: Option<Layout>) -> (Vec<Check>, Vec<Measure>) {
+        let checks = match self {
+            Subject::One(check) => vec![check],
+            Subject::All => Check::in_check_all(layout),
+        };
+        let measures = checks.iter().flat_map(|c| c.series()).collect();
+        (checks, measures)
+    }
+}
+
 /// What every check produces. The report itself serialises to the check's JSON body.
 pub trait CheckReport: Serialize {
-    /// The check's name: `ordering`, `duplicates`, `lag`, `rate`, ...
-    fn check(&self) -> &'static str;
+    /// What it is about.
+    fn subject(&self) -> Subject;
+    /// The check's name: `ordering`, `duplicates`, `lag`, `rate`, ..., `all`.
+    fn check(&self) -> &'static str {
+        self.subject().name()
+    }
     fn status(&self) -> Status;
     /// One line: what a person or a Nagios status line needs to know.
     fn summary(&self) -> String;
@@ -412,32 +473,6 @@ pub trait CheckReport: Serialize {
     /// Each check's status, for monitoring formats (`check all` has several).
     fn statuses(&self) -> Vec<(&'static str, Status)> {
         vec![(self.check(), self.status())]
-    }
-}
-
-/// The checks a command runs and the measures it reports, for when it could not run: the
-/// monitoring formats then keep every series of a successful run, with status UNKNOWN and no
-/// values, so alerts do not lose them during an outage.
-pub fn series_of(check: &str) -> (Vec<&'static str>, Vec<Measure>) {
-    match check {
-        "all" => {
-            let mut measures = ordering::measures(None);
-            measures.extend(duplicates::measures(None));
-            measures.extend(sequence::measures(None));
-            measures.extend(partitions::measures(None));
-            (
-                vec!["ordering", "duplicates", "sequence", "partitions"],
-                measures,
-            )
-        }
-        "ordering" => (vec!["ordering"], ordering::measures(None)),
-        "duplicates" => (vec!["duplicates"], duplicates::measures(None)),
-        "partitions" => (vec!["partitions"], partitions::measures(None)),
-        "sequence" => (vec!["sequence"], sequence::measures(None)),
-        "lag" => (vec!["lag"], lag::measures(None)),
-        "rate" => (vec!["rate"], rate::measures(None)),
-        "migrations" => (vec!["migrations"], migrations::measures(None)),
-        _ => (Vec::new(), Vec::new()),
     }
 }
 
@@ -503,8 +538,8 @@ impl Default for AllChecks {
 }
 
 impl CheckReport for AllChecks {
-    fn check(&self) -> &'static str {
-        "all"
+    fn subject(&self) -> Subject {
+        Subject::All
     }
 
     /// A problem found outranks a check that could not run: a CRITICAL duplicates check stays

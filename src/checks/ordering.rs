@@ -64,17 +64,14 @@ pub struct OrderingViolation {
     pub regression_seconds: f64,
 }
 
-pub fn run(tx: &mut Tx<'_>, options: &OrderingOptions) -> Result<OrderingReport, postgres::Error> {
+pub fn run(tx: &mut Tx<'_>, options: &OrderingOptions) -> crate::error::Result<OrderingReport> {
     match &options.sensor {
         Some(sensor) => run_for_sensor(tx, sensor, options),
         None => run_for_all(tx, options),
     }
 }
 
-fn run_for_all(
-    tx: &mut Tx<'_>,
-    options: &OrderingOptions,
-) -> Result<OrderingReport, postgres::Error> {
+fn run_for_all(tx: &mut Tx<'_>, options: &OrderingOptions) -> crate::error::Result<OrderingReport> {
     let rows = tx.rows(
         queries::ORDERING_BY_SENSOR.sql(),
         &[
@@ -152,7 +149,7 @@ fn run_for_sensor(
     tx: &mut Tx<'_>,
     sensor: &str,
     options: &OrderingOptions,
-) -> Result<OrderingReport, postgres::Error> {
+) -> crate::error::Result<OrderingReport> {
     let rows = tx.rows(
         queries::ORDERING_FOR_SENSOR.sql(),
         &[
@@ -217,8 +214,8 @@ fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 impl CheckReport for OrderingReport {
-    fn check(&self) -> &'static str {
-        "ordering"
+    fn subject(&self) -> super::Subject {
+        super::Subject::One(super::Check::Ordering)
     }
 
     fn status(&self) -> Status {

@@ -100,8 +100,8 @@ pub fn run(
 }
 
 impl CheckReport for PartitionsReport {
-    fn check(&self) -> &'static str {
-        "partitions"
+    fn subject(&self) -> super::Subject {
+        super::Subject::One(super::Check::Partitions)
     }
 
     fn status(&self) -> Status {

@@ -60,7 +60,7 @@ pub struct RateBucket {
     pub events: i64,
 }
 
-pub fn run(tx: &mut Tx<'_>, options: &RateOptions) -> Result<RateReport, postgres::Error> {
+pub fn run(tx: &mut Tx<'_>, options: &RateOptions) -> crate::error::Result<RateReport> {
     let buckets = match options.by {
         Bucket::Minute => options.minutes.max(1),
         Bucket::Hour => options.minutes.div_ceil(60).max(1),
@@ -139,8 +139,8 @@ pub fn measures(report: Option<&RateReport>) -> Vec<Measure> {
 }
 
 impl CheckReport for RateReport {
-    fn check(&self) -> &'static str {
-        "rate"
+    fn subject(&self) -> super::Subject {
+        super::Subject::One(super::Check::Rate)
     }
 
     fn status(&self) -> Status {

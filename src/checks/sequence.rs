@@ -18,7 +18,7 @@ pub struct SequenceReport {
     pub behind: bool,
 }
 
-pub fn run(tx: &mut Tx<'_>) -> Result<SequenceReport, postgres::Error> {
+pub fn run(tx: &mut Tx<'_>) -> crate::error::Result<SequenceReport> {
     let row = tx.row_opt(queries::METRICS_ID_SEQUENCE.sql(), &[])?;
     let (sequence, next_id, max_id) = match row {
         Some(row) => (
@@ -38,8 +38,8 @@ pub fn run(tx: &mut Tx<'_>) -> Result<SequenceReport, postgres::Error> {
 }
 
 impl CheckReport for SequenceReport {
-    fn check(&self) -> &'static str {
-        "sequence"
+    fn subject(&self) -> super::Subject {
+        super::Subject::One(super::Check::Sequence)
     }
 
     fn status(&self) -> Status {

@@ -12,6 +12,7 @@ use crate::checks::ordering::{self, OrderingOptions};
 use crate::checks::partitions as partitions_check;
 use crate::checks::rate::{self, Bucket, RateOptions};
 use crate::cli::{DEFAULT_BATCH_SIZE, DEFAULT_REPLAY_JOBS, DemoArgs, ReportFormat};
+use crate::commands::report::Reporter;
 use crate::commands::{self, check, partitions, repair, replay};
 use crate::config::Context;
 use crate::db::sandbox::{Sandbox, SandboxOptions};
@@ -182,7 +183,7 @@ const STEPS: [Step; 20] = [
         |_| "migrate status: every migration and its state".into(),
         |d| {
             let status = d.read(migrations::read_status)?;
-            check::show_table(d.ctx, &status)
+            Reporter::table(d.ctx).show(&status)
         },
         |_| "nothing pending".into(),
     ),
@@ -244,7 +245,7 @@ const STEPS: [Step; 20] = [
         },
         |d| {
             let all = d.read(|tx, facts| check::every_check(tx, facts, LIMIT, None))?;
-            check::show_table(d.ctx, &all)
+            Reporter::table(d.ctx).show(&all)
         },
         |d| {
             format!(
@@ -258,7 +259,7 @@ const STEPS: [Step; 20] = [
         |d| {
             let since = chrono::Utc::now() - chrono::Duration::minutes(5);
             let window = d.read(|tx, facts| check::every_check(tx, facts, LIMIT, Some(since)))?;
-            check::show_table(d.ctx, &window)
+            Reporter::table(d.ctx).show(&window)
         },
         |d| {
             format!(
@@ -282,8 +283,8 @@ const STEPS: [Step; 20] = [
                 ingested_since: None,
                 limit: LIMIT,
             };
-            let report = d.read(|tx, _| Ok(ordering::run(tx, &options)?))?;
-            check::show_table(d.ctx, &report)
+            let report = d.read(|tx, _| ordering::run(tx, &options))?;
+            Reporter::table(d.ctx).show(&report)
         },
         |_| "the late event and the one it followed".into(),
     ),
@@ -384,8 +385,8 @@ const STEPS: [Step; 20] = [
                 clock_tolerance: Duration::from_secs(60),
                 limit: LIMIT,
             };
-            let report = d.read(|tx, _| Ok(lag::run(tx, &options)?))?;
-            check::show_table(d.ctx, &report)
+            let report = d.read(|tx, _| lag::run(tx, &options))?;
+            Reporter::table(d.ctx).show(&report)
         },
         |_| {
             "the sample's newest events are seconds old; its latency is large because it was replayed"
@@ -401,8 +402,8 @@ const STEPS: [Step; 20] = [
                 warn_below: None,
                 crit_below: None,
             };
-            let report = d.read(|tx, _| Ok(rate::run(tx, &options)?))?;
-            check::show_table(d.ctx, &report)
+            let report = d.read(|tx, _| rate::run(tx, &options))?;
+            Reporter::table(d.ctx).show(&report)
         },
         |_| "the replay landed within the last minute".into(),
     ),
@@ -517,7 +518,7 @@ fn grant_a_monitor(d: &mut Demo) -> CommandResult {
     let mut session = commands::open(&monitor)?;
     let facts = session.shared_facts();
     let all = session.read(|tx| check::every_check(tx, &facts, LIMIT, None))?;
-    check::show_table(&monitor, &all)
+    Reporter::table(&monitor).show(&all)
 }
 
 /// Holds ACCESS EXCLUSIVE on metrics from another session (as a VACUUM FULL would) and runs
@@ -653,8 +654,8 @@ fn damage_two_events(d: &mut Demo) -> CommandResult {
 }
 
 fn check_duplicates(d: &mut Demo) -> CommandResult {
-    let report = d.read(|tx, facts| Ok(duplicates::run(tx, facts, LIMIT, None)?))?;
-    check::show_table(d.ctx, &report)
+    let report = d.read(|tx, facts| duplicates::run(tx, facts, LIMIT, None))?;
+    Reporter::table(d.ctx).show(&report)
 }
 
 impl Demo<'_> {

@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use crate::checks::Check;
 use crate::checks::lag::{self, LagOptions};
 use crate::cli::LagArgs;
-use crate::commands::check::run_check;
+use crate::commands::report::Reporter;
 use crate::config::Context;
 use crate::status::{CommandResult, Failure};
 
@@ -26,7 +26,5 @@ pub fn exec(ctx: &Context, args: &LagArgs) -> CommandResult {
         clock_tolerance: args.clock_tolerance,
         limit: args.limit.limit,
     };
-    run_check(ctx, Check::Lag, &args.output, |tx, _| {
-        Ok(lag::run(tx, &options)?)
-    })
+    Reporter::new(ctx, &args.output).run_check(Check::Lag, |tx, _| lag::run(tx, &options))
 }

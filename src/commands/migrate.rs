@@ -3,7 +3,7 @@
 use crate::checks::Check;
 use crate::cli::{MigrateArgs, MigrateRepairArgs, MigrateStatusArgs, ReportFormat};
 use crate::commands;
-use crate::commands::check::run_report;
+use crate::commands::report::Reporter;
 use crate::config::Context;
 use crate::db::Session;
 use crate::output::{self, OutputLost};
@@ -158,10 +158,8 @@ fn dry_run(ctx: &Context, session: &mut Session, args: &MigrateArgs) -> CommandR
 /// `migrate status`: a check like any other (table, json, csv, nagios, prometheus; --output).
 /// It needs no schema: a database without one has every migration pending.
 pub fn exec_status(ctx: &Context, args: &MigrateStatusArgs) -> CommandResult {
-    run_report(
-        ctx,
-        Check::Migrations.name(),
-        &args.output,
+    Reporter::new(ctx, &args.output).run(
+        crate::checks::Subject::One(Check::Migrations),
         false,
         |session| {
             Check::Migrations.ensure_privileges(session.facts())?;

@@ -11,6 +11,7 @@ pub mod partitions;
 pub mod rate;
 pub mod repair;
 pub mod replay;
+pub mod report;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use crate::checks::Check;
 use crate::checks::rate::{self, RateOptions};
 use crate::cli::RateArgs;
-use crate::commands::check::run_check;
+use crate::commands::report::Reporter;
 use crate::config::Context;
 use crate::status::{CommandResult, Failure};
 
@@ -24,7 +24,5 @@ pub fn exec(ctx: &Context, args: &RateArgs) -> CommandResult {
         warn_below: args.warn_below,
         crit_below: args.crit_below,
     };
-    run_check(ctx, Check::Rate, &args.output, |tx, _| {
-        Ok(rate::run(tx, &options)?)
-    })
+    Reporter::new(ctx, &args.output).run_check(Check::Rate, |tx, _| rate::run(tx, &options))
 }

@@ -6,10 +6,10 @@ use crate::checks::{CheckReport, duplicates, sequence};
 use crate::cli::{RepairArgs, ReportFormat};
 use crate::commands;
 use crate::config::Context;
-use crate::error::{self, Error};
-use crate::ingest::repair::{self, RepairError, RepairOptions, RepairReport};
+use crate::error::{self};
+use crate::ingest::repair::{self, RepairOptions, RepairReport};
 use crate::output::{self, OutputLost};
-use crate::status::{CommandResult, Failure, Status};
+use crate::status::{CommandResult, Status};
 
 pub fn exec(ctx: &Context, args: &RepairArgs) -> CommandResult {
     let options = RepairOptions {
@@ -26,18 +26,13 @@ pub(crate) fn run(ctx: &Context, options: &RepairOptions, format: ReportFormat) 
     let mut session = commands::open(ctx)?;
     session.facts().require_tables()?;
     let limit = options.limit as u32;
-    let report = repair::repair(&mut session, options).map_err(|error| match error {
-        RepairError::LockTimeout { .. }
-        | RepairError::Standby { .. }
-        | RepairError::NotOwner { .. } => Failure::could_not_run(error),
-        RepairError::Database(_) => Failure::critical(error),
-    })?;
+    let report = repair::repair(&mut session, options)?;
     // The check afterwards: what the database holds now.
     let facts = session.shared_facts();
     let (duplicates, sequence) = session.read(|tx| -> error::Result<_> {
         Ok((
-            duplicates::run(tx, &facts, limit, None).map_err(Error::from)?,
-            sequence::run(tx).map_err(Error::from)?,
+            duplicates::run(tx, &facts, limit, None)?,
+            sequence::run(tx)?,
         ))
     })?;
     let healthy = duplicates.status() == Status::Ok && sequence.status() == Status::Ok;

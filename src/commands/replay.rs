@@ -11,8 +11,8 @@ use crate::config::Context;
 use crate::db::interrupt;
 use crate::error::{Error, What, describe_session_error};
 use crate::events::open_inputs;
-use crate::ingest::replay::{self, ReplayOptions, ReplaySummary, StopCause};
-use crate::ingest::{IngestError, Ingestor};
+use crate::ingest::Ingestor;
+use crate::ingest::replay::{self, ReplayOptions, ReplaySummary};
 use crate::output::{self, OutputLost};
 use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 use anyhow::anyhow;
@@ -141,10 +141,7 @@ pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
     sessions.insert(0, session);
     let mut ingestors = Vec::with_capacity(request.jobs);
     for session in sessions {
-        ingestors.push(Ingestor::new(session).map_err(|error| match error {
-            IngestError::Schema(error) => Failure::from(error),
-            other => Failure::critical(other),
-        })?);
+        ingestors.push(Ingestor::new(session)?);
     }
     let ingestors =
         every_writer_answering(ingestors, request.options.dry_run, ctx.connect_timeout)?;
@@ -193,13 +190,7 @@ pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
         }
         Err(failure) => {
             print_summary(ctx, &failure.summary, request.format, false)?;
-            Err(Failure {
-                status: match failure.cause {
-                    StopCause::Input | StopCause::Interrupted => Status::Unknown,
-                    StopCause::Database => Status::Critical,
-                },
-                error: failure.error,
-            })
+            Err(Failure::from(failure.error))
         }
     }
 }

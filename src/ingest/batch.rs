@@ -143,99 +143,89 @@ impl SequencePosition {
     }
 }
 
-/// Why a batch was not written.
+/// Every insert collides with a stored id: the sequence is behind (after a data-only restore).
+/// A batch that meets it fails with this inside an [`Error`] of [`What::Database`].
 #[derive(Debug)]
-pub enum IngestError {
-    /// PostgreSQL refused the batch, or the connection failed.
-    Database(postgres::Error),
-    /// Every insert collides with a stored id: the sequence is behind.
-    SequenceBehind(SequencePosition),
-    /// The schema lacks what the insert path relies on.
-    Schema(Error),
-}
+pub struct SequenceBehind(pub SequencePosition);
 
-impl From<postgres::Error> for IngestError {
-    fn from(error: postgres::Error) -> IngestError {
-        IngestError::Database(error)
-    }
-}
-
-impl std::fmt::Display for IngestError {
+impl std::fmt::Display for SequenceBehind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IngestError::Database(error) => f.write_str(&db::describe_session_error(error)),
-            IngestError::SequenceBehind(position) => write!(
-                f,
-                "{} would hand out id {} but metrics already holds ids up to {}: new metrics \
-                 would reuse stored ids and collide on metrics_pkey (this happens after a \
-                 data-only restore); nothing of the batch was kept. Move the sequence past them \
-                 with: {}",
-                position.sequence,
-                position.next_id,
-                position.max_id.unwrap_or_default(),
-                position.fix_sql()
-            ),
-            IngestError::Schema(error) => write!(f, "{error}"),
-        }
+        let position = &self.0;
+        write!(
+            f,
+            "{} would hand out id {} but metrics already holds ids up to {}: new metrics \
+             would reuse stored ids and collide on metrics_pkey (this happens after a \
+             data-only restore); nothing of the batch was kept. Move the sequence past them \
+             with: {}",
+            position.sequence,
+            position.next_id,
+            position.max_id.unwrap_or_default(),
+            position.fix_sql()
+        )
     }
 }
 
-impl std::error::Error for IngestError {}
+impl std::error::Error for SequenceBehind {}
 
-impl IngestError {
-    /// Whether the batch's statement was cancelled (57014: a cancel request, or a statement
-    /// timeout).
-    pub fn was_cancelled(&self) -> bool {
-        matches!(self, IngestError::Database(error) if error.code() == Some(&SqlState::QUERY_CANCELED))
+impl SequenceBehind {
+    pub fn into_error(self) -> Error {
+        Error::new(What::Database, self)
     }
+}
 
-    /// What must happen before the same batch can succeed: nothing (a rerun finishes: the
-    /// connection or the server went away, the batch lost a race), or something the message names.
-    /// `statement_timeout` is the session's setting, and who set it.
-    pub fn remedy(&self, statement_timeout: &crate::db::facts::SessionTimeout) -> Remedy {
-        let IngestError::Database(error) = self else {
-            return Remedy::FixTheCause;
-        };
-        let Some(code) = error.code() else {
-            return Remedy::Rerun; // no SQLSTATE: the connection failed
-        };
-        let message = error.as_db_error().map(|e| e.message()).unwrap_or_default();
-        match code.code() {
-            "53100" => Remedy::First(
-                "the server's disk is full: free space on it (or grow it) first".to_string(),
-            ),
-            "53200" => Remedy::First(
-                "the server ran out of memory: lower --batch-size or --jobs, or give it more \
-                 (work_mem, the machine's memory) first"
-                    .to_string(),
-            ),
-            "53300" => Remedy::First(
-                "the server is at max_connections: lower --jobs, or wait for connections to \
-                 free up, first"
-                    .to_string(),
-            ),
-            // pgbouncer's own error: every server connection of the pool stayed taken.
-            "08P01" if message.contains("query_wait_timeout") => Remedy::First(
-                "the connection pooler gave up waiting for a free server connection: its pool \
-                 for this database and user (pgbouncer's default_pool_size) is smaller than the \
-                 connections this replay keeps open (one per --jobs, plus one). Lower --jobs or \
-                 raise the pool's size first"
-                    .to_string(),
-            ),
-            "57014" if message.contains("statement timeout") => Remedy::First(format!(
-                "{}, or lower --batch-size so a batch takes less",
-                db::statement_timeout_advice(error, statement_timeout).unwrap_or_default()
-            )),
-            // 08 connection, 40 rollback (deadlock, serialization), 53 other resources, 57
-            // operator intervention (shutdown, cancel), 55P03 lock not available, 58 system.
-            class
-                if matches!(&class[..2], "08" | "40" | "53" | "57" | "58")
-                    || code == &SqlState::LOCK_NOT_AVAILABLE =>
-            {
-                Remedy::Rerun
-            }
-            _ => Remedy::FixTheCause,
+/// Whether a batch's statement was cancelled (57014: a cancel, or a statement timeout).
+pub fn was_cancelled(error: &Error) -> bool {
+    error
+        .source_postgres()
+        .is_some_and(|e| e.code() == Some(&SqlState::QUERY_CANCELED))
+}
+
+/// What must happen before the same batch can succeed: nothing (a rerun finishes: the connection
+/// or the server went away, the batch lost a race), or something the message names.
+/// `statement_timeout` is the session's setting, and who set it.
+pub fn remedy(error: &Error, statement_timeout: &crate::db::facts::SessionTimeout) -> Remedy {
+    let Some(error) = error.source_postgres() else {
+        return Remedy::FixTheCause;
+    };
+    let Some(code) = error.code() else {
+        return Remedy::Rerun; // no SQLSTATE: the connection failed
+    };
+    let message = error.as_db_error().map(|e| e.message()).unwrap_or_default();
+    match code.code() {
+        "53100" => Remedy::First(
+            "the server's disk is full: free space on it (or grow it) first".to_string(),
+        ),
+        "53200" => Remedy::First(
+            "the server ran out of memory: lower --batch-size or --jobs, or give it more \
+             (work_mem, the machine's memory) first"
+                .to_string(),
+        ),
+        "53300" => Remedy::First(
+            "the server is at max_connections: lower --jobs, or wait for connections to free \
+             up, first"
+                .to_string(),
+        ),
+        // pgbouncer's own error: every server connection of the pool stayed taken.
+        "08P01" if message.contains("query_wait_timeout") => Remedy::First(
+            "the connection pooler gave up waiting for a free server connection: its pool for \
+             this database and user (pgbouncer's default_pool_size) is smaller than the \
+             connections this replay keeps open (one per --jobs, plus one). Lower --jobs or \
+             raise the pool's size first"
+                .to_string(),
+        ),
+        "57014" if message.contains("statement timeout") => Remedy::First(format!(
+            "{}, or lower --batch-size so a batch takes less",
+            db::statement_timeout_advice(error, statement_timeout).unwrap_or_default()
+        )),
+        // 08 connection, 40 rollback (deadlock, serialization), 53 other resources, 57 operator
+        // intervention (shutdown, cancel), 55P03 lock not available, 58 system.
+        class
+            if matches!(&class[..2], "08" | "40" | "53" | "57" | "58")
+                || code == &SqlState::LOCK_NOT_AVAILABLE =>
+        {
+            Remedy::Rerun
         }
+        _ => Remedy::FixTheCause,
     }
 }
 
@@ -336,12 +326,12 @@ impl Ingestor {
     /// Readies a session to ingest: refuses a guard without its primary key (the insert path's
     /// ON CONFLICT needs it), and picks the checked form where metrics' key cannot stop a second
     /// copy.
-    pub fn new(session: Session) -> Result<Ingestor, IngestError> {
+    pub fn new(session: Session) -> Result<Ingestor, Error> {
         let facts = session.facts();
-        let layout = facts.require_tables().map_err(IngestError::Schema)?;
+        let layout = facts.require_tables()?;
         // Known by what they are: a restore or a hand may have named them otherwise.
         if facts.key_on("processed_events", &["event_id"]).is_none() {
-            return Err(IngestError::Schema(Error::new(
+            return Err(Error::new(
                 What::WrongSchema,
                 anyhow::anyhow!(
                     "processed_events has no primary key on event_id (the guide's \
@@ -349,7 +339,7 @@ impl Ingestor {
                      Put it back with `metricsctl repair` (it removes duplicated guard rows \
                      first), then replay"
                 ),
-            )));
+            ));
         }
         let form = match layout {
             Layout::Plain if facts.key_on("metrics", &["event_id"]).is_some() => Form::Fast,
@@ -386,7 +376,7 @@ impl Ingestor {
     /// Writes a batch through the guard. Outside `begin`/`commit` the batch commits on its own;
     /// inside, it is kept until `commit`. A lost deadlock or serialization race is retried.
     /// A failed batch leaves nothing behind: it is one statement.
-    pub fn ingest(&mut self, batch: &EventBatch) -> Result<BatchOutcome, IngestError> {
+    pub fn ingest(&mut self, batch: &EventBatch) -> Result<BatchOutcome, Error> {
         let mut attempt = 1;
         loop {
             let sql: &str = match (&self.repair, self.form) {
@@ -409,7 +399,7 @@ impl Ingestor {
                 // The checked form skips stored event ids, so another key collided.
                 let position = self.sequence_position()?;
                 if let Some(position) = position.filter(SequencePosition::is_behind) {
-                    return Err(IngestError::SequenceBehind(position));
+                    return Err(SequenceBehind(position).into_error());
                 }
                 // Or a writer that bypasses the guard stored one of these event ids just now.
                 if attempt < MAX_ATTEMPTS {

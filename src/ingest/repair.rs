@@ -12,7 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use anyhow::anyhow;
+
 use crate::db::{self, Layout, SchemaFacts, Session, Tx, queries};
+use crate::error::{self, Error, What};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RepairOptions {
@@ -64,100 +67,77 @@ impl RepairReport {
     }
 }
 
-/// Why a repair stopped.
+/// Why a repair step stopped, inside this module: a lock not granted in time (the holders are
+/// named once its transaction is gone), or the database. What the caller gets is an
+/// [`error::Error`], like every other operation's.
 #[derive(Debug)]
-pub enum RepairError {
-    /// A table lock was not granted within the lock timeout: nothing of that step changed.
-    LockTimeout {
-        table: &'static str,
-        /// Who held a lock on it when the wait ended.
-        holders: String,
-    },
+enum StepError {
+    LockTimeout { table: &'static str },
     Database(postgres::Error),
-    /// The server is a standby: nothing can be repaired there, nor tried (a dry run makes the
-    /// changes and rolls them back).
-    Standby {
-        dry_run: bool,
-    },
-    /// The current user is not the tables' owner (repair restores keys, so it must be).
-    NotOwner {
-        user: String,
-        owner: String,
-    },
 }
 
-impl From<postgres::Error> for RepairError {
-    fn from(error: postgres::Error) -> RepairError {
-        RepairError::Database(error)
+impl From<postgres::Error> for StepError {
+    fn from(error: postgres::Error) -> StepError {
+        StepError::Database(error)
     }
 }
 
-impl std::fmt::Display for RepairError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RepairError::LockTimeout { table, holders } => write!(
-                f,
-                "could not lock {table} within the lock timeout ({holders}); that repair changed \
-                 nothing. Wait for that session or end it with SELECT pg_terminate_backend(pid), \
-                 or raise --lock-timeout"
-            ),
-            RepairError::Database(error) => f.write_str(&db::describe_session_error(error)),
-            RepairError::Standby { dry_run } => write!(
-                f,
-                "this server is a standby (in recovery): {}, and only the primary accepts \
-                 writes. Nothing was changed; run it against the primary",
-                if *dry_run {
-                    "repair --dry-run makes its changes and rolls them back"
-                } else {
-                    "repair writes"
-                }
-            ),
-            RepairError::NotOwner { user, owner } => write!(
-                f,
-                "repair deletes rows and puts the guide's keys back, which only the owner of the \
-                 tables may do, and {user} is not {owner} (nor a member of it, nor a superuser). \
-                 Nothing was changed; run it as {owner}"
-            ),
-        }
-    }
+fn lock_timeout(table: &str, holders: &str) -> Error {
+    Error::new(
+        What::LockTimeout,
+        anyhow!(
+            "could not lock {table} within the lock timeout ({holders}); that repair changed \
+             nothing. Wait for that session or end it with SELECT pg_terminate_backend(pid), or \
+             raise --lock-timeout"
+        ),
+    )
 }
-
-impl std::error::Error for RepairError {}
 
 /// Runs every repair in order. Each kind commits on its own; a dry run runs them all in one
 /// transaction (each seeing what the ones before it did) and rolls it back.
-pub fn repair(session: &mut Session, options: &RepairOptions) -> Result<RepairReport, RepairError> {
+pub fn repair(session: &mut Session, options: &RepairOptions) -> error::Result<RepairReport> {
     if session.facts().in_recovery {
-        return Err(RepairError::Standby {
-            dry_run: options.dry_run,
-        });
+        let doing = if options.dry_run {
+            "repair --dry-run makes its changes and rolls them back"
+        } else {
+            "repair writes"
+        };
+        crate::schema::partitions::refuse_on_a_standby_as(session.facts(), doing)?;
     }
     if let Some(metrics) = session.facts().metrics()
         && !metrics.acts_as_owner
     {
-        return Err(RepairError::NotOwner {
-            user: session.facts().current_user.clone(),
-            owner: metrics.owner.clone(),
-        });
+        let (user, owner) = (&session.facts().current_user, &metrics.owner);
+        return Err(Error::new(
+            What::Privilege,
+            anyhow!(
+                "repair deletes rows and puts the guide's keys back, which only the owner of the \
+                 tables may do, and {user} is not {owner} (nor a member of it, nor a superuser). \
+                 Nothing was changed; run it as {owner}"
+            ),
+        ));
     }
     // The schema check before this reports a missing table.
     let layout = session.facts().layout().unwrap_or(Layout::Plain);
     let facts = session.shared_facts();
-    let steps = if options.dry_run {
+    let outcome = if options.dry_run {
         let mut everything = session.begin()?;
-        let steps = run_steps(&mut Scope::Within(&mut everything), &facts, options, layout)?;
-        everything.rollback()?;
+        let steps = run_steps(&mut Scope::Within(&mut everything), &facts, options, layout);
+        if steps.is_ok() {
+            everything.rollback()?;
+        }
         steps
     } else {
-        match run_steps(&mut Scope::Own(session), &facts, options, layout) {
-            // The step's transaction is gone; now say who held the table.
-            Err(RepairError::LockTimeout { table, .. }) => {
-                let holders = session.read(|tx| db::table_lock_holders(tx, table))?;
-                let holders = db::describe_holders(&holders);
-                return Err(RepairError::LockTimeout { table, holders });
-            }
-            other => other?,
+        run_steps(&mut Scope::Own(session), &facts, options, layout)
+    };
+    let steps = match outcome {
+        Ok(steps) => steps,
+        // The step's transaction is gone; now say who held the table.
+        Err(StepError::LockTimeout { table }) => {
+            let holders = session.read(|tx| db::table_lock_holders(tx, table))?;
+            return Err(lock_timeout(table, &db::describe_holders(&holders)));
         }
+        Err(StepError::Database(error)) => return Err(error.into()),
     };
     Ok(RepairReport {
         dry_run: options.dry_run,
@@ -187,7 +167,7 @@ fn run_steps(
     facts: &SchemaFacts,
     options: &RepairOptions,
     layout: Layout,
-) -> Result<Vec<RepairStep>, RepairError> {
+) -> Result<Vec<RepairStep>, StepError> {
     Ok(vec![
         step(scope, options, repair_sequence)?,
         step(scope, options, repair_duplicated_guard_rows)?,
@@ -205,8 +185,8 @@ fn run_steps(
 fn step(
     scope: &mut Scope<'_, '_>,
     options: &RepairOptions,
-    kind: impl FnOnce(&mut Tx<'_>, &RepairOptions) -> Result<RepairStep, RepairError>,
-) -> Result<RepairStep, RepairError> {
+    kind: impl FnOnce(&mut Tx<'_>, &RepairOptions) -> Result<RepairStep, StepError>,
+) -> Result<RepairStep, StepError> {
     let mut tx = scope.open()?;
     db::set_lock_timeout(&mut tx, options.lock_timeout)?;
     let outcome = kind(&mut tx, options)?;
@@ -221,18 +201,15 @@ fn lock(
     options: &RepairOptions,
     query: &queries::Query,
     table: &'static str,
-) -> Result<(), RepairError> {
+) -> Result<(), StepError> {
     if options.dry_run {
         return Ok(());
     }
     tx.ddl(query.sql()).map_err(|error| {
         if error.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-            RepairError::LockTimeout {
-                table,
-                holders: String::new(),
-            }
+            StepError::LockTimeout { table }
         } else {
-            RepairError::Database(error)
+            StepError::Database(error)
         }
     })
 }
@@ -292,7 +269,7 @@ struct GuideKey {
     restore: &'static queries::Query,
 }
 
-fn repair_sequence(tx: &mut Tx<'_>, options: &RepairOptions) -> Result<RepairStep, RepairError> {
+fn repair_sequence(tx: &mut Tx<'_>, options: &RepairOptions) -> Result<RepairStep, StepError> {
     // No insert may take an id while the sequence moves.
     lock(
         tx,
@@ -353,7 +330,7 @@ fn remove_surplus(
     tx: &mut Tx<'_>,
     options: &RepairOptions,
     surplus: &Surplus,
-) -> Result<RepairStep, RepairError> {
+) -> Result<RepairStep, StepError> {
     lock(tx, options, surplus.lock, surplus.table)?;
     let removed = tx.rows(surplus.remove.sql(), &[])?;
     let constraint_restored = restore_constraint(tx, options, &surplus.key)?;
@@ -374,7 +351,7 @@ fn remove_surplus(
 fn repair_duplicated_guard_rows(
     tx: &mut Tx<'_>,
     options: &RepairOptions,
-) -> Result<RepairStep, RepairError> {
+) -> Result<RepairStep, StepError> {
     let surplus = Surplus {
         kind: "duplicated_guard_rows",
         action: "removed guard rows beyond the first per event id",
@@ -406,7 +383,7 @@ fn repair_duplicated_metrics(
     tx: &mut Tx<'_>,
     options: &RepairOptions,
     layout: Layout,
-) -> Result<RepairStep, RepairError> {
+) -> Result<RepairStep, StepError> {
     let key = match layout {
         Layout::Plain => GuideKey {
             table: "metrics",
@@ -449,7 +426,7 @@ fn repair_duplicated_metrics(
 fn repair_unguarded_metrics(
     tx: &mut Tx<'_>,
     options: &RepairOptions,
-) -> Result<RepairStep, RepairError> {
+) -> Result<RepairStep, StepError> {
     let added = tx.rows(queries::REPAIR_UNGUARDED_METRICS.sql(), &[])?;
     Ok(RepairStep {
         kind: "unguarded_metrics",
@@ -476,7 +453,7 @@ fn repair_lost_metrics(
     tx: &mut Tx<'_>,
     facts: &SchemaFacts,
     options: &RepairOptions,
-) -> Result<RepairStep, RepairError> {
+) -> Result<RepairStep, StepError> {
     let query = if options.release_lost {
         &queries::REPAIR_RELEASE_LOST
     } else {

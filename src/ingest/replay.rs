@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use serde::Serialize;
 
+use crate::error::{Error, What};
 use crate::events::{Event, EventReader, Format, InputFile, Parsed, Record};
 use crate::ingest::rejects::RejectsFile;
-use crate::ingest::{EventBatch, IngestError, Ingestor, Remedy};
+use crate::ingest::{EventBatch, Ingestor, Remedy, SequenceBehind, remedy, was_cancelled};
 use crate::schema::partitions::{self, Coverage};
 
 /// Rejections kept in the summary; all are counted and all go to `--rejects`.
@@ -99,22 +100,12 @@ pub struct ReplaySummary {
     pub committed_before: Option<String>,
 }
 
-/// Why a replay could not finish, with what it had done by then.
+/// Why a replay could not finish (what kind of trouble: an input or the rejects file, the
+/// database, an interruption), with what it had done by then.
 #[derive(Debug)]
 pub struct ReplayError {
     pub summary: Box<ReplaySummary>,
-    pub cause: StopCause,
-    pub error: anyhow::Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopCause {
-    /// An input (or the rejects file) could not be read or written.
-    Input,
-    /// The database refused the work or went away.
-    Database,
-    /// The operator interrupted it (Ctrl-C, SIGTERM).
-    Interrupted,
+    pub error: Error,
 }
 
 /// A place in the input: files in command-line order, then lines.
@@ -326,7 +317,7 @@ pub fn replay(
     let reason = stopped();
     let write_failure = write_outcomes.into_iter().find_map(Result::err);
     let stop = if let Some(failure) =
-        write_failure.filter(|f| reason.is_none() || !f.error.was_cancelled())
+        write_failure.filter(|f| reason.is_none() || !was_cancelled(&f.error))
     {
         Some(Stop::Write(failure))
     } else if let Some(reason) =
@@ -359,15 +350,14 @@ fn prepare(
     inputs: &[InputFile],
     options: &ReplayOptions,
 ) -> Result<(Option<RejectsFile>, Option<Coverage>), ReplayError> {
-    let before_start = |cause, error: anyhow::Error| ReplayError {
+    let before_start = |error: Error| ReplayError {
         summary: Box::new(ReplaySummary {
             dry_run: options.dry_run,
             ..ReplaySummary::default()
         }),
-        cause,
         error: error.context("nothing was written"),
     };
-    let database = |e: IngestError| before_start(StopCause::Database, anyhow!(e));
+    let database = |e: postgres::Error| before_start(e.into());
     let rejects = match &options.rejects {
         Some(path) => {
             let identities: Vec<_> = inputs
@@ -376,7 +366,7 @@ fn prepare(
                 .collect();
             Some(
                 RejectsFile::create(path, &identities)
-                    .map_err(|e| before_start(StopCause::Input, e))?,
+                    .map_err(|e| before_start(Error::new(What::Io, e)))?,
             )
         }
         None => None,
@@ -396,12 +386,12 @@ fn prepare(
     if sequence_readable
         && let Some(position) = first
             .sequence_position()
-            .map_err(|e| database(e.into()))?
+            .map_err(database)?
             .filter(|p| p.is_behind())
     {
-        return Err(database(IngestError::SequenceBehind(position)));
+        return Err(before_start(SequenceBehind(position).into_error()));
     }
-    let coverage = partitions::coverage(first.session()).map_err(|e| database(e.into()))?;
+    let coverage = partitions::coverage(first.session()).map_err(database)?;
     Ok((rejects, coverage))
 }
 
@@ -465,15 +455,17 @@ fn finish(
     if let Err(error) = rejects.finish() {
         summary.complete = false;
         return Err(ReplayError {
-            error: anyhow!(
-                "cannot write the rejects file {path}: {error}. Every event read is committed, \
-                 but the {} rejected line(s) are not saved there. Free space or name another \
-                 --rejects file, then rerun the same command: stored events are skipped and the \
-                 rejected lines are written again",
-                summary.rejected
+            error: Error::new(
+                What::Io,
+                anyhow!(
+                    "cannot write the rejects file {path}: {error}. Every event read is \
+                     committed, but the {} rejected line(s) are not saved there. Free space or \
+                     name another --rejects file, then rerun the same command: stored events are \
+                     skipped and the rejected lines are written again",
+                    summary.rejected
+                ),
             ),
             summary: Box::new(summary),
-            cause: StopCause::Input,
         });
     }
     summary.rejects_file = Some(path);
@@ -525,11 +517,10 @@ fn stopped_early(
     } else {
         "rerun the same command: events already stored are skipped, never duplicated"
     };
-    let (cause, message) = why_it_stopped(stop, &claim, names, statement_timeout, rerun);
+    let (what, message) = why_it_stopped(stop, &claim, names, statement_timeout, rerun);
     ReplayError {
         summary: Box::new(summary),
-        cause,
-        error: anyhow!("{message}{rejects_note}"),
+        error: Error::new(what, anyhow!("{message}{rejects_note}")),
     }
 }
 
@@ -549,7 +540,7 @@ fn why_it_stopped(
     names: &[Arc<str>],
     statement_timeout: &crate::db::facts::SessionTimeout,
     rerun: &str,
-) -> (StopCause, String) {
+) -> (What, String) {
     match stop {
         Stop::Write(WriteFailure { error, batch_start }) => {
             let whence = match batch_start {
@@ -559,18 +550,18 @@ fn why_it_stopped(
                 ),
                 None => "writing to the database failed".to_string(),
             };
-            let advice = match error.remedy(statement_timeout) {
+            let advice = match remedy(&error, statement_timeout) {
                 Remedy::Rerun => format!("To finish, {rerun}."),
                 Remedy::FixTheCause => format!("Fix the cause, then {rerun}."),
                 Remedy::First(what) => format!("{}, then {rerun}.", sentence(&what)),
             };
             (
-                StopCause::Database,
+                error.what(),
                 format!("{whence}: {error}. {}. {advice}", sentence(claim)),
             )
         }
         Stop::Interrupted(reason) => (
-            StopCause::Interrupted,
+            What::Interrupted,
             format!("{reason}: {claim}. To finish, {rerun}."),
         ),
         Stop::Read(failure) => {
@@ -595,7 +586,7 @@ fn why_it_stopped(
                     sentence(claim)
                 ),
             };
-            (StopCause::Input, message)
+            (What::Io, message)
         }
     }
 }
@@ -1000,7 +991,7 @@ fn broadcast(work: &[SyncSender<Work>], item: impl Fn() -> Work) -> Result<(), H
 
 /// Why a writer stopped, and where its batch started.
 struct WriteFailure {
-    error: IngestError,
+    error: Error,
     batch_start: Option<Position>,
 }
 
@@ -1092,9 +1083,7 @@ impl<'a> Writer<'a> {
         let options = self.shared.options;
         let unique = batch.len() as u64;
         let outcome = if options.dry_run {
-            self.ingestor
-                .ingest_dry_run(batch)
-                .map_err(IngestError::from)
+            self.ingestor.ingest_dry_run(batch).map_err(Error::from)
         } else {
             self.ingestor.ingest(batch)
         };
