@@ -6,7 +6,10 @@
 -- metricsctl's metricsctl_retired_events; when that table does not exist, or is not a table of
 -- the tables' owner, metricsctl reads it as empty) is not lost, only counted. Counts, and up to
 -- :limit sample ids of each.
--- psql "$DATABASE_URL" -v limit=10 -f queries/duplicates.sql
+-- It reads the retired events from :"retired_events", the table itself or, where metricsctl does
+-- not trust one, an empty set in its place (SchemaFacts::with_retired_events).
+-- psql "$DATABASE_URL" -v limit=10 -v retired_events=metricsctl_retired_events \
+--   -f queries/duplicates.sql
 WITH duplicated AS (
     SELECT event_id, pg_catalog.count(*) AS copies
     FROM metrics
@@ -15,7 +18,7 @@ WITH duplicated AS (
 ),
 missing AS (
     SELECT p.event_id,
-           EXISTS (SELECT FROM metricsctl_retired_events r
+           EXISTS (SELECT FROM :"retired_events" r
                    WHERE r.event_id OPERATOR(pg_catalog.=) p.event_id) AS retired
     FROM processed_events p
     WHERE NOT EXISTS (SELECT FROM metrics m WHERE m.event_id OPERATOR(pg_catalog.=) p.event_id)

@@ -3,7 +3,7 @@
 -- at all are lost, or retired by retention (metricsctl_retired_events). On partitioned metrics
 -- this probes every partition, the reason it is a statement of its own.
 -- psql "$DATABASE_URL" -v limit=10 -v since='2026-01-01T00:00:00Z' \
---   -v looked_back='2025-12-31T00:00:00Z' -f queries/retired_events_table.sql \
+--   -v looked_back='2025-12-31T00:00:00Z' -v retired_events=metricsctl_retired_events -f queries/retired_events_table.sql \
 --   -f queries/duplicates_since_unfound.sql
 WITH unfound AS (
     SELECT g.event_id
@@ -15,7 +15,7 @@ WITH unfound AS (
 ),
 missing AS (
     SELECT u.event_id,
-           EXISTS (SELECT FROM metricsctl_retired_events r
+           EXISTS (SELECT FROM :"retired_events" r
                    WHERE r.event_id OPERATOR(pg_catalog.=) u.event_id) AS retired
     FROM unfound u
     WHERE NOT EXISTS (SELECT FROM metrics m WHERE m.event_id OPERATOR(pg_catalog.=) u.event_id)

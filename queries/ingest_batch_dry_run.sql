@@ -5,7 +5,7 @@
 -- would_restore counts what `replay --repair` would restore: a guard row without its metric (not
 -- retired by retention), likewise once.
 -- psql "$DATABASE_URL" --single-transaction -f queries/ingest_dry_run_setup.sql \
---   -v schema=public -f queries/retired_events_table.sql \
+--   -v schema=public -v retired_events=metricsctl_retired_events -f queries/retired_events_table.sql \
 --   -v event_ids='{e1,e2}' -f queries/ingest_batch_dry_run.sql
 WITH batch AS (
     SELECT DISTINCT event_id
@@ -25,7 +25,7 @@ noted AS (
     SELECT event_id
     FROM unseen u
     WHERE NOT u.guarded
-       OR NOT EXISTS (SELECT FROM metricsctl_retired_events r
+       OR NOT EXISTS (SELECT FROM :"retired_events" r
                       WHERE r.event_id OPERATOR(pg_catalog.=) u.event_id)
     RETURNING event_id
 )

@@ -3,7 +3,7 @@
 -- retention retired — the metric is restored from the file. Still one statement: all or nothing.
 -- `restored` counts those; `stored` counts every metric written.
 --
--- psql "$DATABASE_URL" -v schema=public -f queries/retired_events_table.sql -v event_ids='{e1}' -v sensor_ids='{s1}' \
+-- psql "$DATABASE_URL" -v schema=public -v retired_events=metricsctl_retired_events -f queries/retired_events_table.sql -v event_ids='{e1}' -v sensor_ids='{s1}' \
 --   -v timestamps='{2026-01-01T00:00:00Z}' -v values='{21.5}' \
 --   -v kafka_partitions='{0}' -v kafka_offsets='{42}' -v delivery_order='{1}' -f queries/ingest_batch_repair.sql
 WITH batch AS (
@@ -33,7 +33,7 @@ lost AS (
     SELECT b.event_id
     FROM batch b
     WHERE EXISTS (SELECT FROM processed_events p WHERE p.event_id OPERATOR(pg_catalog.=) b.event_id)
-      AND NOT EXISTS (SELECT FROM metricsctl_retired_events r
+      AND NOT EXISTS (SELECT FROM :"retired_events" r
                       WHERE r.event_id OPERATOR(pg_catalog.=) b.event_id)
 ),
 stored AS (

@@ -45,7 +45,7 @@ pub fn run(
 ) -> crate::error::Result<DuplicatesReport> {
     let limit = i64::from(limit);
     let Some(since) = since else {
-        let sql = facts.with_retired_events(queries::DUPLICATES.sql());
+        let sql = facts.with_retired_events(&queries::DUPLICATES);
         let row = tx.row(&sql, &[&limit])?;
         return Ok(DuplicatesReport {
             since: None,
@@ -72,7 +72,7 @@ pub fn run(
     let unfound: i64 = row.get("unfound");
     // Anywhere else only when something was not found in the window (a replay of old events).
     let (lost_metrics, retired_events, lost_samples) = if unfound > 0 {
-        let sql = facts.with_retired_events(queries::DUPLICATES_SINCE_UNFOUND.sql());
+        let sql = facts.with_retired_events(&queries::DUPLICATES_SINCE_UNFOUND);
         let found = tx.row(&sql, &[&limit, &since, &looked_back])?;
         (
             found.get("lost_metrics"),

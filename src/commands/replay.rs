@@ -123,28 +123,7 @@ pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
         .into_iter()
         .map(|input| input.stoppable(interrupt::is_stopped))
         .collect();
-    let session = commands::open(ctx)?;
-    session.facts().require_tables()?;
-    crate::ingest::ensure_privileges(session.facts(), request.options.dry_run)?;
-    crate::schema::partitions::refuse_on_a_standby_as(
-        session.facts(),
-        if request.options.dry_run {
-            "replay --dry-run counts what it has seen in a temporary table"
-        } else {
-            "replay writes"
-        },
-    )?;
-    let mut sessions = Vec::with_capacity(request.jobs);
-    for _ in 1..request.jobs {
-        sessions.push(session.open_beside(ctx.connect_timeout)?);
-    }
-    sessions.insert(0, session);
-    let mut ingestors = Vec::with_capacity(request.jobs);
-    for session in sessions {
-        ingestors.push(Ingestor::new(session)?);
-    }
-    let ingestors =
-        every_writer_answering(ingestors, request.options.dry_run, ctx.connect_timeout)?;
+    let ingestors = writers(ctx, request)?;
     let options = &request.options;
     let total_bytes: Option<u64> = inputs.iter().map(|i| i.size).sum();
     let progress = progress_bar(ctx, total_bytes);
@@ -193,6 +172,33 @@ pub(crate) fn run(ctx: &Context, request: &Request) -> CommandResult {
             Err(Failure::from(failure.error))
         }
     }
+}
+
+/// The writers, each on a connection of its own, once the database is known to take the replay
+/// (its tables, the role's privileges, not a standby) and each has answered.
+fn writers(ctx: &Context, request: &Request) -> Result<Vec<Ingestor>, Failure> {
+    let dry_run = request.options.dry_run;
+    let session = commands::open(ctx)?;
+    session.facts().require_tables()?;
+    crate::ingest::ensure_privileges(session.facts(), dry_run)?;
+    crate::schema::partitions::refuse_on_a_standby_as(
+        session.facts(),
+        if dry_run {
+            "replay --dry-run counts what it has seen in a temporary table"
+        } else {
+            "replay writes"
+        },
+    )?;
+    let mut sessions = Vec::with_capacity(request.jobs);
+    for _ in 1..request.jobs {
+        sessions.push(session.open_beside(ctx.connect_timeout)?);
+    }
+    sessions.insert(0, session);
+    let mut ingestors = Vec::with_capacity(request.jobs);
+    for session in sessions {
+        ingestors.push(Ingestor::new(session)?);
+    }
+    every_writer_answering(ingestors, dry_run, ctx.connect_timeout)
 }
 
 fn progress_bar(ctx: &Context, total_bytes: Option<u64>) -> ProgressBar {

@@ -153,18 +153,34 @@ fn explain_connect_error(
             &format!("Check the host name in {origin}."),
         );
     }
-    if text.contains("does not support TLS") {
+    if let Some(tls) = explain_tls_failure(target, &chain) {
+        return tls;
+    }
+    if text.contains("password missing") {
         return connect_failure(
+            target,
+            "the server asks for a password and none was given",
+            &target.password_hint(),
+        );
+    }
+    connect_failure(target, &text, &format!("Check the settings in {origin}."))
+}
+
+/// A connection that failed over TLS: the server offers none, or its certificate was refused.
+fn explain_tls_failure(target: &DatabaseTarget, chain: &[String]) -> Option<anyhow::Error> {
+    let text = chain.join(": ");
+    if text.contains("does not support TLS") {
+        return Some(connect_failure(
             target,
             &format!(
                 "the server does not offer TLS, and sslmode={} requires it",
                 target.tls.mode
             ),
             "Use sslmode=prefer or sslmode=disable, or enable ssl on the server.",
-        );
+        ));
     }
     if chain.iter().any(|c| c.contains("UnsupportedCertVersion")) {
-        return connect_failure(
+        return Some(connect_failure(
             target,
             &format!(
                 "the server's TLS certificate is X.509 version 1 and is not the certificate the \
@@ -178,28 +194,21 @@ fn explain_connect_error(
              verify-full when its name is the host's). Without any root certificate (no \
              sslrootcert, PGSSLROOTCERT or ~/.postgresql/root.crt), sslmode=require encrypts \
              without verifying, as libpq's require does.",
-        );
+        ));
     }
     if chain
         .iter()
         .any(|c| c.contains("certificate") && !c.contains("client certificate"))
     {
-        return connect_failure(
+        return Some(connect_failure(
             target,
             &format!("the server's TLS certificate was rejected ({text})"),
             "Name the CA that signed it with sslrootcert=/path/to/root.crt; or, where encryption \
              without verification will do, use sslmode=require with no root certificate given \
              (no sslrootcert, PGSSLROOTCERT or ~/.postgresql/root.crt).",
-        );
+        ));
     }
-    if text.contains("password missing") {
-        return connect_failure(
-            target,
-            "the server asks for a password and none was given",
-            &target.password_hint(),
-        );
-    }
-    connect_failure(target, &text, &format!("Check the settings in {origin}."))
+    None
 }
 
 /// When the session's statement_timeout cancelled a statement: who set it and what to change,

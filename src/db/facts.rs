@@ -18,6 +18,16 @@ pub enum Layout {
     Partitioned,
 }
 
+impl Layout {
+    /// The layout of a metrics whose pg_class.relkind is this (`p`: partitioned).
+    pub fn of_relkind(relkind: &str) -> Layout {
+        match relkind {
+            "p" => Layout::Partitioned,
+            _ => Layout::Plain,
+        }
+    }
+}
+
 /// A relation of the tables' schema that metricsctl reads or writes.
 #[derive(Debug, Clone, Default)]
 pub struct Relation {
@@ -299,10 +309,12 @@ impl SchemaFacts {
 
     /// A query that reads metricsctl_retired_events, ready for this database: where the table is
     /// not there, or is not one metricsctl trusts, it reads as empty.
-    pub fn with_retired_events(&self, sql: &str) -> String {
+    pub fn with_retired_events(&self, query: &queries::Query) -> String {
         match self.helper(RETIRED_EVENTS) {
-            Helper::Trusted => sql.to_string(),
-            _ => queries::without_retired_events(sql),
+            Helper::Trusted => {
+                query.reading_retired_events(&queries::quote_identifier(RETIRED_EVENTS))
+            }
+            _ => query.reading_retired_events(queries::NO_RETIRED_EVENTS),
         }
     }
 
@@ -320,10 +332,7 @@ impl SchemaFacts {
 
     /// The layout of metrics, if it exists.
     pub fn layout(&self) -> Option<Layout> {
-        match self.metrics()?.kind.as_str() {
-            "p" => Some(Layout::Partitioned),
-            _ => Some(Layout::Plain),
-        }
+        Some(Layout::of_relkind(&self.metrics()?.kind))
     }
 
     /// The guide's two tables are there, as tables: their layout; otherwise why not (exit 3).

@@ -23,6 +23,28 @@ impl Query {
             .get_or_init(|| bind_parameters(self.psql_text, self.params))
     }
 
+    /// For statements that read metricsctl's retired events: `:"retired_events"` becomes
+    /// `relation` (the quoted table, or an empty set in its place), values bind parameters.
+    pub fn reading_retired_events(&self, relation: &str) -> String {
+        render_with(
+            self.psql_text,
+            |name| {
+                assert_eq!(name, "retired_events", "no relation for :\"{name}\"");
+                relation.to_string()
+            },
+            |name| self.bind_position(name),
+        )
+    }
+
+    fn bind_position(&self, name: &str) -> String {
+        let index = self
+            .params
+            .iter()
+            .position(|p| *p == name)
+            .unwrap_or_else(|| panic!("psql variable :'{name}' is not a declared parameter"));
+        format!("${}", index + 1)
+    }
+
     /// For statements that name a table chosen at run time (a partition): each `:"name"` becomes
     /// the quoted identifier, values stay bind parameters.
     pub fn with_identifiers(&self, identifiers: &[(&str, &str)]) -> String {
@@ -70,9 +92,25 @@ fn render_ddl(text: &str, identifiers: &[(&str, &str)], literals: &[(&str, &str)
 
 /// Replaces each `:"name"` with the quoted identifier and each `:'name'` with `value(name)`, in
 /// one pass over the template: what is written in is never read again as a variable.
-fn render(
+fn render(text: &str, identifiers: &[(&str, &str)], value: impl FnMut(&str) -> String) -> String {
+    render_with(
+        text,
+        |name| {
+            let identifier = identifiers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("no identifier for :\"{name}\""))
+                .1;
+            quote_identifier(identifier)
+        },
+        value,
+    )
+}
+
+/// [`render`], with `relation(name)` giving each `:"name"`'s text as it is.
+fn render_with(
     text: &str,
-    identifiers: &[(&str, &str)],
+    mut relation: impl FnMut(&str) -> String,
     mut value: impl FnMut(&str) -> String,
 ) -> String {
     let mut out = String::with_capacity(text.len());
@@ -91,12 +129,7 @@ fn render(
         let end = after.find(close).expect("terminated psql variable");
         let name = &after[..end];
         if open == ":\"" {
-            let identifier = identifiers
-                .iter()
-                .find(|(n, _)| *n == name)
-                .unwrap_or_else(|| panic!("no identifier for :\"{name}\""))
-                .1;
-            out.push_str(&quote_identifier(identifier));
+            out.push_str(&relation(name));
         } else {
             out.push_str(&value(name));
         }
@@ -121,18 +154,9 @@ pub fn statements(sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// metricsctl's bookkeeping table of events retired by retention (see retired_events_table.sql).
-pub const RETIRED_EVENTS_TABLE_NAME: &str = "metricsctl_retired_events";
-
-/// A query that reads metricsctl_retired_events, for a database where that table is not there to
-/// read (retention never ran, or the name belongs to something metricsctl did not make): it
-/// reads as an empty set instead.
-pub fn without_retired_events(sql: &str) -> String {
-    sql.replace(
-        RETIRED_EVENTS_TABLE_NAME,
-        "(SELECT CAST(NULL AS varchar) AS event_id WHERE false)",
-    )
-}
+/// What a query reads in place of metricsctl_retired_events where that table is not there to read
+/// (retention never ran, or the name belongs to something metricsctl did not make).
+pub const NO_RETIRED_EVENTS: &str = "(SELECT CAST(NULL AS varchar) AS event_id WHERE false)";
 
 /// `"name"`, with embedded quotes doubled: safe for any name.
 pub fn quote_identifier(name: &str) -> String {

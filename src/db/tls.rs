@@ -144,53 +144,59 @@ impl ClientCertificate {
                 cert_path.display()
             );
         };
-        let metadata = std::fs::metadata(&key_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => anyhow!(
-                "certificate present ({}), but not private key file \"{}\"",
-                cert_path.display(),
-                key_path.display()
-            ),
-            _ => anyhow!(
-                "could not stat private key file \"{}\": {e}",
-                key_path.display()
-            ),
-        })?;
-        if !metadata.is_file() {
-            bail!(
-                "private key file \"{}\" is not a regular file",
-                key_path.display()
-            );
-        }
-        // libpq's rule: a root-owned key may be group-readable (0640, for system-wide keys read
-        // through a group), any other owner's nothing beyond 0600. Whose it is otherwise does
-        // not matter: being able to read it is enough.
-        let mode = metadata.permissions().mode();
-        let too_open = if metadata.uid() == 0 {
-            mode & 0o037 != 0
-        } else {
-            mode & 0o077 != 0
-        };
-        if too_open {
-            bail!(
-                "private key file \"{}\" has group or world access; file must have permissions \
-                 u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) \
-                 or less if owned by root",
-                key_path.display()
-            );
-        }
-        let pem = std::fs::read_to_string(&key_path)
-            .with_context(|| format!("reading private key file {}", key_path.display()))?;
-        if pem.contains("ENCRYPTED") {
-            bail!(
-                "private key file \"{}\" is encrypted, and metricsctl does not read sslpassword: \
-                 decrypt it (openssl pkey -in KEY -out KEY.plain, chmod 600)",
-                key_path.display()
-            );
-        }
-        let key = PrivateKeyDer::from_pem_slice(pem.as_bytes())
-            .with_context(|| format!("reading private key file {}", key_path.display()))?;
+        let key = read_private_key(&cert_path, &key_path)?;
         Ok(Some((certs, key)))
     }
+}
+
+/// The client's private key, read as libpq reads it: the file must exist and be a regular file
+/// others may not read (libpq's rule below), and not encrypted (sslpassword is not read).
+fn read_private_key(cert_path: &Path, key_path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    let metadata = std::fs::metadata(key_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow!(
+            "certificate present ({}), but not private key file \"{}\"",
+            cert_path.display(),
+            key_path.display()
+        ),
+        _ => anyhow!(
+            "could not stat private key file \"{}\": {e}",
+            key_path.display()
+        ),
+    })?;
+    if !metadata.is_file() {
+        bail!(
+            "private key file \"{}\" is not a regular file",
+            key_path.display()
+        );
+    }
+    // libpq's rule: a root-owned key may be group-readable (0640, for system-wide keys read
+    // through a group), any other owner's nothing beyond 0600. Whose it is otherwise does
+    // not matter: being able to read it is enough.
+    let mode = metadata.permissions().mode();
+    let too_open = if metadata.uid() == 0 {
+        mode & 0o037 != 0
+    } else {
+        mode & 0o077 != 0
+    };
+    if too_open {
+        bail!(
+            "private key file \"{}\" has group or world access; file must have permissions \
+             u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) \
+             or less if owned by root",
+            key_path.display()
+        );
+    }
+    let pem = std::fs::read_to_string(key_path)
+        .with_context(|| format!("reading private key file {}", key_path.display()))?;
+    if pem.contains("ENCRYPTED") {
+        bail!(
+            "private key file \"{}\" is encrypted, and metricsctl does not read sslpassword: \
+             decrypt it (openssl pkey -in KEY -out KEY.plain, chmod 600)",
+            key_path.display()
+        );
+    }
+    PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .with_context(|| format!("reading private key file {}", key_path.display()))
 }
 
 /// The client certificate and key, handed to rustls as they are: rustls' own loader parses the

@@ -364,7 +364,7 @@ impl Ingestor {
         self.repair = Some(
             self.session
                 .facts()
-                .with_retired_events(queries::INGEST_BATCH_REPAIR.sql()),
+                .with_retired_events(&queries::INGEST_BATCH_REPAIR),
         );
     }
 
@@ -479,7 +479,7 @@ impl Ingestor {
             self.dry_run = Some(
                 self.session
                     .facts()
-                    .with_retired_events(queries::INGEST_BATCH_DRY_RUN.sql()),
+                    .with_retired_events(&queries::INGEST_BATCH_DRY_RUN),
             );
         }
         Ok(())

@@ -459,7 +459,7 @@ fn repair_lost_metrics(
     } else {
         &queries::LOST_METRICS
     };
-    let sql = facts.with_retired_events(query.sql());
+    let sql = facts.with_retired_events(query);
     let lost = tx.rows(&sql, &[])?;
     Ok(RepairStep {
         kind: "lost_metrics",

@@ -310,23 +310,7 @@ pub fn replay(
         ..
     } = reading;
     add_up(&mut summary, &writers, options, shared.started);
-    // A writer's failure comes first: it also ends the reading, which then sees closed channels.
-    // An interruption counts only if it left something undone.
-    // A statement cancelled because the run was stopped is the stop, not a database failure.
-    let halted = matches!(read_outcome, Ok(ReadEnd::Halted));
-    let reason = stopped();
-    let write_failure = write_outcomes.into_iter().find_map(Result::err);
-    let stop = if let Some(failure) =
-        write_failure.filter(|f| reason.is_none() || !was_cancelled(&f.error))
-    {
-        Some(Stop::Write(failure))
-    } else if let Some(reason) =
-        reason.filter(|_| halted || summary.unconfirmed > 0 || read_outcome.is_err())
-    {
-        Some(Stop::Interrupted(reason))
-    } else {
-        read_outcome.err().map(Stop::Read)
-    };
+    let stop = why_not_done(read_outcome, write_outcomes, stopped(), summary.unconfirmed);
     match stop {
         None => finish(summary, rejects),
         Some(stop) => {
@@ -341,6 +325,27 @@ pub fn replay(
             ))
         }
     }
+}
+
+/// What stopped the replay before it was done, if anything. A writer's failure comes first: it
+/// also ends the reading, which then sees closed channels. An interruption (`reason`) counts only
+/// if it left something undone, and a statement cancelled because the run was stopped is the
+/// stop, not a database failure.
+fn why_not_done(
+    read_outcome: Result<ReadEnd, ReadFailure>,
+    write_outcomes: Vec<Result<(), WriteFailure>>,
+    reason: Option<String>,
+    unconfirmed: u64,
+) -> Option<Stop> {
+    let halted = matches!(read_outcome, Ok(ReadEnd::Halted));
+    let write_failure = write_outcomes.into_iter().find_map(Result::err);
+    if let Some(failure) = write_failure.filter(|f| reason.is_none() || !was_cancelled(&f.error)) {
+        return Some(Stop::Write(failure));
+    }
+    if let Some(reason) = reason.filter(|_| halted || unconfirmed > 0 || read_outcome.is_err()) {
+        return Some(Stop::Interrupted(reason));
+    }
+    read_outcome.err().map(Stop::Read)
 }
 
 /// Before anything is read: the rejects file (never one of the inputs), the repair statements,

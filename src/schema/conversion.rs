@@ -271,31 +271,10 @@ fn convert_locked(
     let facts = session.shared_facts();
     // Set for the session (set_config's `false`) inside a pinned transaction: it outlives it.
     session.write(|tx| tx.rows(queries::CONVERSION_SESSION.sql(), &[]))?;
-    let building = session.read(|tx| {
-        Ok::<bool, postgres::Error>(
-            tx.row(queries::RELATION_EXISTS.sql(), &[&CONVERSION_TABLE])?
-                .get(0),
-        )
-    })?;
-    match (building, session.read(read_state)?) {
-        (false, _) => {
-            on_progress(Progress::Phase("building the partitioned table"));
-            report.months = build(session)?;
-        }
-        (true, Some(_)) => {
-            report.resumed = true;
-            session.write(|tx| tx.ddl(queries::CONVERSION_CLAIM.sql()))?;
-        }
-        (true, None) => {
-            return Err(Error::new(
-                What::Refused,
-                anyhow!(
-                    "a table metrics_partitioned exists, but no conversion is recorded: it is not \
-                     metricsctl's to use. Drop or rename it, or run `metricsctl partitions enable \
-                     --abandon` if it is left from an old run"
-                ),
-            ));
-        }
+    if let Some(months) = build_or_resume(session, on_progress)? {
+        report.months = months;
+    } else {
+        report.resumed = true;
     }
     *phase = "mirror";
     let mirrored: bool = session.read(|tx| {
@@ -335,6 +314,38 @@ fn convert_locked(
     }
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Builds the partitioned table (its months), or takes over the conversion a stopped run left
+/// (`None`); refuses a metrics_partitioned that no recorded conversion made.
+fn build_or_resume(
+    session: &mut Session,
+    on_progress: &mut dyn FnMut(Progress),
+) -> error::Result<Option<Vec<Month>>> {
+    let building = session.read(|tx| {
+        Ok::<bool, postgres::Error>(
+            tx.row(queries::RELATION_EXISTS.sql(), &[&CONVERSION_TABLE])?
+                .get(0),
+        )
+    })?;
+    match (building, session.read(read_state)?) {
+        (false, _) => {
+            on_progress(Progress::Phase("building the partitioned table"));
+            Ok(Some(build(session)?))
+        }
+        (true, Some(_)) => {
+            session.write(|tx| tx.ddl(queries::CONVERSION_CLAIM.sql()))?;
+            Ok(None)
+        }
+        (true, None) => Err(Error::new(
+            What::Refused,
+            anyhow!(
+                "a table metrics_partitioned exists, but no conversion is recorded: it is not \
+                 metricsctl's to use. Drop or rename it, or run `metricsctl partitions enable \
+                 --abandon` if it is left from an old run"
+            ),
+        )),
+    }
 }
 
 fn set_phase(session: &mut Session, phase: &str) -> error::Result<()> {

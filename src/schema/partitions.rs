@@ -29,8 +29,7 @@ use crate::error::{self, Error, ResultExt as _, What};
 pub fn layout(tx: &mut Tx<'_>) -> error::Result<Layout> {
     let row = tx.row_opt(queries::METRICS_LAYOUT.sql(), &[])?;
     match row.map(|r| r.get::<_, String>("relkind")).as_deref() {
-        Some("p") => Ok(Layout::Partitioned),
-        Some(_) => Ok(Layout::Plain),
+        Some(relkind) => Ok(Layout::of_relkind(relkind)),
         None => Err(Error::new(
             What::WrongSchema,
             anyhow!("the table metrics does not exist: run `metricsctl migrate` first"),
@@ -426,24 +425,7 @@ fn create_in(
             ("present", 0)
         } else {
             present.refuse_unmanaged()?;
-            if let Some((owner, _)) = relation_owner(tx, &partition)? {
-                let advice = if owner == facts.tables_owner() {
-                    format!(
-                        "re-attach it with `metricsctl partitions attach {month}`, or rename or drop it"
-                    )
-                } else {
-                    format!(
-                        "it belongs to {owner}, not to {} (the owner of metrics): find out who made \
-                         it and drop it; metricsctl will not attach another role's table",
-                        facts.tables_owner()
-                    )
-                };
-                return Err(refused(format!(
-                    "{partition} exists as a table of its own (detached by `partitions drop \
-                     --detach`, or made by hand), so its month cannot get a new partition: \
-                     {advice}; nothing was changed"
-                )));
-            }
+            refuse_a_table_of_the_name(tx, facts, month)?;
             let moved = if options.dry_run {
                 present.rows_in_default(tx, month)?
             } else {
@@ -475,6 +457,32 @@ fn create_in(
         });
     }
     Ok(report)
+}
+
+/// A month whose partition name a table of its own holds (detached, or made by hand) cannot get a
+/// new partition: refused, with what to do about it.
+fn refuse_a_table_of_the_name(
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
+    month: Month,
+) -> error::Result<()> {
+    let partition = month.partition_name();
+    let Some((owner, _)) = relation_owner(tx, &partition)? else {
+        return Ok(());
+    };
+    let advice = if owner == facts.tables_owner() {
+        format!("re-attach it with `metricsctl partitions attach {month}`, or rename or drop it")
+    } else {
+        format!(
+            "it belongs to {owner}, not to {} (the owner of metrics): find out who made it and \
+             drop it; metricsctl will not attach another role's table",
+            facts.tables_owner()
+        )
+    };
+    Err(refused(format!(
+        "{partition} exists as a table of its own (detached by `partitions drop --detach`, or \
+         made by hand), so its month cannot get a new partition: {advice}; nothing was changed"
+    )))
 }
 
 /// The attached partitions of metrics, by kind.
