@@ -13,10 +13,10 @@ use crate::checks::rate::Bucket;
 use crate::events::Format;
 use crate::output::CheckFormat;
 
-/// Events per transaction. Measured with bench/replay.sh (see README): throughput rises steeply
+/// Events per transaction. Measured with bench/replay.sh (see docs/benchmarks.md): throughput rises steeply
 /// up to a few thousand and is flat beyond; larger batches only hold locks and memory longer.
 pub const DEFAULT_BATCH_SIZE: u32 = 5000;
-/// Writer connections for replay. Two keep a small server's cores busy (see README figures)
+/// Writer connections for replay. Two keep a small server's cores busy (see docs/benchmarks.md)
 /// without crowding out the consumer.
 pub const DEFAULT_REPLAY_JOBS: u32 = 2;
 
@@ -219,6 +219,11 @@ pub enum Command {
   metricsctl completions bash > /etc/bash_completion.d/metricsctl
   metricsctl completions zsh > \"${fpath[1]}/_metricsctl\"")]
     Completions(CompletionsArgs),
+    /// Print the manual page (roff): every command and flag, from the definitions --help reads
+    #[command(after_help = "Examples:
+  metricsctl man | man -l -
+  metricsctl man > /usr/local/share/man/man1/metricsctl.1")]
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -334,8 +339,14 @@ pub struct ReplayArgs {
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// How many events
-    #[arg(value_name = "COUNT")]
-    pub count: u64,
+    #[arg(value_name = "COUNT", required_unless_present = "sample")]
+    pub count: Option<u64>,
+
+    /// Write the demo's sample instead, ending now: 3,000 events over 6 sensors, 25 of them
+    /// delivered twice, one delivered late, and 3 bad lines (JSON Lines) — the file the docs'
+    /// examples use
+    #[arg(long, conflicts_with_all = ["count", "sensors", "seed", "format", "start", "interval", "kafka_partitions"])]
+    pub sample: bool,
 
     /// How many sensors the events are spread over
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]

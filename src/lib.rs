@@ -91,5 +91,6 @@ fn execute(cli: &Cli, env: &Environment) -> CommandResult {
         Command::Grants(args) => commands::grants::exec(&resolve()?, args),
         Command::Demo(args) => commands::demo::exec(&resolve()?, args),
         Command::Completions(args) => commands::completions::exec(args),
+        Command::Man => commands::man::exec(),
     }
 }

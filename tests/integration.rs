@@ -12,6 +12,7 @@ mod cli;
 mod client_certificates;
 mod connection;
 mod demo;
+mod docs;
 mod field;
 mod harness;
 mod libpq_env;

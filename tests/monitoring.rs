@@ -355,9 +355,10 @@ fn a_reader_never_sees_half_a_textfile() {
 }
 
 #[test]
-fn the_readme_cron_line_publishes_with_output() {
+fn the_documented_cron_line_publishes_with_output() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/monitoring.md"))
+            .unwrap();
     assert!(readme.contains("--format prometheus --output /var/lib/node_exporter/"));
     assert!(!readme.contains(".prom.$$"), "the old cron line is gone");
 }

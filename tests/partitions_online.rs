@@ -200,7 +200,7 @@ fn enable_converts_while_a_replay_writes_and_keeps_every_row_and_id() {
     db.metricsctl(&["check", "duplicates"]).assert().code(0);
 }
 
-/// The insert contract of the README, as a consumer in another language would run it.
+/// The insert contract of docs/ingest-contract.md, as a consumer in another language would run it.
 fn consumer_writes(url: &str, from: usize, count: usize) {
     let mut client = crate::support::connect_url(url);
     for i in from..from + count {

@@ -11,7 +11,7 @@ fn every_query_file_runs_in_psql_with_its_variables() {
         psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "schema=public"])
             .args(["-v", "retired_events=metricsctl_retired_events"])
             .arg(format!("--dbname={}", db.url));
-        // Files that read a table another file makes: that file first, as the README says.
+        // Files that read a table another file makes: that file first, as their headers say.
         let needs: &[&str] = match query.file {
             "ingest_batch_dry_run.sql" => &["ingest_dry_run_setup.sql", "retired_events_table.sql"],
             "duplicates.sql"

@@ -11,18 +11,18 @@ use crate::status::{CommandResult, CouldNotRun, Failure, Status};
 
 pub fn exec(args: &GenerateArgs) -> CommandResult {
     let settings = GeneratorSettings {
-        count: args.count,
+        count: args.count.unwrap_or_default(),
         sensors: args.sensors,
         seed: args.seed,
         start: args.start,
         interval_ms: i64::try_from(args.interval.as_millis()).unwrap_or(i64::MAX),
         kafka_partitions: args.kafka_partitions,
     };
-    if generate::last_timestamp(&settings).is_none() {
+    if !args.sample && generate::last_timestamp(&settings).is_none() {
         return Err(Failure::could_not_run(anyhow!(
             "{} events over {} sensors every {} from {} run past the year 9999: \
              use fewer events, more sensors or a shorter --interval",
-            args.count,
+            settings.count,
             args.sensors,
             humantime::format_duration(args.interval),
             args.start.to_rfc3339()
@@ -83,8 +83,12 @@ fn io_error_kind(error: &anyhow::Error) -> Option<ErrorKind> {
 fn write_all<W: Write>(
     settings: GeneratorSettings,
     args: &GenerateArgs,
-    out: W,
+    mut out: W,
 ) -> anyhow::Result<W> {
+    if args.sample {
+        generate::write_demo_sample(&mut out)?;
+        return Ok(out);
+    }
     let mut writer = EventWriter::new(args.format, out);
     for event in EventGenerator::new(settings) {
         writer.write(&event)?;

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod generate;
 pub mod grants;
 pub mod lag;
+pub mod man;
 pub mod migrate;
 pub mod partitions;
 pub mod rate;

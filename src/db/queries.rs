@@ -1,7 +1,8 @@
 //! The SQL metricsctl runs, compiled in from `queries/`.
 //!
 //! The files are written for psql: parameters appear as psql variables (`:'sensor_id'`), so an
-//! operator can run `psql -v sensor_id=sensor_123 -f queries/sensor_events_by_timestamp.sql`.
+//! operator can run `psql -v sensor_id=sensor_123 -v since=-infinity -v ingested_since=-infinity
+//! -v limit=10 -f queries/ordering_for_sensor.sql`.
 //! At first use each `:'name'` becomes a bind parameter `$n`, so values are never spliced in.
 
 use std::sync::OnceLock;
