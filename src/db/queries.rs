@@ -49,14 +49,7 @@ impl Query {
     /// For statements that name a table chosen at run time (a partition): each `:"name"` becomes
     /// the quoted identifier, values stay bind parameters.
     pub fn with_identifiers(&self, identifiers: &[(&str, &str)]) -> String {
-        render(self.psql_text, identifiers, |name| {
-            let index = self
-                .params
-                .iter()
-                .position(|p| *p == name)
-                .unwrap_or_else(|| panic!("psql variable :'{name}' is not a declared parameter"));
-            format!("${}", index + 1)
-        })
+        render(self.psql_text, identifiers, |name| self.bind_position(name))
     }
 
     /// For DDL, which takes no bind parameters: identifiers and values both written in, quoted.
@@ -82,13 +75,17 @@ impl Query {
 
 fn render_ddl(text: &str, identifiers: &[(&str, &str)], literals: &[(&str, &str)]) -> String {
     render(text, identifiers, |name| {
-        let value = literals
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap_or_else(|| panic!("no value for :'{name}'"))
-            .1;
-        quote_literal(value)
+        quote_literal(named(literals, name, "no value for :'{}'"))
     })
+}
+
+/// The value given for a psql variable, which the query file declares: one missing is a bug.
+fn named<'a>(values: &[(&str, &'a str)], name: &str, missing: &str) -> &'a str {
+    values
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("{}", missing.replace("{}", name)))
+        .1
 }
 
 /// Replaces each `:"name"` with the quoted identifier and each `:'name'` with `value(name)`, in
@@ -96,14 +93,7 @@ fn render_ddl(text: &str, identifiers: &[(&str, &str)], literals: &[(&str, &str)
 fn render(text: &str, identifiers: &[(&str, &str)], value: impl FnMut(&str) -> String) -> String {
     render_with(
         text,
-        |name| {
-            let identifier = identifiers
-                .iter()
-                .find(|(n, _)| *n == name)
-                .unwrap_or_else(|| panic!("no identifier for :\"{name}\""))
-                .1;
-            quote_identifier(identifier)
-        },
+        |name| quote_identifier(named(identifiers, name, "no identifier for :\"{}\"")),
         value,
     )
 }

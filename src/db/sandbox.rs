@@ -164,12 +164,24 @@ impl Sandbox {
         let binaries = PgBinaries::locate()?;
         let run_as = server_account()?;
         remove_leftovers();
+        let mut sandbox = Sandbox::in_new_directory(binaries, run_as)?;
+        sandbox.init(options)?;
+        sandbox.launch()?;
+        Ok(sandbox)
+    }
+
+    /// A cluster not yet made: its directory (marked with this process as its owner, so a later
+    /// run can remove it if this one is killed), handed to the server's account.
+    fn in_new_directory(
+        binaries: PgBinaries,
+        run_as: Option<(Uid, Gid)>,
+    ) -> anyhow::Result<Sandbox> {
         let root = tempfile::Builder::new()
             .prefix(DIR_PREFIX)
             .tempdir()
             .context("creating a directory for the throwaway PostgreSQL")?
             .keep();
-        let mut sandbox = Sandbox {
+        let sandbox = Sandbox {
             root,
             binaries,
             run_as,
@@ -184,8 +196,6 @@ impl Sandbox {
             chown(&sandbox.root, Some(uid.as_raw()), Some(gid.as_raw()))
                 .context("handing the sandbox directory to the postgres user")?;
         }
-        sandbox.init(options)?;
-        sandbox.launch()?;
         Ok(sandbox)
     }
 
@@ -361,36 +371,10 @@ impl Sandbox {
     /// A hot standby of this cluster, streaming from it (`pg_basebackup -R`), in a directory and
     /// on a port of its own: the read-only replica operators point monitoring at.
     pub fn start_standby(&self) -> anyhow::Result<Sandbox> {
-        let root = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir()
-            .context("creating a directory for the standby")?
-            .keep();
-        let mut standby = Sandbox {
-            root,
-            binaries: self.binaries.clone(),
-            run_as: self.run_as,
-            port: 0,
-            armed: true,
-        };
-        fs::write(
-            standby.root.join(OWNER_FILE),
-            std::process::id().to_string(),
-        )?;
-        if let Some((uid, gid)) = self.run_as {
-            chown(&standby.root, Some(uid.as_raw()), Some(gid.as_raw()))
-                .context("handing the standby's directory to the postgres user")?;
-        }
+        let mut standby = Sandbox::in_new_directory(self.binaries.clone(), self.run_as)?;
         let output = standby
             .command("pg_basebackup")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SUPERUSER,
-            ])
+            .args(self.superuser_connection())
             .arg("-D")
             .arg(standby.data_dir())
             .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
@@ -410,18 +394,24 @@ impl Sandbox {
         Ok(standby)
     }
 
+    /// A client tool's arguments to reach this cluster as its superuser.
+    fn superuser_connection(&self) -> [String; 6] {
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            SUPERUSER,
+        ]
+        .map(String::from)
+    }
+
     /// Creates a database in the cluster.
     pub fn create_database(&self, database: &str) -> anyhow::Result<()> {
         let output = self
             .command("createdb")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SUPERUSER,
-            ])
+            .args(self.superuser_connection())
             .arg(database)
             .output()
             .context("running createdb")?;

@@ -262,25 +262,22 @@ impl TlsPolicy {
             }
             // libpq: require verifies the chain only when a root certificate is available.
             SslMode::Require => match self.load_roots(false)? {
-                Some((roots, pinned)) => Arc::new(ChainOnly {
+                Some((roots, pinned)) => Arc::new(TrustedChain {
                     chain: webpki_verifier(roots, &provider)?,
                     pinned,
+                    names: NameCheck::Skipped,
                 }),
                 None => Arc::new(AcceptAnyCertificate::new(&provider)),
             },
-            SslMode::VerifyCa => {
+            SslMode::VerifyCa | SslMode::VerifyFull => {
                 let (roots, pinned) = self.load_roots(true)?.expect("required roots");
-                Arc::new(ChainOnly {
+                Arc::new(TrustedChain {
                     chain: webpki_verifier(roots, &provider)?,
                     pinned,
-                })
-            }
-            SslMode::VerifyFull => {
-                let (roots, pinned) = self.load_roots(true)?.expect("required roots");
-                Arc::new(ChainAndName {
-                    chain: ChainOnly {
-                        chain: webpki_verifier(roots, &provider)?,
-                        pinned,
+                    names: if self.mode == SslMode::VerifyFull {
+                        NameCheck::Compared
+                    } else {
+                        NameCheck::Skipped
                     },
                 })
             }
@@ -338,7 +335,7 @@ impl TlsPolicy {
 }
 
 /// Adds a PEM file's certificates to `store`, and returns them as they are. A version 1
-/// certificate cannot be a webpki trust anchor, but is still trusted as itself (see `ChainOnly`).
+/// certificate cannot be a webpki trust anchor, but is still trusted as itself (see `TrustedChain`).
 fn add_pem_file(
     store: &mut RootCertStore,
     path: &Path,
@@ -365,17 +362,25 @@ fn webpki_verifier(
         .context("setting up TLS certificate verification")
 }
 
-/// verify-ca: the chain must lead to a trusted root; the host name is not compared. A server that
-/// shows a certificate of the root file itself is trusted too, whatever its version: that is what
+/// verify-ca (and require with a root file): the chain must lead to a trusted root; the host name
+/// is not compared. verify-full: the host name must be the certificate's too. A server that shows
+/// a certificate of the root file itself is trusted as itself, whatever its version: that is what
 /// OpenSSL (and so libpq) accepts for a self-signed X.509 version 1 certificate, which webpki
-/// cannot take as a trust anchor.
+/// cannot take as a trust anchor; its name is then compared here as libpq compares it.
 #[derive(Debug)]
-struct ChainOnly {
+struct TrustedChain {
     chain: Arc<WebPkiServerVerifier>,
     pinned: Vec<CertificateDer<'static>>,
+    names: NameCheck,
 }
 
-impl ServerCertVerifier for ChainOnly {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameCheck {
+    Skipped,
+    Compared,
+}
+
+impl ServerCertVerifier for TrustedChain {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -384,25 +389,38 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self
+        let pinned = self
             .pinned
             .iter()
-            .any(|trusted| trusted.as_ref() == end_entity.as_ref())
-        {
-            return Ok(ServerCertVerified::assertion());
+            .any(|trusted| trusted.as_ref() == end_entity.as_ref());
+        let name_matches_or_skipped = || -> Result<bool, rustls::Error> {
+            Ok(self.names == NameCheck::Skipped
+                || certificate_names(end_entity)?
+                    .iter()
+                    .any(|name| name_matches(name, server_name)))
+        };
+        if pinned {
+            return if name_matches_or_skipped()? {
+                Ok(ServerCertVerified::assertion())
+            } else {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName,
+                ))
+            };
         }
-        // WebPkiServerVerifier checks the chain before the name, so a name error means
-        // the chain was already found valid.
-        match self.chain.verify_server_cert(
+        let verdict = self.chain.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
             ocsp_response,
             now,
-        ) {
+        );
+        // WebPkiServerVerifier checks the chain before the name, so a name error means the chain
+        // was already found valid.
+        match verdict {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if self.names == NameCheck::Skipped => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -413,7 +431,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_with_key(message, cert, dss, &self.chain_algorithms())
+        verify_tls12_with_key(message, cert, dss, &chain_algorithms())
     }
 
     fn verify_tls13_signature(
@@ -427,7 +445,7 @@ impl ServerCertVerifier for ChainOnly {
             message,
             &spki,
             dss,
-            &self.chain_algorithms(),
+            &chain_algorithms(),
         )
     }
 
@@ -436,76 +454,8 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
-impl ChainOnly {
-    fn chain_algorithms(&self) -> WebPkiSupportedAlgorithms {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms
-    }
-}
-
-/// verify-full: verify-ca, and the host name must be the certificate's. A certificate of the root
-/// file itself (say a self-signed version 1 one) is trusted as itself, its name compared here as
-/// libpq compares it; any other goes through webpki, name and all.
-#[derive(Debug)]
-struct ChainAndName {
-    chain: ChainOnly,
-}
-
-impl ServerCertVerifier for ChainAndName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let pinned = self
-            .chain
-            .pinned
-            .iter()
-            .any(|trusted| trusted.as_ref() == end_entity.as_ref());
-        if !pinned {
-            return self.chain.chain.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            );
-        }
-        if certificate_names(end_entity)?
-            .iter()
-            .any(|name| name_matches(name, server_name))
-        {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.chain.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.chain.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.chain.supported_verify_schemes()
-    }
+fn chain_algorithms() -> WebPkiSupportedAlgorithms {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms
 }
 
 /// The names a certificate is for, as libpq reads them: its subject alternative names (DNS names
