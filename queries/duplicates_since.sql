@@ -30,15 +30,17 @@ duplicated AS (
 ),
 unfound AS (
     SELECT g.event_id
-    FROM guard g
-    WHERE NOT EXISTS (SELECT FROM metrics m
+    FROM processed_events g
+    WHERE g.processed_at >= CAST(:'since' AS timestamptz)
+      AND NOT EXISTS (SELECT FROM metrics m
                       WHERE m.event_id OPERATOR(pg_catalog.=) g.event_id
                         AND m.timestamp >= CAST(:'looked_back' AS timestamptz))
 ),
 unguarded AS (
     SELECT r.event_id
-    FROM recent r
-    WHERE NOT EXISTS (SELECT FROM processed_events p
+    FROM metrics r
+    WHERE r.timestamp >= CAST(:'since' AS timestamptz)
+      AND NOT EXISTS (SELECT FROM processed_events p
                       WHERE p.event_id OPERATOR(pg_catalog.=) r.event_id)
 )
 SELECT

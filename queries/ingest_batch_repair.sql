@@ -6,6 +6,8 @@
 -- psql "$DATABASE_URL" -v schema=public -v retired_events=metricsctl_retired_events -f queries/retired_events_table.sql -v event_ids='{e1}' -v sensor_ids='{s1}' \
 --   -v timestamps='{2026-01-01T00:00:00Z}' -v values='{21.5}' \
 --   -v kafka_partitions='{0}' -v kafka_offsets='{42}' -v delivery_order='{1}' -f queries/ingest_batch_repair.sql
+-- Each table is asked once for the batch's ids, in a subquery of its own (hashed, pg_catalog's = ANY): no probe
+-- correlated with the batch, which Citus cannot plan (the distributed layout).
 WITH batch AS (
     SELECT *
     -- What unnest(a, b, ...) stands for, spelled out: that shorthand exists only unqualified.
@@ -32,9 +34,15 @@ guarded AS (
 lost AS (
     SELECT b.event_id
     FROM batch b
-    WHERE EXISTS (SELECT FROM processed_events p WHERE p.event_id OPERATOR(pg_catalog.=) b.event_id)
-      AND NOT EXISTS (SELECT FROM :"retired_events" r
-                      WHERE r.event_id OPERATOR(pg_catalog.=) b.event_id)
+    -- Not the ones this batch guards: on Citus the CTEs run one after the other, so the guard
+    -- rows just inserted would be seen here (on one server they never are).
+    WHERE NOT (b.event_id OPERATOR(pg_catalog.=) ANY (SELECT event_id FROM guarded))
+      AND b.event_id OPERATOR(pg_catalog.=) ANY (
+              SELECT p.event_id FROM processed_events p
+              WHERE p.event_id OPERATOR(pg_catalog.=) ANY (CAST(:'event_ids' AS varchar[])))
+      AND NOT (b.event_id OPERATOR(pg_catalog.=) ANY (
+              SELECT r.event_id FROM :"retired_events" r
+              WHERE r.event_id OPERATOR(pg_catalog.=) ANY (CAST(:'event_ids' AS varchar[]))))
 ),
 stored AS (
     INSERT INTO metrics (sensor_id, event_id, timestamp, value)
@@ -42,7 +50,9 @@ stored AS (
     FROM batch b
     WHERE (b.event_id OPERATOR(pg_catalog.=) ANY (SELECT event_id FROM guarded)
            OR b.event_id OPERATOR(pg_catalog.=) ANY (SELECT event_id FROM lost))
-      AND NOT EXISTS (SELECT FROM metrics m WHERE m.event_id OPERATOR(pg_catalog.=) b.event_id)
+      AND NOT (b.event_id OPERATOR(pg_catalog.=) ANY (
+              SELECT m.event_id FROM metrics m
+              WHERE m.event_id OPERATOR(pg_catalog.=) ANY (CAST(:'event_ids' AS varchar[]))))
     -- metrics.id follows delivery order.
     ORDER BY b.delivery_order
     RETURNING event_id

@@ -1,6 +1,8 @@
 -- `metricsctl repair`: processed_events rows beyond the first per event id (possible only once its
 -- primary key was dropped or bypassed). The first by processed_at (then Kafka partition and
--- offset) stays; the others are deleted and returned.
+-- offset) stays; the others are deleted and returned. A row is named by its address (ctid)
+-- within its event id: on the distributed layout (Citus) the join on event_id, the distribution
+-- column, keeps each deletion on its shard, where an address means something.
 -- psql "$DATABASE_URL" -f queries/repair_duplicated_guard_rows.sql
 WITH ranked AS (
     SELECT p.ctid AS row_address, p.event_id,
@@ -15,5 +17,5 @@ WITH ranked AS (
 )
 DELETE FROM processed_events p
 USING ranked r
-WHERE r.copy > 1 AND p.ctid = r.row_address
+WHERE r.copy > 1 AND p.event_id OPERATOR(pg_catalog.=) r.event_id AND p.ctid = r.row_address
 RETURNING p.event_id, p.sensor_id, p.processed_at, p.kafka_partition, p.kafka_offset;

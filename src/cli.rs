@@ -175,7 +175,7 @@ pub enum Command {
   metricsctl generate 100000 --sensors 50 -o events.jsonl
   metricsctl generate 1000 --format csv --gzip -o events.csv.gz")]
     Generate(GenerateArgs),
-    /// Validation checks: all of them (the default), or `ordering`, `duplicates`, `partitions`
+    /// Validation checks: all of them (the default), or `ordering`, `duplicates`, `sequence`, `partitions`
     #[command(after_help = "Examples:
   metricsctl check
   metricsctl check --format prometheus --output /var/lib/node_exporter/metricsctl.prom
@@ -204,6 +204,13 @@ pub enum Command {
   metricsctl repair
   metricsctl repair --release-lost   # lost metrics: let the consumer or a replay deliver them again")]
     Repair(RepairArgs),
+    /// On a Citus coordinator: convert the populated single-node tables to the distributed layout
+    /// in place (writers wait while each table copies); resumable, --status shows where it stands
+    #[command(after_help = "Examples:
+  metricsctl distribute --dry-run
+  metricsctl distribute
+  metricsctl distribute --status")]
+    Distribute(DistributeArgs),
     /// The privileges of a monitoring role and a writer role, as SQL to run (or --apply)
     #[command(after_help = "Examples:
   metricsctl grants --monitor nagios --writer consumer
@@ -212,7 +219,8 @@ pub enum Command {
     /// Show metricsctl end to end on a throwaway local PostgreSQL (or on the configured database)
     #[command(after_help = "Examples:
   metricsctl demo
-  metricsctl demo --keep --partitioned")]
+  metricsctl demo --keep --partitioned
+  metricsctl demo --distributed")]
     Demo(DemoArgs),
     /// Print a shell completion script
     #[command(after_help = "Examples:
@@ -262,6 +270,11 @@ pub struct MigrateArgs {
     /// partitions for this month and the next two
     #[arg(long)]
     pub partitioned: bool,
+
+    /// On a Citus coordinator: distribute both tables by event_id, colocated (metrics' primary
+    /// key becomes (id, event_id), with timestamp when partitioned)
+    #[arg(long)]
+    pub distributed: bool,
 
     /// How long to wait for another migrate (or a lock on the tables) before giving up
     #[arg(long, value_name = "DURATION", default_value = "60s",
@@ -849,6 +862,25 @@ pub struct GrantsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DistributeArgs {
+    /// Show where the conversion stands (what is done, what is left) and change nothing
+    #[arg(long, conflicts_with = "dry_run")]
+    pub status: bool,
+
+    /// Print the statements the conversion would run from where it stands, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+
+    /// How long each step waits for its lock (metrics' key swapped, a table distributed)
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = duration_up_to(MAX_LOCK_TIMEOUT, true))]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Leave the throwaway PostgreSQL running and print how to reach and remove it
     #[arg(long)]
@@ -857,6 +889,11 @@ pub struct DemoArgs {
     /// Show the partitioned layout: migrate --partitioned, partitions and their check
     #[arg(long)]
     pub partitioned: bool,
+
+    /// On a throwaway Citus cluster (a coordinator and two workers; Citus must be installed):
+    /// migrate --distributed, then the same steps
+    #[arg(long)]
+    pub distributed: bool,
 
     /// With a database configured, write the demo's sample events into it without asking
     #[arg(long)]

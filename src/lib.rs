@@ -17,6 +17,9 @@ pub mod schema;
 pub(crate) mod status;
 pub(crate) mod text;
 
+/// The one list of checks, for the tests that walk every check's command.
+pub use crate::checks::Check;
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -89,6 +92,7 @@ fn execute(cli: &Cli, env: &Environment) -> CommandResult {
         Command::Rate(args) => commands::rate::exec(&resolve()?, args),
         Command::Repair(args) => commands::repair::exec(&resolve()?, args),
         Command::Grants(args) => commands::grants::exec(&resolve()?, args),
+        Command::Distribute(args) => commands::distribute::exec(&resolve()?, args),
         Command::Demo(args) => commands::demo::exec(&resolve()?, args),
         Command::Completions(args) => commands::completions::exec(args),
         Command::Man => commands::man::exec(),

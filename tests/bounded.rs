@@ -2,11 +2,16 @@
 //! monitoring) cancels the statement, exits 3 and names who was in the way; SIGINT and SIGTERM
 //! do the same at once; the server is left running nothing of ours.
 
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::scenarios::{
+    assert_says, generated_events, hold_metrics_exclusively, hold_the_guard, migrated_database,
+    stderr_exiting,
+};
 use crate::support::{
-    LockHolder, TestDatabase, generate_events, metricsctl_process, stderr_of, stdout_of, wait_until,
+    LockHolder, TestDatabase, metricsctl_process, stderr_of, stdout_of, wait_until,
 };
 
 /// Sessions of metricsctl still running a statement on this database.
@@ -17,16 +22,58 @@ fn metricsctl_statements_running(db: &TestDatabase) -> i64 {
     )
 }
 
+/// 20,000 generated events (`seed`, in the directory returned with them) and a migrated database
+/// whose guard a session holds: every replay writer waits behind it, mid-batch.
+fn events_and_a_held_guard(seed: u64) -> (tempfile::TempDir, PathBuf, TestDatabase, LockHolder) {
+    let (dir, input) = generated_events(20_000, 20, seed);
+    let db = migrated_database();
+    let holder = hold_the_guard(&db);
+    (dir, input, db, holder)
+}
+
+/// Sessions of metricsctl waiting on a lock in this database.
+fn metricsctl_statements_waiting_on_a_lock(db: &TestDatabase) -> i64 {
+    db.count(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name = 'metricsctl' AND wait_event_type = 'Lock'",
+    )
+}
+
+/// `metricsctl ARGS --database-url URL INPUTS` on this database in the background, its output
+/// thrown away.
+fn spawn_unheard(db: &TestDatabase, args: &[&str], inputs: &[&Path]) -> Child {
+    metricsctl_process()
+        .args(args)
+        .args(["--database-url", &db.url])
+        .args(inputs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Kills `run` outright: no handler runs and no cancel request is sent, so the server must notice
+/// on its own (client_connection_check_interval, set in every transaction) and end `what` (its
+/// statements) within 5 s.
+fn kill_and_see_the_server_end(db: &TestDatabase, mut run: Child, what: &str) {
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let killed = Instant::now();
+    wait_until(&format!("{what} to end"), || {
+        metricsctl_statements_running(db) == 0
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "the server kept {what} for {:?}",
+        killed.elapsed()
+    );
+}
+
 /// A database whose metrics a session holds ACCESS EXCLUSIVE (a VACUUM FULL, a DDL): every read
 /// of it waits.
 fn locked_database() -> (TestDatabase, LockHolder) {
-    let db = TestDatabase::new();
-    db.migrate();
-    let holder = LockHolder::table(
-        &db,
-        "vacuum-full-metrics",
-        "LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE",
-    );
+    let db = migrated_database();
+    let holder = hold_metrics_exclusively(&db);
     (db, holder)
 }
 
@@ -93,10 +140,7 @@ fn sigterm_and_ctrl_c_cancel_the_statement_and_report_unknown() {
             .spawn()
             .unwrap();
         wait_until("the check to wait behind the lock", || {
-            db.count(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND application_name = 'metricsctl' AND wait_event_type = 'Lock'",
-            ) > 0
+            metricsctl_statements_waiting_on_a_lock(&db) > 0
         });
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(check.id() as i32), signal).unwrap();
         let output = check.wait_with_output().unwrap();
@@ -123,30 +167,22 @@ fn sigterm_and_ctrl_c_cancel_the_statement_and_report_unknown() {
 
 #[test]
 fn a_replay_at_its_timeout_says_how_far_it_got_and_a_rerun_finishes() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("events.jsonl");
-    generate_events(&input, 20_000, 20, 61, "jsonl");
-    let db = TestDatabase::new();
-    db.migrate();
     // Writers wait behind a lock on the guard: the limit runs out mid-batch.
-    let holder = LockHolder::table(
-        &db,
-        "holding-the-guard",
-        "LOCK TABLE processed_events IN SHARE MODE",
-    );
+    let (_dir, input, db, holder) = events_and_a_held_guard(61);
     let output = db
         .metricsctl(&["replay", "--timeout", "2s", "--format", "json"])
         .arg(&input)
         .output()
         .unwrap();
-    let stderr = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("timed out after 2s (--timeout)"),
-        "{stderr}"
+    let stderr = stderr_exiting(&output, 3);
+    assert_says(
+        &stderr,
+        &[
+            "timed out after 2s (--timeout)",
+            "holding-the-guard",
+            "rerun the same command",
+        ],
     );
-    assert!(stderr.contains("holding-the-guard"), "{stderr}");
-    assert!(stderr.contains("rerun the same command"), "{stderr}");
     let summary = crate::support::summary_of(&output);
     let claim = summary["committed_before"].as_str().unwrap().to_string();
     holder.release();
@@ -230,29 +266,11 @@ fn time_limits_are_kept_at_their_edges() {
 #[test]
 fn a_killed_run_leaves_nothing_waiting_on_the_server() {
     let (db, holder) = locked_database();
-    let check = metricsctl_process()
-        .args(["check", "--timeout", "0", "--database-url", &db.url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let check = spawn_unheard(&db, &["check", "--timeout", "0"], &[]);
     wait_until("the check to wait behind the lock", || {
         metricsctl_statements_running(&db) > 0
     });
-    // No handler runs and no cancel request is sent: the server must notice on its own
-    // (client_connection_check_interval, set in every transaction).
-    let mut check = check;
-    check.kill().unwrap();
-    check.wait().unwrap();
-    let killed = Instant::now();
-    wait_until("the killed run's statement to end", || {
-        metricsctl_statements_running(&db) == 0
-    });
-    assert!(
-        killed.elapsed() < Duration::from_secs(5),
-        "the server ran the statement of a killed client for {:?}",
-        killed.elapsed()
-    );
+    kill_and_see_the_server_end(&db, check, "the killed run's statement");
     holder.release();
 }
 
@@ -261,40 +279,12 @@ fn a_killed_replay_waiting_behind_a_lock_leaves_nothing_waiting_on_the_server() 
     // A batch's parameters run to hundreds of kilobytes: were the replay's statement to wait for
     // the lock while it is parsed, the server would not have read them, and would not notice the
     // client go until the lock is released.
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("events.jsonl");
-    generate_events(&input, 20_000, 20, 62, "jsonl");
-    let db = TestDatabase::new();
-    db.migrate();
-    let holder = LockHolder::table(
-        &db,
-        "holding-the-guard",
-        "LOCK TABLE processed_events IN SHARE MODE",
-    );
-    let mut replay = metricsctl_process()
-        .args(["replay", "--jobs", "2", "--database-url", &db.url])
-        .arg(&input)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (_dir, input, db, holder) = events_and_a_held_guard(62);
+    let replay = spawn_unheard(&db, &["replay", "--jobs", "2"], &[&input]);
     wait_until("the writers to wait behind the lock", || {
-        db.count(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND application_name = 'metricsctl' AND wait_event_type = 'Lock'",
-        ) == 2
+        metricsctl_statements_waiting_on_a_lock(&db) == 2
     });
-    replay.kill().unwrap();
-    replay.wait().unwrap();
-    let killed = Instant::now();
-    wait_until("the killed replay's statements to end", || {
-        metricsctl_statements_running(&db) == 0
-    });
-    assert!(
-        killed.elapsed() < Duration::from_secs(5),
-        "the server kept the statements of a killed replay for {:?}",
-        killed.elapsed()
-    );
+    kill_and_see_the_server_end(&db, replay, "the killed replay's statements");
     holder.release();
     crate::support::assert_consistent(&db);
 }

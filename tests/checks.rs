@@ -679,6 +679,14 @@ fn a_sequence_behind_the_stored_ids_is_critical_until_repaired(layout: Layout) {
 fn rate_shows_every_minute_and_matches_the_guides_query(layout: Layout) {
     let db = TestDatabase::new();
     db.migrate_as(layout);
+    seven_events_ingested_three_and_one_minutes_ago(&db);
+    rate_counts_each_minute_as_the_guides_query_does(&db);
+    rate_thresholds_hours_and_formats_agree(&db);
+}
+
+/// Five events ingested in the minute that began three minutes ago and two in the last complete
+/// minute: guard rows and metrics at one instant each, as in one transaction.
+fn seven_events_ingested_three_and_one_minutes_ago(db: &TestDatabase) {
     // The buckets are relative to the current minute: do not start right before it turns.
     let second: f64 = db.scalar("SELECT CAST(EXTRACT(SECOND FROM now()) AS double precision)");
     if second > 45.0 {
@@ -700,7 +708,12 @@ fn rate_shows_every_minute_and_matches_the_guides_query(layout: Layout) {
              SELECT 's', event_id, now(), 1, at FROM ingested;",
         )
         .unwrap();
-    let report = json_of(&db, &["rate", "--minutes", "5"], 0);
+}
+
+/// `rate --minutes 5` shows every minute, the empty ones as zeros, and the guide's query finds
+/// the same counts in the minutes that are not empty.
+fn rate_counts_each_minute_as_the_guides_query_does(db: &TestDatabase) {
+    let report = json_of(db, &["rate", "--minutes", "5"], 0);
     let buckets: Vec<i64> = report["buckets"]
         .as_array()
         .unwrap()
@@ -727,10 +740,14 @@ fn rate_shows_every_minute_and_matches_the_guides_query(layout: Layout) {
         .map(|r| r.get("events_processed"))
         .collect();
     assert_eq!(seed, vec![2, 5]);
+}
 
-    json_of(&db, &["rate", "--minutes", "5", "--warn-below", "3"], 1);
+/// Over the seven events: the thresholds warn and go critical below 3 in the last complete
+/// minute, hours group them, and the table and Prometheus formats say the same.
+fn rate_thresholds_hours_and_formats_agree(db: &TestDatabase) {
+    json_of(db, &["rate", "--minutes", "5", "--warn-below", "3"], 1);
     json_of(
-        &db,
+        db,
         &[
             "rate",
             "--minutes",
@@ -742,7 +759,7 @@ fn rate_shows_every_minute_and_matches_the_guides_query(layout: Layout) {
         ],
         2,
     );
-    let hourly = json_of(&db, &["rate", "--minutes", "120", "--by", "hour"], 0);
+    let hourly = json_of(db, &["rate", "--minutes", "120", "--by", "hour"], 0);
     assert_eq!(hourly["buckets"].as_array().unwrap().len(), 2);
     assert_eq!(hourly["total_events"], 7);
     db.metricsctl(&["rate", "--minutes", "5"])
@@ -1068,25 +1085,29 @@ fn check_all_since_leaves_old_violations_out(layout: Layout) {
 }
 
 crate::on_both_layouts!(
-    ordering_finds_exactly_the_late_events_in_delivery_order,
-    ordering_for_one_sensor_lists_its_violations_and_grades_it,
     the_guides_ordering_query_cannot_see_these_violations,
     ordering_in_every_format,
-    duplicates_match_the_guides_queries_and_find_orphans_both_ways,
     a_bypassed_guard_alone_is_a_warning,
-    check_all_runs_every_check_and_exits_with_the_worst,
     lag_on_an_empty_table_is_unknown,
-    lag_matches_the_guides_query_and_follows_its_thresholds,
-    a_silent_sensor_is_listed_and_warns,
     silent_sensors_are_found_however_many_months_back,
-    a_sequence_behind_the_stored_ids_is_critical_until_repaired,
-    rate_shows_every_minute_and_matches_the_guides_query,
     future_dated_events_are_a_sensor_clock_ahead_not_a_negative_lag,
     rate_thresholds_that_cannot_be_judged_are_unknown,
     a_deliberate_backfill_can_be_told_from_a_consumer_fault,
     limit_applies_and_says_how_many_were_left_out,
     a_window_judges_only_what_is_recent_as_the_whole_check_would,
+);
+
+// Again on the distributed layout (Citus): the replay, check and repair paths that differ there.
+crate::on_every_layout!(
+    check_all_runs_every_check_and_exits_with_the_worst,
     check_all_since_leaves_old_violations_out,
+    duplicates_match_the_guides_queries_and_find_orphans_both_ways,
+    lag_matches_the_guides_query_and_follows_its_thresholds,
+    a_silent_sensor_is_listed_and_warns,
+    ordering_finds_exactly_the_late_events_in_delivery_order,
+    ordering_for_one_sensor_lists_its_violations_and_grades_it,
+    rate_shows_every_minute_and_matches_the_guides_query,
+    a_sequence_behind_the_stored_ids_is_critical_until_repaired,
 );
 
 #[test]

@@ -343,3 +343,39 @@ fn the_readme_says_how_to_install_and_how_to_configure() {
         );
     }
 }
+
+/// The one list of checks and the command line agree: each check has the command its
+/// `Check::command` names, and each subcommand of `check` (but `all`) is a check's.
+#[test]
+fn every_check_has_its_command_and_every_check_command_is_a_check() {
+    use metricsctl::Check;
+    let root = <metricsctl::cli::Cli as clap::CommandFactory>::command();
+    for check in Check::iter() {
+        let mut command = &root;
+        for name in check.command() {
+            command = command.find_subcommand(name).unwrap_or_else(|| {
+                panic!(
+                    "{:?} names `{}`, which has no `{name}`",
+                    check,
+                    check.command().join(" ")
+                )
+            });
+        }
+        metricsctl()
+            .args(check.command())
+            .arg("--help")
+            .assert()
+            .code(0);
+    }
+    let check_command = root.find_subcommand("check").unwrap();
+    for sub in check_command.get_subcommands() {
+        let name = sub.get_name();
+        if matches!(name, "all" | "help") {
+            continue;
+        }
+        assert!(
+            Check::iter().any(|check| check.command() == ["check", name]),
+            "`check {name}` is not a Check variant's command"
+        );
+    }
+}

@@ -143,6 +143,11 @@ impl Certificates {
     fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.file(name)).unwrap()
     }
+
+    /// A file's path, as text for a connection string or a variable.
+    fn path(&self, name: &str) -> String {
+        self.file(name).display().to_string()
+    }
 }
 
 /// openssl is here and the installation's server speaks TLS; else NOT RUN (a failure where
@@ -231,6 +236,23 @@ fn metricsctl_with(
     command.assert()
 }
 
+/// certuser's settings on `server` with the certificate `cert` and the key `key` named in the
+/// connection string.
+fn certificate_in_string(server: &Sandbox, certs: &Certificates, cert: &str, key: &str) -> String {
+    keywords(
+        server,
+        &format!("sslcert={} sslkey={}", certs.path(cert), certs.path(key)),
+    )
+}
+
+/// PGSSLCERT and PGSSLKEY naming `user`'s certificate and key.
+fn certificate_in_environment(certs: &Certificates, user: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PGSSLCERT", certs.path(&format!("{user}.crt"))),
+        ("PGSSLKEY", certs.path(&format!("{user}.key"))),
+    ]
+}
+
 #[test]
 fn client_certificates_are_found_as_libpq_finds_them_and_psql_agrees() {
     let test = "client_certificates_are_found_as_libpq_finds_them_and_psql_agrees";
@@ -242,37 +264,58 @@ fn client_certificates_are_found_as_libpq_finds_them_and_psql_agrees() {
         return;
     };
     let empty_home = tempfile::tempdir().unwrap();
-    let path = |name: &str| certs.file(name).display().to_string();
-
-    // No certificate anywhere: refused, and the hint says where one goes.
     let bare = keywords(&server, "");
-    assert!(!psql(&bare, &[], empty_home.path()).0);
-    metricsctl_with(&bare, &[], empty_home.path())
+    let in_string = certificate_in_string(&server, &certs, "certuser.crt", "certuser.key");
+    certificates_in_the_string_or_the_environment_are_found(
+        &certs,
+        &bare,
+        &in_string,
+        empty_home.path(),
+    );
+    // 3. ~/.postgresql/postgresql.crt and .key.
+    let home = home_with_certuser_certificate(&certs);
+    assert!(psql(&bare, &[], home.path()).0);
+    metricsctl_with(&bare, &[], home.path()).code(0);
+    the_string_beats_the_environment_which_beats_home(&certs, &bare, &in_string, home.path());
+    let mismatched = certificate_in_string(&server, &certs, "certuser.crt", "someone_else.key");
+    a_certificate_with_another_key_is_refused_before_anything_is_sent(
+        &mismatched,
+        empty_home.path(),
+    );
+    a_key_others_may_read_is_refused_with_libpqs_words(&bare, home.path());
+    whose_the_key_is_matters_as_for_libpq(&bare, home.path());
+    a_certificate_without_its_key_is_an_error(&bare, home.path());
+}
+
+/// Without a certificate anywhere both are refused (and the hint says where one goes); with one
+/// named in the connection string (libpq's first place) or in PGSSLCERT and PGSSLKEY (its
+/// second), both connect.
+fn certificates_in_the_string_or_the_environment_are_found(
+    certs: &Certificates,
+    bare: &str,
+    in_string: &str,
+    empty_home: &Path,
+) {
+    // No certificate anywhere: refused, and the hint says where one goes.
+    assert!(!psql(bare, &[], empty_home).0);
+    metricsctl_with(bare, &[], empty_home)
         .code(3)
         .stderr(contains("client certificate"))
         .stderr(contains("PGSSLCERT"));
 
     // 1. In the connection string.
-    let in_string = keywords(
-        &server,
-        &format!(
-            "sslcert={} sslkey={}",
-            path("certuser.crt"),
-            path("certuser.key")
-        ),
-    );
-    assert!(psql(&in_string, &[], empty_home.path()).0);
-    metricsctl_with(&in_string, &[], empty_home.path()).code(0);
+    assert!(psql(in_string, &[], empty_home).0);
+    metricsctl_with(in_string, &[], empty_home).code(0);
 
     // 2. PGSSLCERT and PGSSLKEY.
-    let by_env = vec![
-        ("PGSSLCERT", path("certuser.crt")),
-        ("PGSSLKEY", path("certuser.key")),
-    ];
-    assert!(psql(&bare, &by_env, empty_home.path()).0);
-    metricsctl_with(&bare, &by_env, empty_home.path()).code(0);
+    let by_env = certificate_in_environment(certs, "certuser");
+    assert!(psql(bare, &by_env, empty_home).0);
+    metricsctl_with(bare, &by_env, empty_home).code(0);
+}
 
-    // 3. ~/.postgresql/postgresql.crt and .key.
+/// A home whose ~/.postgresql/postgresql.crt and .key (0600) are certuser's: the third place
+/// libpq looks.
+fn home_with_certuser_certificate(certs: &Certificates) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     let dot = home.path().join(".postgresql");
     std::fs::create_dir(&dot).unwrap();
@@ -283,58 +326,62 @@ fn client_certificates_are_found_as_libpq_finds_them_and_psql_agrees() {
         std::fs::Permissions::from_mode(0o600),
     )
     .unwrap();
-    assert!(psql(&bare, &[], home.path()).0);
-    metricsctl_with(&bare, &[], home.path()).code(0);
+    home
+}
 
-    // The string beats the environment, which beats the home directory: someone_else's
-    // certificate where a higher source names it fails for both, certuser's succeeds for both.
-    let wrong_env = vec![
-        ("PGSSLCERT", path("someone_else.crt")),
-        ("PGSSLKEY", path("someone_else.key")),
-    ];
-    assert!(psql(&in_string, &wrong_env, home.path()).0);
-    metricsctl_with(&in_string, &wrong_env, home.path()).code(0);
-    assert!(!psql(&bare, &wrong_env, home.path()).0);
-    metricsctl_with(&bare, &wrong_env, home.path())
+/// The string beats the environment, which beats the home directory: someone_else's
+/// certificate where a higher source names it fails for both, certuser's succeeds for both.
+fn the_string_beats_the_environment_which_beats_home(
+    certs: &Certificates,
+    bare: &str,
+    in_string: &str,
+    home: &Path,
+) {
+    let wrong_env = certificate_in_environment(certs, "someone_else");
+    assert!(psql(in_string, &wrong_env, home).0);
+    metricsctl_with(in_string, &wrong_env, home).code(0);
+    assert!(!psql(bare, &wrong_env, home).0);
+    metricsctl_with(bare, &wrong_env, home)
         .code(3)
         .stderr(contains("certificate"));
+}
 
-    // A certificate with another certificate's key is refused before anything is sent.
-    let mismatched = keywords(
-        &server,
-        &format!(
-            "sslcert={} sslkey={}",
-            path("certuser.crt"),
-            path("someone_else.key")
-        ),
-    );
-    assert!(!psql(&mismatched, &[], empty_home.path()).0);
-    metricsctl_with(&mismatched, &[], empty_home.path())
+/// A certificate with another certificate's key is refused before anything is sent.
+fn a_certificate_with_another_key_is_refused_before_anything_is_sent(
+    mismatched: &str,
+    empty_home: &Path,
+) {
+    assert!(!psql(mismatched, &[], empty_home).0);
+    metricsctl_with(mismatched, &[], empty_home)
         .code(3)
         .stderr(contains("do not belong together"));
+}
 
-    // A key others may read is refused by both, with libpq's words.
+/// A key others may read is refused by both, with libpq's words.
+fn a_key_others_may_read_is_refused_with_libpqs_words(bare: &str, home: &Path) {
     std::fs::set_permissions(
-        dot.join("postgresql.key"),
+        home.join(".postgresql/postgresql.key"),
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let (connected, said) = psql(&bare, &[], home.path());
+    let (connected, said) = psql(bare, &[], home);
     assert!(
         !connected && said.contains("group or world access"),
         "{said}"
     );
-    metricsctl_with(&bare, &[], home.path())
+    metricsctl_with(bare, &[], home)
         .code(3)
         .stderr(contains("has group or world access"))
         .stderr(contains("0600"));
+}
 
-    // Whose the key is: libpq lets a root-owned key be group-readable (0640), any other owner's
-    // nothing beyond 0600, whoever reads it. Judged beside psql where the tests can chown (root).
+/// Whose the key is: libpq lets a root-owned key be group-readable (0640), any other owner's
+/// nothing beyond 0600, whoever reads it. Judged beside psql where the tests can chown (root).
+fn whose_the_key_is_matters_as_for_libpq(bare: &str, home: &Path) {
     if nix::unistd::geteuid().is_root()
         && let Some(other) = nix::unistd::User::from_name("postgres").unwrap()
     {
-        let key = dot.join("postgresql.key");
+        let key = home.join(".postgresql/postgresql.key");
         for (owner, mode, accepted) in [
             (nix::unistd::Uid::from_raw(0), 0o640, true),
             (nix::unistd::Uid::from_raw(0), 0o644, false),
@@ -344,12 +391,12 @@ fn client_certificates_are_found_as_libpq_finds_them_and_psql_agrees() {
         ] {
             std::os::unix::fs::chown(&key, Some(owner.as_raw()), None).unwrap();
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
-            let (connected, said) = psql(&bare, &[], home.path());
+            let (connected, said) = psql(bare, &[], home);
             assert_eq!(
                 connected, accepted,
                 "psql, key of uid {owner} mode {mode:o}: {said}"
             );
-            let outcome = metricsctl_with(&bare, &[], home.path());
+            let outcome = metricsctl_with(bare, &[], home);
             if accepted {
                 outcome.code(0);
             } else {
@@ -360,12 +407,14 @@ fn client_certificates_are_found_as_libpq_finds_them_and_psql_agrees() {
         }
         std::os::unix::fs::chown(&key, Some(0), None).unwrap();
     }
+}
 
-    // A certificate without its key is an error for both; a named certificate file that does
-    // not exist is not (libpq goes on without one, and the server refuses).
-    std::fs::remove_file(dot.join("postgresql.key")).unwrap();
-    assert!(!psql(&bare, &[], home.path()).0);
-    metricsctl_with(&bare, &[], home.path())
+/// A certificate without its key is an error for both; a named certificate file that does not
+/// exist is not (libpq goes on without one, and the server refuses).
+fn a_certificate_without_its_key_is_an_error(bare: &str, home: &Path) {
+    std::fs::remove_file(home.join(".postgresql/postgresql.key")).unwrap();
+    assert!(!psql(bare, &[], home).0);
+    metricsctl_with(bare, &[], home)
         .code(3)
         .stderr(contains("certificate present"))
         .stderr(contains("not private key file"));
@@ -378,23 +427,7 @@ fn a_version_1_server_certificate_is_accepted_where_libpq_verifies_nothing() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    key_and_request(dir.path(), "v1", "/CN=127.0.0.1");
-    // No extensions: openssl writes an X.509 version 1 certificate, as Citus does.
-    openssl(
-        dir.path(),
-        &[
-            "x509", "-req", "-in", "v1.csr", "-signkey", "v1.key", "-out", "v1.crt", "-days", "2",
-        ],
-    );
-    let text = StdCommand::new("openssl")
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(dir.path().join("v1.crt"))
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"),
-        "not a version 1 certificate"
-    );
+    version_1_certificate(dir.path());
     let Some(server) = crate::support::tls_sandbox(
         test,
         TlsFiles {
@@ -405,30 +438,67 @@ fn a_version_1_server_certificate_is_accepted_where_libpq_verifies_nothing() {
     ) else {
         return;
     };
-    let url = |query: &str| format!("{}?{query}", server.url("postgres"));
+    let server_url = server.url("postgres");
+    let url = |query: &str| format!("{server_url}?{query}");
     let home = tempfile::tempdir().unwrap();
     for mode in ["sslmode=require", "sslmode=prefer", ""] {
-        metricsctl()
-            .args(["migrate", "status", "--database-url", &url(mode)])
-            .env("HOME", home.path())
-            .assert()
-            .code(1);
+        migrate_status(&url(mode), home.path()).code(1);
     }
     // verify-ca trusts that very certificate when sslrootcert names it, as OpenSSL does; one
     // signed by nobody it trusts is refused, and the message says why.
     let own = dir.path().join("v1.crt").display().to_string();
+    migrate_status(
+        &url(&format!("sslmode=verify-ca&sslrootcert={own}")),
+        home.path(),
+    )
+    .code(1);
+    verify_full_compares_the_name_as_libpq_does(&server, &own, home.path());
+    let certs_elsewhere = tempfile::tempdir().unwrap();
+    let other = certificate_of_nobody_trusted(certs_elsewhere.path());
+    for mode in ["verify-ca", "verify-full"] {
+        migrate_status(
+            &url(&format!("sslmode={mode}&sslrootcert={other}")),
+            home.path(),
+        )
+        .code(3)
+        .stderr(contains("X.509 version 1"));
+    }
+}
+
+/// `v1.key` and `v1.crt` in `dir`: a self-signed certificate for 127.0.0.1 without extensions,
+/// which openssl writes as X.509 version 1, as Citus does (checked).
+fn version_1_certificate(dir: &Path) {
+    key_and_request(dir, "v1", "/CN=127.0.0.1");
+    // No extensions: openssl writes an X.509 version 1 certificate, as Citus does.
+    openssl(
+        dir,
+        &[
+            "x509", "-req", "-in", "v1.csr", "-signkey", "v1.key", "-out", "v1.crt", "-days", "2",
+        ],
+    );
+    let text = StdCommand::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(dir.join("v1.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"),
+        "not a version 1 certificate"
+    );
+}
+
+/// `metricsctl migrate status` on `url` with `home` as HOME.
+fn migrate_status(url: &str, home: &Path) -> assert_cmd::assert::Assert {
     metricsctl()
-        .args([
-            "migrate",
-            "status",
-            "--database-url",
-            &url(&format!("sslmode=verify-ca&sslrootcert={own}")),
-        ])
-        .env("HOME", home.path())
+        .args(["migrate", "status", "--database-url", url])
+        .env("HOME", home)
         .assert()
-        .code(1);
-    // verify-full likewise, its name compared as libpq compares it (CN=127.0.0.1, no SAN): the
-    // host as written in the certificate connects, another name for it does not, for both.
+}
+
+/// verify-full, with the server's own certificate (`own`) as the root: its name compared as libpq
+/// compares it (CN=127.0.0.1, no SAN): the host as written in the certificate connects, another
+/// name for it does not, for psql and metricsctl both.
+fn verify_full_compares_the_name_as_libpq_does(server: &Sandbox, own: &str, home: &Path) {
     let full = |host: &str| {
         format!(
             "host={host} port={} dbname=postgres user=postgres sslmode=verify-full \
@@ -439,7 +509,7 @@ fn a_version_1_server_certificate_is_accepted_where_libpq_verifies_nothing() {
     for (host, accepted) in [("127.0.0.1", true), ("localhost", false)] {
         let psql = StdCommand::new(pg_tool("psql"))
             .args(["-X", "-A", "-t", "-c", "SELECT 1", &full(host)])
-            .env("HOME", home.path())
+            .env("HOME", home)
             .env_remove("PGSSLMODE")
             .output()
             .unwrap();
@@ -449,19 +519,19 @@ fn a_version_1_server_certificate_is_accepted_where_libpq_verifies_nothing() {
             "psql to {host}: {}",
             String::from_utf8_lossy(&psql.stderr)
         );
-        let outcome = metricsctl()
-            .args(["migrate", "status", "--database-url", &full(host)])
-            .env("HOME", home.path())
-            .assert();
+        let outcome = migrate_status(&full(host), home);
         if accepted {
             outcome.code(1);
         } else {
             outcome.code(3);
         }
     }
-    let certs_elsewhere = tempfile::tempdir().unwrap();
+}
+
+/// A self-signed certificate for someone else, in `dir`: its path.
+fn certificate_of_nobody_trusted(dir: &Path) -> String {
     openssl(
-        certs_elsewhere.path(),
+        dir,
         &[
             "req",
             "-x509",
@@ -480,22 +550,5 @@ fn a_version_1_server_certificate_is_accepted_where_libpq_verifies_nothing() {
             "/CN=other",
         ],
     );
-    let other = certs_elsewhere
-        .path()
-        .join("other.crt")
-        .display()
-        .to_string();
-    for mode in ["verify-ca", "verify-full"] {
-        metricsctl()
-            .args([
-                "migrate",
-                "status",
-                "--database-url",
-                &url(&format!("sslmode={mode}&sslrootcert={other}")),
-            ])
-            .env("HOME", home.path())
-            .assert()
-            .code(3)
-            .stderr(contains("X.509 version 1"));
-    }
+    dir.join("other.crt").display().to_string()
 }

@@ -1,13 +1,17 @@
 //! The database as operators really find it (issue 19): PGOPTIONS, schemas missing a key,
 //! advice that can work, PostgreSQL's own timestamp rounding, standbys, retention in summaries.
 
+use std::path::Path;
+
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 use crate::on_both_layouts;
+use crate::support::scenarios::{
+    assert_says, generated_file, migrated_database, stderr_exiting, written_file,
+};
 use crate::support::{
     Layout, TestDatabase, assert_exactly_once, event_line, json_of, metricsctl, stderr_of,
-    write_lines,
 };
 
 #[test]
@@ -24,10 +28,8 @@ fn pgoptions_search_path_points_every_command_at_another_schema_as_psql() {
     in_telemetry(&["migrate"]).assert().code(0);
     assert!(!db.relation_exists("public.metrics"), "nothing in public");
     assert!(db.relation_exists("telemetry.metrics"));
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    write_lines(
-        &events,
+    let (_dir, events) = written_file(
+        "events.jsonl",
         &[
             event_line("e1", "s1", "2026-01-01T00:00:00Z", 1.0),
             event_line("e2", "s1", "2026-01-01T00:00:01Z", 2.0),
@@ -60,8 +62,6 @@ fn a_replay_without_metrics_unique_key_stores_no_second_copy(layout: Layout) {
         Layout::Plain => "metrics_event_id_key",
         Layout::Partitioned => "metrics_event_id_timestamp_key",
     };
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("dump.jsonl");
     let lines: Vec<String> = (0..50)
         .map(|i| {
             event_line(
@@ -72,7 +72,7 @@ fn a_replay_without_metrics_unique_key_stores_no_second_copy(layout: Layout) {
             )
         })
         .collect();
-    write_lines(&dump, &lines);
+    let (_dir, dump) = written_file("dump.jsonl", &lines);
     assert_eq!(db.replay(&[], &[&dump]).0, 0);
     // The guard rows of half the events were lost with the key.
     db.client()
@@ -96,10 +96,8 @@ fn a_replay_without_the_guards_key_is_refused_naming_repair(layout: Layout) {
     db.client()
         .batch_execute("ALTER TABLE processed_events DROP CONSTRAINT processed_events_pkey")
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("dump.jsonl");
-    write_lines(
-        &dump,
+    let (_dir, dump) = written_file(
+        "dump.jsonl",
         &[event_line("e1", "s1", "2026-02-01T00:00:00Z", 1.0)],
     );
     db.metricsctl(&["replay"])
@@ -119,24 +117,33 @@ on_both_layouts!(
     a_replay_without_the_guards_key_is_refused_naming_repair,
 );
 
-#[test]
-fn check_duplicates_counts_retired_events_apart_from_the_ones_stored() {
+/// A fresh database of the partitioned layout.
+fn partitioned_database() -> TestDatabase {
     let db = TestDatabase::new();
     db.migrate_as(Layout::Partitioned);
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("dump.jsonl");
+    db
+}
+
+/// Runs `partitions create ARGS` and insists it worked.
+fn create_partitions(db: &TestDatabase, args: &[&str]) {
+    db.metricsctl(&[&["partitions", "create"][..], args].concat())
+        .assert()
+        .code(0);
+}
+
+/// `lines` written to `dump.jsonl` and replayed, which must work: the file's directory.
+fn replayed(db: &TestDatabase, lines: &[String]) -> tempfile::TempDir {
+    let (dir, dump) = written_file("dump.jsonl", lines);
+    let (code, summary) = db.replay(&[], &[&dump]);
+    assert_eq!(code, 0, "{summary}");
+    dir
+}
+
+#[test]
+fn check_duplicates_counts_retired_events_apart_from_the_ones_stored() {
+    let db = partitioned_database();
     let long_ago: String = db.scalar("SELECT to_char(now() - interval '30 months', 'YYYY-MM')");
-    db.metricsctl(&[
-        "partitions",
-        "create",
-        "--from",
-        &long_ago,
-        "--months",
-        "0",
-        "--no-fill",
-    ])
-    .assert()
-    .code(0);
+    create_partitions(&db, &["--from", &long_ago, "--months", "0", "--no-fill"]);
     let mut lines: Vec<String> = (0..5)
         .map(|i| {
             event_line(
@@ -155,8 +162,7 @@ fn check_duplicates_counts_retired_events_apart_from_the_ones_stored() {
             1.0,
         )
     }));
-    write_lines(&dump, &lines);
-    assert_eq!(db.replay(&[], &[&dump]).0, 0);
+    let _dump = replayed(&db, &lines);
     db.metricsctl(&["partitions", "drop", "--older-than", "24"])
         .assert()
         .code(0);
@@ -171,11 +177,8 @@ fn check_duplicates_counts_retired_events_apart_from_the_ones_stored() {
 
 #[test]
 fn timestamps_are_rounded_to_the_microsecond_as_postgresql_rounds_them() {
-    let db = TestDatabase::new();
-    db.migrate_as(Layout::Partitioned);
-    db.metricsctl(&["partitions", "create", "--from", "2026-02", "--months", "1"])
-        .assert()
-        .code(0);
+    let db = partitioned_database();
+    create_partitions(&db, &["--from", "2026-02", "--months", "1"]);
     let fractions = [
         "2026-02-28T23:59:59.9999999Z",
         "2026-02-28T23:59:59.9999995Z",
@@ -188,16 +191,12 @@ fn timestamps_are_rounded_to_the_microsecond_as_postgresql_rounds_them() {
         "2026-02-10T10:00:00.5000005+02:00",
         "2026-02-10T10:00:00.99999999999Z",
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("dump.jsonl");
     let lines: Vec<String> = fractions
         .iter()
         .enumerate()
         .map(|(i, at)| event_line(&format!("e{i}"), "s1", at, 1.0))
         .collect();
-    write_lines(&dump, &lines);
-    let (code, summary) = db.replay(&[], &[&dump]);
-    assert_eq!(code, 0, "{summary}");
+    let _dump = replayed(&db, &lines);
     let mut client = db.client();
     for (i, at) in fractions.iter().enumerate() {
         // PostgreSQL's own reading of the same text is the oracle.
@@ -220,8 +219,7 @@ fn timestamps_are_rounded_to_the_microsecond_as_postgresql_rounds_them() {
 
 #[test]
 fn a_role_statement_timeout_is_named_with_what_to_change_not_a_plain_rerun() {
-    let db = TestDatabase::new();
-    db.migrate();
+    let db = migrated_database();
     let role = &crate::support::roles().owner;
     db.client()
         .batch_execute(&format!(
@@ -237,52 +235,48 @@ fn a_role_statement_timeout_is_named_with_what_to_change_not_a_plain_rerun() {
             db.name, db.name
         ))
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("dump.jsonl");
-    crate::support::generate_events(&dump, 20_000, 10, 5, "jsonl");
+    let (_dir, dump) = generated_file("dump.jsonl", 20_000, 10, 5);
     // With and without a --timeout of its own, longer than the role's: metricsctl never raises
     // the role's bound.
     for timeout in ["0", "10m"] {
-        let output = db
-            .metricsctl_as(role, &["replay", "--format", "json", "--timeout", timeout])
-            .arg(&dump)
-            .output()
-            .unwrap();
-        let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(2), "{stderr}");
-        assert!(
-            stderr.contains("role's statement_timeout (300ms)"),
-            "{stderr}"
+        let stderr = replay_exiting_2_saying(
+            db.metricsctl_as(role, &["replay", "--format", "json", "--timeout", timeout]),
+            &dump,
+            &[
+                "role's statement_timeout (300ms)",
+                "metricsctl never raises it",
+                "ALTER ROLE",
+            ],
         );
-        assert!(stderr.contains("metricsctl never raises it"), "{stderr}");
-        assert!(stderr.contains("ALTER ROLE"), "{stderr}");
         assert!(!stderr.contains("To finish, rerun"), "{stderr}");
     }
     assert_eq!(db.count("SELECT count(*) FROM processed_events"), 0);
 
     // Set by the client (PGOPTIONS), it is named as the client's, with where to change it.
-    let output = db
-        .metricsctl(&["replay", "--format", "json"])
-        .env("PGOPTIONS", "-c statement_timeout=300ms")
-        .arg(&dump)
-        .output()
-        .unwrap();
-    let stderr = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("statement_timeout this connection asked for (300ms)")
-            && stderr.contains("PGOPTIONS"),
-        "{stderr}"
+    let mut replay = db.metricsctl(&["replay", "--format", "json"]);
+    replay.env("PGOPTIONS", "-c statement_timeout=300ms");
+    replay_exiting_2_saying(
+        replay,
+        &dump,
+        &[
+            "statement_timeout this connection asked for (300ms)",
+            "PGOPTIONS",
+        ],
     );
+}
+
+/// Runs `replay` on `dump`, which must exit 2 saying each of `says`: all it said on stderr.
+fn replay_exiting_2_saying(mut replay: assert_cmd::Command, dump: &Path, says: &[&str]) -> String {
+    let output = replay.arg(dump).output().unwrap();
+    let stderr = stderr_exiting(&output, 2);
+    assert_says(&stderr, says);
+    stderr
 }
 
 #[test]
 fn a_check_keeps_the_role_statement_timeout_and_says_which_it_was() {
-    let db = TestDatabase::new();
-    db.migrate();
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("dump.jsonl");
-    crate::support::generate_events(&dump, 20_000, 10, 6, "jsonl");
+    let db = migrated_database();
+    let (_dir, dump) = generated_file("dump.jsonl", 20_000, 10, 6);
     let (code, summary) = db.replay(&[], &[&dump]);
     assert_eq!(code, 0, "{summary}");
     // psql's statement is cancelled at 1 ms; metricsctl's 30 s default --timeout must not lift
@@ -292,18 +286,13 @@ fn a_check_keeps_the_role_statement_timeout_and_says_which_it_was() {
         .env("PGOPTIONS", "-c statement_timeout=1ms")
         .output()
         .unwrap();
-    let stderr = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("statement_timeout") && stderr.contains("never raises it"),
-        "{stderr}"
-    );
+    let stderr = stderr_exiting(&output, 3);
+    assert_says(&stderr, &["statement_timeout", "never raises it"]);
 }
 
 #[test]
 fn a_full_disk_is_named_with_what_to_free_not_a_plain_rerun() {
-    let db = TestDatabase::new();
-    db.migrate();
+    let db = migrated_database();
     // The server's own answer to a full disk, SQLSTATE 53100, from the first batch's guard rows.
     db.client()
         .batch_execute(
@@ -315,10 +304,8 @@ fn a_full_disk_is_named_with_what_to_free_not_a_plain_rerun() {
                  FOR EACH STATEMENT EXECUTE FUNCTION disk_is_full();",
         )
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("dump.jsonl");
-    write_lines(
-        &dump,
+    let (_dir, dump) = written_file(
+        "dump.jsonl",
         &[event_line("e1", "s1", "2026-02-01T00:00:00Z", 1.0)],
     );
     db.metricsctl(&["replay"])
@@ -332,8 +319,7 @@ fn a_full_disk_is_named_with_what_to_free_not_a_plain_rerun() {
 
 #[test]
 fn an_enable_stopped_by_a_statement_timeout_names_its_step_and_status_shows_it() {
-    let db = TestDatabase::new();
-    db.migrate();
+    let db = migrated_database();
     let role = &crate::support::roles().owner;
     // 200,000 rows, never analyzed, copied in one backfill batch that takes longer than the
     // role's statement_timeout.
@@ -367,9 +353,14 @@ fn an_enable_stopped_by_a_statement_timeout_names_its_step_and_status_shows_it()
         .unwrap();
     let stderr = stderr_of(&output);
     assert_ne!(output.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("stopped in its backfill step"), "{stderr}");
-    assert!(stderr.contains("statement_timeout (150ms)"), "{stderr}");
-    assert!(stderr.contains("metricsctl never raises it"), "{stderr}");
+    assert_says(
+        &stderr,
+        &[
+            "stopped in its backfill step",
+            "statement_timeout (150ms)",
+            "metricsctl never raises it",
+        ],
+    );
     let status = db
         .metricsctl_as(role, &["partitions", "enable", "--status"])
         .output()
@@ -409,9 +400,7 @@ fn on_a_hot_standby_reads_work_and_every_write_refuses_first_naming_it() {
     let primary = Sandbox::start(&SandboxOptions::default()).expect("starting the primary");
     let db = TestDatabase::on_server(&primary.url("postgres"));
     db.migrate();
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    crate::support::generate_events(&events, 3_000, 10, 8, "jsonl");
+    let (_dir, events) = crate::support::scenarios::generated_events(3_000, 10, 8);
     let (code, summary) = db.replay(&[], &[&events]);
     assert_eq!(code, 0, "{summary}");
     db.metricsctl(&["partitions", "enable", "--offline"])
@@ -431,7 +420,17 @@ fn on_a_hot_standby_reads_work_and_every_write_refuses_first_naming_it() {
             .output()
             .unwrap()
     };
+    reads_on_the_standby_end_as_on_the_primary(&db, &on_standby);
+    writes_on_the_standby_refuse_naming_it(&db, &on_standby, events.to_str().unwrap());
+    drop(standby);
+}
 
+/// Every read (checks, lag, rate, status, listings, dry runs) exits on the standby with the
+/// code it has on the primary, and none with 3: a standby is a place to monitor from.
+fn reads_on_the_standby_end_as_on_the_primary(
+    db: &TestDatabase,
+    on_standby: &dyn Fn(&[&str]) -> std::process::Output,
+) {
     for args in [
         &["check", "all"][..],
         &["check", "duplicates", "--format", "json"],
@@ -462,11 +461,20 @@ fn on_a_hot_standby_reads_work_and_every_write_refuses_first_naming_it() {
             stderr_of(&output)
         );
     }
+}
 
-    let schema_before = crate::support::schema_dump(&db);
+/// Every write (and the dry runs that would take a writer's locks) refuses on the standby with
+/// 3, naming the standby before it tries anything (never PostgreSQL's "read-only transaction");
+/// the primary's schema and events are as they were.
+fn writes_on_the_standby_refuse_naming_it(
+    db: &TestDatabase,
+    on_standby: &dyn Fn(&[&str]) -> std::process::Output,
+    events: &str,
+) {
+    let schema_before = crate::support::schema_dump(db);
     for args in [
-        &["replay", events.to_str().unwrap()][..],
-        &["replay", "--dry-run", events.to_str().unwrap()],
+        &["replay", events][..],
+        &["replay", "--dry-run", events],
         &["repair"],
         &["repair", "--dry-run"],
         &["migrate"],
@@ -485,7 +493,6 @@ fn on_a_hot_standby_reads_work_and_every_write_refuses_first_naming_it() {
         );
         assert!(!said.contains("read-only transaction"), "{args:?}: {said}");
     }
-    assert_eq!(crate::support::schema_dump(&db), schema_before);
-    assert_exactly_once(&db, 3_000);
-    drop(standby);
+    assert_eq!(crate::support::schema_dump(db), schema_before);
+    assert_exactly_once(db, 3_000);
 }

@@ -12,6 +12,7 @@ mod cli;
 mod client_certificates;
 mod connection;
 mod demo;
+mod distributed;
 mod docs;
 mod field;
 mod harness;

@@ -82,50 +82,62 @@ fn passfile(dir: &Path, name: &str, text: &str, mode: u32) -> String {
     path.display().to_string()
 }
 
-#[test]
-fn metricsctl_reads_the_pg_variables_and_the_password_file_as_psql_does() {
-    let server = password_checking_server();
-    let port = server.port().to_string();
-    let dir = tempfile::tempdir().unwrap();
+/// The password files the scenarios name (paths), in a directory of their own.
+struct PasswordFiles {
+    exact: String,
+    wildcards: String,
+    readable: String,
+    wrong: String,
+}
+
+/// A file with app's exact line; one reaching it through wildcards and escapes, after lines for
+/// others; one with the right password readable by others; one with a wrong password.
+fn password_files(dir: &Path, port: &str) -> PasswordFiles {
     let escaped = PASSWORD.replace('\\', "\\\\").replace(':', "\\:");
-    let exact = passfile(
-        dir.path(),
-        "exact",
-        &format!("127.0.0.1:{port}:appdb:app:{escaped}\n"),
-        0o600,
-    );
-    let wildcards = passfile(
-        dir.path(),
-        "wildcards",
-        &format!("# comment\n127.0.0.1:*:*:other:nope\n*:{port}:*:app:{escaped}\n*:*:*:*:wrong\n"),
-        0o600,
-    );
-    let readable = passfile(
-        dir.path(),
-        "readable",
-        &format!("*:*:*:*:{escaped}\n"),
-        0o644,
-    );
-    let wrong = passfile(dir.path(), "wrong", "*:*:*:app:not-the-password\n", 0o600);
-    let pg = |extra: &[(&str, &str)]| -> Vec<(&'static str, String)> {
-        let mut env = vec![
-            ("PGHOST", "127.0.0.1".to_string()),
-            ("PGPORT", port.clone()),
-            ("PGUSER", "app".to_string()),
-        ];
-        for (name, value) in extra {
-            let name: &'static str = match *name {
-                "PGPASSWORD" => "PGPASSWORD",
-                "PGDATABASE" => "PGDATABASE",
-                "PGPASSFILE" => "PGPASSFILE",
-                other => panic!("{other}"),
-            };
-            env.push((name, value.to_string()));
-        }
-        env
-    };
-    let url = format!("postgresql://app@127.0.0.1:{port}/appdb");
-    let scenarios: Vec<Scenario> = vec![
+    PasswordFiles {
+        exact: passfile(
+            dir,
+            "exact",
+            &format!("127.0.0.1:{port}:appdb:app:{escaped}\n"),
+            0o600,
+        ),
+        wildcards: passfile(
+            dir,
+            "wildcards",
+            &format!(
+                "# comment\n127.0.0.1:*:*:other:nope\n*:{port}:*:app:{escaped}\n*:*:*:*:wrong\n"
+            ),
+            0o600,
+        ),
+        readable: passfile(dir, "readable", &format!("*:*:*:*:{escaped}\n"), 0o644),
+        wrong: passfile(dir, "wrong", "*:*:*:app:not-the-password\n", 0o600),
+    }
+}
+
+/// PGHOST, PGPORT and PGUSER for app on the server at `port`, and the variables in `extra`.
+fn pg(port: &str, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("PGHOST", "127.0.0.1".to_string()),
+        ("PGPORT", port.to_string()),
+        ("PGUSER", "app".to_string()),
+    ];
+    for (name, value) in extra {
+        let name: &'static str = match *name {
+            "PGPASSWORD" => "PGPASSWORD",
+            "PGDATABASE" => "PGDATABASE",
+            "PGPASSFILE" => "PGPASSFILE",
+            other => panic!("{other}"),
+        };
+        env.push((name, value.to_string()));
+    }
+    env
+}
+
+/// Every way of naming the target and the password that the test tries, with whether psql
+/// connects.
+fn scenarios<'a>(port: &str, files: &'a PasswordFiles, url: &'a str) -> Vec<Scenario<'a>> {
+    let pg = |extra: &[(&str, &str)]| pg(port, extra);
+    vec![
         (
             "PG* only",
             pg(&[("PGPASSWORD", PASSWORD), ("PGDATABASE", "appdb")]),
@@ -134,25 +146,25 @@ fn metricsctl_reads_the_pg_variables_and_the_password_file_as_psql_does() {
         ),
         (
             "password file, exact line",
-            pg(&[("PGDATABASE", "appdb"), ("PGPASSFILE", &exact)]),
+            pg(&[("PGDATABASE", "appdb"), ("PGPASSFILE", &files.exact)]),
             None,
             true,
         ),
         (
             "password file, wildcards and escapes",
-            pg(&[("PGDATABASE", "appdb"), ("PGPASSFILE", &wildcards)]),
+            pg(&[("PGDATABASE", "appdb"), ("PGPASSFILE", &files.wildcards)]),
             None,
             true,
         ),
         (
             "password file readable by others",
-            pg(&[("PGDATABASE", "appdb"), ("PGPASSFILE", &readable)]),
+            pg(&[("PGDATABASE", "appdb"), ("PGPASSFILE", &files.readable)]),
             None,
             false,
         ),
         (
             "password file with a wrong password",
-            pg(&[("PGDATABASE", "appdb"), ("PGPASSFILE", &wrong)]),
+            pg(&[("PGDATABASE", "appdb"), ("PGPASSFILE", &files.wrong)]),
             None,
             false,
         ),
@@ -165,13 +177,13 @@ fn metricsctl_reads_the_pg_variables_and_the_password_file_as_psql_does() {
         (
             "a URL without password, PGPASSWORD",
             vec![("PGPASSWORD", PASSWORD.to_string())],
-            Some(url.as_str()),
+            Some(url),
             true,
         ),
         (
             "a URL without password, password file",
-            vec![("PGPASSFILE", wildcards.clone())],
-            Some(url.as_str()),
+            vec![("PGPASSFILE", files.wildcards.clone())],
+            Some(url),
             true,
         ),
         (
@@ -186,31 +198,53 @@ fn metricsctl_reads_the_pg_variables_and_the_password_file_as_psql_does() {
             None,
             false,
         ),
-    ];
-    for (name, env, conninfo, connects) in scenarios {
-        let (psql, psql_said) = psql_connects(&env, conninfo);
-        let (ours, we_said) = metricsctl_connects(&env, conninfo);
-        assert_eq!(psql.is_some(), connects, "{name}: psql {psql_said}");
-        assert_eq!(
-            ours, psql,
-            "{name}: metricsctl and psql disagree.\nmetricsctl: {we_said}\npsql: {psql_said}"
+    ]
+}
+
+/// psql connects in the scenario as expected, metricsctl connects exactly where psql does (to
+/// the same user, database and port), both name a password file others may read, and
+/// metricsctl never prints the password.
+fn psql_and_metricsctl_agree((name, env, conninfo, connects): Scenario) {
+    let (psql, psql_said) = psql_connects(&env, conninfo);
+    let (ours, we_said) = metricsctl_connects(&env, conninfo);
+    assert_eq!(psql.is_some(), connects, "{name}: psql {psql_said}");
+    assert_eq!(
+        ours, psql,
+        "{name}: metricsctl and psql disagree.\nmetricsctl: {we_said}\npsql: {psql_said}"
+    );
+    if name == "password file readable by others" {
+        assert!(
+            psql_said.contains("has group or world access"),
+            "{psql_said}"
         );
-        if name == "password file readable by others" {
-            assert!(
-                psql_said.contains("has group or world access"),
-                "{psql_said}"
-            );
-            assert!(we_said.contains("has group or world access"), "{we_said}");
-        }
-        assert!(!we_said.contains("S3cret"), "{name}: {we_said}");
+        assert!(we_said.contains("has group or world access"), "{we_said}");
+    }
+    assert!(!we_said.contains("S3cret"), "{name}: {we_said}");
+}
+
+#[test]
+fn metricsctl_reads_the_pg_variables_and_the_password_file_as_psql_does() {
+    let server = password_checking_server();
+    let port = server.port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let files = password_files(dir.path(), &port);
+    let url = format!("postgresql://app@127.0.0.1:{port}/appdb");
+    for scenario in scenarios(&port, &files, &url) {
+        psql_and_metricsctl_agree(scenario);
     }
     // A refused password from the file names the file and line, not the password.
     metricsctl()
         .args(["migrate", "status"])
-        .envs(pg(&[("PGDATABASE", "appdb"), ("PGPASSFILE", &wrong)]))
+        .envs(pg(
+            &port,
+            &[("PGDATABASE", "appdb"), ("PGPASSFILE", &files.wrong)],
+        ))
         .assert()
         .code(3)
-        .stderr(contains(format!("line 1 of the password file {wrong}")))
+        .stderr(contains(format!(
+            "line 1 of the password file {}",
+            files.wrong
+        )))
         .stderr(contains("not-the-password").not());
 }
 

@@ -126,6 +126,49 @@ const FLAGS: &[(&[&str], &str, &[&str], Kind)] = &[
         &[],
         Kind::Signed,
     ),
+    // The global time limit, on a monitoring command.
+    (&["check"], "--timeout", &[], Kind::Duration),
+    (&["check"], "--since", &[], Kind::Time),
+    (&["check", "all"], "--since", &[], Kind::Time),
+    (&["check", "all"], "--limit", &[], Kind::Count),
+    (&["check", "duplicates"], "--since", &[], Kind::Time),
+    (
+        &["partitions", "enable", "--dry-run"],
+        "--batch-size",
+        &[],
+        Kind::Signed,
+    ),
+    (
+        &["partitions", "enable", "--dry-run"],
+        "--copy-share",
+        &[],
+        Kind::Count,
+    ),
+    (
+        &["partitions", "enable", "--dry-run"],
+        "--lock-attempts",
+        &[],
+        Kind::Count,
+    ),
+    (
+        &["partitions", "attach", "2020-01"],
+        "--lock-timeout",
+        &[],
+        Kind::Duration,
+    ),
+    (&["repair", "--dry-run"], "--limit", &[], Kind::Count),
+    (
+        &["repair", "--dry-run"],
+        "--lock-timeout",
+        &[],
+        Kind::Duration,
+    ),
+    (
+        &["distribute", "--dry-run"],
+        "--lock-timeout",
+        &[],
+        Kind::Duration,
+    ),
 ];
 
 /// One partitioned database with a few events, shared by every probe (they change little:
@@ -457,5 +500,53 @@ fn the_largest_batch_size_is_not_allocated_before_there_are_events() {
     assert!(
         largest < small + 64 * 1024,
         "--batch-size 100000 peaked at {largest} KiB of virtual memory, --batch-size 1 at {small} KiB"
+    );
+}
+
+/// The sweep covers every flag whose value is a number, a duration or a time (by its value
+/// name): a new one fails here until it is added to `FLAGS`.
+#[test]
+fn every_numeric_and_duration_flag_is_swept() {
+    const NUMERIC: &[&str] = &[
+        "DURATION", "N", "COUNT", "MONTHS", "PERCENT", "EVENTS", "TIME",
+    ];
+    fn walk(command: &clap::Command, path: &[String], missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let numeric = arg
+                .get_value_names()
+                .is_some_and(|names| names.iter().any(|n| NUMERIC.contains(&n.as_str())));
+            let (Some(long), true) = (arg.get_long(), numeric) else {
+                continue;
+            };
+            let flag = format!("--{long}");
+            let swept = FLAGS.iter().any(|(before, name, _, _)| {
+                // The command's own words: those before its first flag, values left out.
+                let words: Vec<&str> = before
+                    .iter()
+                    .copied()
+                    .take_while(|w| !w.starts_with('-'))
+                    .filter(|w| !w.chars().all(|c| c.is_ascii_digit() || c == '-'))
+                    .collect();
+                *name == flag && (arg.is_global_set() || words == path)
+            });
+            if !swept {
+                missing.push(format!("{} {flag}", path.join(" ")));
+            }
+        }
+        for sub in command.get_subcommands() {
+            let mut next = path.to_vec();
+            next.push(sub.get_name().to_string());
+            walk(sub, &next, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    let mut root = <metricsctl::cli::Cli as clap::CommandFactory>::command();
+    root.build();
+    walk(&root, &[], &mut missing);
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "flags the sweep does not cover: {missing:?}"
     );
 }

@@ -15,18 +15,13 @@ use crate::support::{
 
 const UNREACHABLE: &str = "postgresql://metrics:pw@127.0.0.1:1/metrics";
 
-/// Every command with a `--format prometheus` (and nagios) output.
-const MONITORED: [&[&str]; 9] = [
-    &["check"],
-    &["check", "all"],
-    &["check", "ordering"],
-    &["check", "duplicates"],
-    &["check", "partitions"],
-    &["check", "sequence"],
-    &["lag"],
-    &["rate"],
-    &["migrate", "status"],
-];
+/// Every command with a `--format prometheus` (and nagios) output: `check`, `check all`, and each check's own (from the one list of
+/// checks, so a new check is judged here without anyone adding it).
+fn monitored() -> Vec<Vec<&'static str>> {
+    let mut commands = vec![vec!["check"], vec!["check", "all"]];
+    commands.extend(metricsctl::Check::iter().map(|check| check.command().to_vec()));
+    commands
+}
 
 fn promtool() -> Option<PathBuf> {
     program("promtool", "METRICSCTL_PROMTOOL")
@@ -144,7 +139,7 @@ fn promtool_accepts_every_prometheus_output_in_every_state() {
             State::NoSchema,
         ] {
             let db = database_in(&state, layout);
-            for command in MONITORED {
+            for command in &monitored() {
                 let (code, text) = run_prometheus(Some(&db), command);
                 let (verdict, said) = promtool_check(&promtool, &text);
                 assert_eq!(
@@ -157,20 +152,20 @@ fn promtool_accepts_every_prometheus_output_in_every_state() {
             }
         }
     }
-    for command in MONITORED {
+    for command in &monitored() {
         let (code, text) = run_prometheus(None, command);
         assert_eq!(code, 3, "{command:?}");
         let (verdict, said) = promtool_check(&promtool, &text);
         assert_eq!((verdict, said.as_str()), (0, ""), "{command:?}:\n{text}");
         checked += 1;
     }
-    assert_eq!(checked, MONITORED.len() * 4 * 2 + MONITORED.len());
+    assert_eq!(checked, monitored().len() * 4 * 2 + monitored().len());
 }
 
 #[test]
 fn the_names_promtool_objected_to_are_gone_and_the_run_time_is_a_gauge() {
     let db = database_in(&State::Healthy, Layout::Plain);
-    for command in MONITORED {
+    for command in &monitored() {
         let (_, text) = run_prometheus(Some(&db), command);
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let name = line.split(' ').nth(2).unwrap();
@@ -180,7 +175,7 @@ fn the_names_promtool_objected_to_are_gone_and_the_run_time_is_a_gauge() {
             }
         }
         assert!(!text.contains("quantile="), "{text}");
-        let check = match command {
+        let check = match command[..] {
             ["check"] | ["check", "all"] => "all",
             ["check", name] => name,
             ["migrate", "status"] => "migrations",
@@ -208,7 +203,7 @@ fn the_names_promtool_objected_to_are_gone_and_the_run_time_is_a_gauge() {
 fn a_failed_run_keeps_every_series_of_a_successful_one() {
     // Partitioned, so that `check` runs the partitions check too.
     let db = database_in(&State::Healthy, Layout::Partitioned);
-    for command in MONITORED {
+    for command in &monitored() {
         let (_, healthy) = run_prometheus(Some(&db), command);
         let (code, outage) = run_prometheus(None, command);
         assert_eq!(code, 3);
@@ -443,6 +438,16 @@ fn monitoring_plugin_reads_from_the_perfdata_the_verdict_metricsctl_gives() {
     ) {
         return;
     }
+    the_plugin_agrees_on_rate();
+    the_plugin_agrees_on_lag();
+    the_plugin_agrees_on_ordering_duplicates_and_sequence();
+    the_plugin_agrees_on_partitions();
+    the_plugin_agrees_on_migrate_status();
+}
+
+/// rate: the last complete minute holds 6 events, then 6000; each pair of thresholds is judged
+/// alike by both.
+fn the_plugin_agrees_on_rate() {
     // rate: the last complete minute holds 6 events (buckets follow the clock: not at its turn).
     let db = TestDatabase::new();
     db.migrate();
@@ -510,7 +515,10 @@ fn monitoring_plugin_reads_from_the_perfdata_the_verdict_metricsctl_gives() {
         ],
         0,
     );
+}
 
+/// lag: fresh, past its thresholds, with a stale sensor and with one ahead of the clock.
+fn the_plugin_agrees_on_lag() {
     // lag: newest event 2 s old.
     let lag = TestDatabase::new();
     lag.migrate();
@@ -522,7 +530,10 @@ fn monitoring_plugin_reads_from_the_perfdata_the_verdict_metricsctl_gives() {
     assert_nagios_agrees(&lag, &["lag", "--stale", "15m"], 1);
     insert_recent(&lag, "ahead", 3, -600);
     assert_nagios_agrees(&lag, &["lag", "--stale", "2h"], 1);
+}
 
+/// ordering's anomalies, a metric without its guard row, and a sequence behind max(id).
+fn the_plugin_agrees_on_ordering_duplicates_and_sequence() {
     // ordering and duplicates.
     let anomalies = TestDatabase::new();
     ordering_fixture(&anomalies, Layout::Plain);
@@ -554,7 +565,10 @@ fn monitoring_plugin_reads_from_the_perfdata_the_verdict_metricsctl_gives() {
         .batch_execute("SELECT setval('metrics_id_seq', 1)")
         .unwrap();
     assert_nagios_agrees(&unguarded, &["check", "sequence"], 2);
+}
 
+/// partitions: months ahead, too few ahead, and the current month missing.
+fn the_plugin_agrees_on_partitions() {
     // partitions: the thresholds it applies are in its perfdata.
     let partitioned = TestDatabase::new();
     partitioned.migrate_as(Layout::Partitioned);
@@ -568,7 +582,10 @@ fn monitoring_plugin_reads_from_the_perfdata_the_verdict_metricsctl_gives() {
         .batch_execute(&format!("DROP TABLE {current}"))
         .unwrap();
     assert_nagios_agrees(&partitioned, &["check", "partitions"], 2);
+}
 
+/// migrate status: pending, applied, and a changed checksum.
+fn the_plugin_agrees_on_migrate_status() {
     // migrate status.
     let fresh = TestDatabase::new();
     assert_nagios_agrees(&fresh, &["migrate", "status"], 1);

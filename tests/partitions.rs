@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use metricsctl::db::sandbox::{Sandbox, SandboxOptions};
 
+use crate::support::scenarios::texts_of;
 use crate::support::{
     LockHolder, TestDatabase, assert_exactly_once, generate_events, json_of, metricsctl_process,
     schema_dump, spawn_replay, stderr_of, wait_until_writing,
@@ -175,6 +176,33 @@ fn converts_in_place(flags: &[&str]) {
     let db = TestDatabase::new();
     db.migrate();
     let mut client = db.client();
+    rows_in_three_months_with_a_hole_in_the_ids(&mut client);
+    let before = metrics_rows(&mut client);
+    let sequence_before: i64 = db.scalar("SELECT last_value FROM metrics_id_seq");
+
+    // The dry run shows the plan and changes nothing.
+    let expected_months = months_made(&db, flags, &["2019-03", "2026-01", "2026-02"]);
+    the_dry_run_shows_the_plan_and_changes_nothing(&db, flags, &expected_months);
+
+    db.metricsctl(&[&["partitions", "enable"], flags].concat())
+        .assert()
+        .code(0);
+    assert_eq!(relkind(&db), "p");
+    every_row_id_and_the_sequence_are_kept(&db, &mut client, &before, sequence_before);
+    each_month_has_its_partition_and_its_rows(&db, &expected_months);
+    the_indexes_and_constraints_are_the_guides(&db);
+    db.metricsctl(&["check", "duplicates"]).assert().code(0);
+    // On an already-partitioned table it says so and exits 0.
+    db.metricsctl(&["partitions", "enable"])
+        .assert()
+        .code(0)
+        .stderr(contains("already partitioned"));
+}
+
+/// 299 events in a plain table: 20 in March 2019, 130 in the last seconds of January 2026 (UTC)
+/// and the rest in February; the 300th deleted, leaving a hole in the ids and the sequence
+/// moved on.
+fn rows_in_three_months_with_a_hole_in_the_ids(client: &mut postgres::Client) {
     client
         .batch_execute(
             "INSERT INTO processed_events (event_id, sensor_id)
@@ -192,41 +220,44 @@ fn converts_in_place(flags: &[&str]) {
              DELETE FROM processed_events WHERE event_id = 'e300';",
         )
         .unwrap();
-    let before: Vec<(i64, String, f64)> = client
+}
+
+/// Every metric's id, event id and value, by id.
+fn metrics_rows(client: &mut postgres::Client) -> Vec<(i64, String, f64)> {
+    client
         .query("SELECT id, event_id, value FROM metrics ORDER BY id", &[])
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    let sequence_before: i64 = db.scalar("SELECT last_value FROM metrics_id_seq");
+        .collect()
+}
 
-    // The dry run shows the plan and changes nothing.
-    let expected_months = months_made(&db, flags, &["2019-03", "2026-01", "2026-02"]);
+/// `partitions enable --dry-run` (with `flags`) plans 299 rows into `expected_months`, and the
+/// table stays plain.
+fn the_dry_run_shows_the_plan_and_changes_nothing(
+    db: &TestDatabase,
+    flags: &[&str],
+    expected_months: &[String],
+) {
     let plan = json_of(
-        &db,
+        db,
         &[&["partitions", "enable", "--dry-run"], flags].concat(),
         0,
     );
     assert_eq!(plan["plan"]["rows"], 299);
-    let months: Vec<&str> = plan["plan"]["months"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["month"].as_str().unwrap())
-        .collect();
+    let months = texts_of(&plan["plan"]["months"], "month");
     assert_eq!(months, expected_months);
-    assert_eq!(relkind(&db), "r");
+    assert_eq!(relkind(db), "r");
+}
 
-    db.metricsctl(&[&["partitions", "enable"], flags].concat())
-        .assert()
-        .code(0);
-    assert_eq!(relkind(&db), "p");
-    let after: Vec<(i64, String, f64)> = client
-        .query("SELECT id, event_id, value FROM metrics ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+/// After the conversion every row keeps its id, and the sequence goes on where it was.
+fn every_row_id_and_the_sequence_are_kept(
+    db: &TestDatabase,
+    client: &mut postgres::Client,
+    before: &[(i64, String, f64)],
+    sequence_before: i64,
+) {
+    let after = metrics_rows(client);
     assert_eq!(after, before, "every row and id kept");
     assert_eq!(
         db.scalar::<i64>("SELECT last_value FROM metrics_id_seq"),
@@ -248,18 +279,28 @@ fn converts_in_place(flags: &[&str]) {
     client
         .execute("DELETE FROM metrics WHERE event_id = 'new'", &[])
         .unwrap();
+}
+
+/// A partition for each of `expected_months` and the default; January's last seconds in
+/// January, nothing in the default.
+fn each_month_has_its_partition_and_its_rows(db: &TestDatabase, expected_months: &[String]) {
     let mut expected_partitions: BTreeSet<String> = expected_months
         .iter()
         .map(|m| format!("metrics_{}", m.replace('-', "_")))
         .collect();
     expected_partitions.insert("metrics_default".to_string());
-    assert_eq!(partition_names(&db), expected_partitions);
+    assert_eq!(partition_names(db), expected_partitions);
     let in_january: i64 = db.count("SELECT count(*) FROM metrics_2026_01");
     assert_eq!(
         in_january, 130,
         "the last seconds of January stay in January"
     );
     assert_eq!(db.count("SELECT count(*) FROM metrics_default"), 0);
+}
+
+/// The seed's indexes and keys are there with the seed's names, and every constraint of metrics
+/// and a partition is the guide's.
+fn the_indexes_and_constraints_are_the_guides(db: &TestDatabase) {
     // The seed's indexes and keys are there, with the seed's names.
     for index in [
         "metrics_pkey",
@@ -285,17 +326,11 @@ fn converts_in_place(flags: &[&str]) {
         .unwrap();
     for table in ["metrics", "metrics_2026_01"] {
         assert_eq!(
-            constraints(&db, table),
+            constraints(db, table),
             constraints(&guide, table),
             "the constraints of {table}"
         );
     }
-    db.metricsctl(&["check", "duplicates"]).assert().code(0);
-    // On an already-partitioned table it says so and exits 0.
-    db.metricsctl(&["partitions", "enable"])
-        .assert()
-        .code(0)
-        .stderr(contains("already partitioned"));
 }
 
 #[test]
@@ -632,91 +667,14 @@ fn retention_drops_or_detaches_old_months_and_never_default_or_current() {
         let db = TestDatabase::new();
         migrate_partitioned(&db);
         let current = current_month(&db);
-        let from = (current - Months::new(8)).format("%Y-%m").to_string();
-        db.metricsctl(&["partitions", "create", "--from", &from, "--months", "8"])
-            .assert()
-            .code(0);
-        let mut client = db.client();
-        // One event per month from 8 months ago to now, with guard rows, plus one in DEFAULT.
-        client
-            .batch_execute(
-                "WITH months AS (
-                   SELECT i, date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-                             - make_interval(months => i) + interval '1 day' AS ts
-                   FROM generate_series(0, 8) i),
-                 guard AS (INSERT INTO processed_events (event_id, sensor_id) SELECT 'm' || i, 's' FROM months)
-                 INSERT INTO metrics (sensor_id, event_id, timestamp, value) SELECT 's', 'm' || i, ts, i FROM months;
-                 INSERT INTO processed_events (event_id, sensor_id) VALUES ('ancient', 's');
-                 INSERT INTO metrics (sensor_id, event_id, timestamp, value) VALUES ('s', 'ancient', '2001-01-01T00:00:00Z', 0);",
-            )
-            .unwrap();
-        let names_before = partition_names(&db);
-
-        let dry = json_of(
-            &db,
-            &["partitions", "drop", "--older-than", "6", "--dry-run"],
-            0,
-        );
-        let planned: Vec<&str> = dry["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["partition"].as_str().unwrap())
-            .collect();
+        a_month_of_events_each_for_eight_months_and_one_in_default(&db, current);
         let expected: Vec<String> = [8, 7]
             .iter()
             .map(|i| month_name(current - Months::new(*i)))
             .collect();
-        assert_eq!(planned, expected);
-        assert_eq!(
-            partition_names(&db),
-            names_before,
-            "a dry run changes nothing"
-        );
-
-        let mut args = vec!["partitions", "drop", "--older-than", "6"];
-        if detach {
-            args.push("--detach");
-        }
-        if forget {
-            args.push("--forget-guard-rows");
-        }
-        let report = json_of(&db, &args, 0);
-        assert_eq!(report["partitions"].as_array().unwrap().len(), 2);
-        let (kept, deleted) = if forget {
-            (None, Some(1))
-        } else {
-            (Some(1), None)
-        };
-        for partition in report["partitions"].as_array().unwrap() {
-            assert_eq!(partition["events_retired"].as_u64(), kept, "{report}");
-            assert_eq!(
-                partition["guard_rows_deleted"].as_u64(),
-                deleted,
-                "{report}"
-            );
-        }
-        assert_eq!(
-            db.count("SELECT count(*) FROM processed_events"),
-            if forget { 8 } else { 10 },
-            "guard rows are kept unless --forget-guard-rows"
-        );
-        let names_after = partition_names(&db);
-        for gone in &expected {
-            assert!(!names_after.contains(gone), "{gone} still attached");
-            assert_eq!(
-                db.relation_exists(gone),
-                detach,
-                "{gone} kept as a table only with --detach"
-            );
-        }
-        assert!(names_after.contains("metrics_default"));
-        assert!(names_after.contains(&month_name(current)));
-        assert_eq!(
-            db.count("SELECT count(*) FROM metrics"),
-            8,
-            "7 retained months + DEFAULT's"
-        );
+        a_dry_run_of_retention_plans_the_old_months_and_changes_nothing(&db, &expected);
+        retention_drops_the_old_months_as_told(&db, detach, forget);
+        only_the_old_months_are_gone(&db, current, &expected, detach);
         // Kept guard rows belong to retired events, forgotten ones are gone: nothing looks lost.
         let duplicates = json_of(&db, &["check", "duplicates"], 0);
         assert_eq!(duplicates["lost_metrics"], 0, "{duplicates}");
@@ -730,6 +688,111 @@ fn retention_drops_or_detaches_old_months_and_never_default_or_current() {
             .assert()
             .code(3);
     }
+}
+
+/// Partitions from 8 months ago to now, and one event per month in them, with guard rows, plus
+/// one in DEFAULT.
+fn a_month_of_events_each_for_eight_months_and_one_in_default(
+    db: &TestDatabase,
+    current: NaiveDate,
+) {
+    let from = (current - Months::new(8)).format("%Y-%m").to_string();
+    db.metricsctl(&["partitions", "create", "--from", &from, "--months", "8"])
+        .assert()
+        .code(0);
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "WITH months AS (
+               SELECT i, date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                         - make_interval(months => i) + interval '1 day' AS ts
+               FROM generate_series(0, 8) i),
+             guard AS (INSERT INTO processed_events (event_id, sensor_id) SELECT 'm' || i, 's' FROM months)
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value) SELECT 's', 'm' || i, ts, i FROM months;
+             INSERT INTO processed_events (event_id, sensor_id) VALUES ('ancient', 's');
+             INSERT INTO metrics (sensor_id, event_id, timestamp, value) VALUES ('s', 'ancient', '2001-01-01T00:00:00Z', 0);",
+        )
+        .unwrap();
+}
+
+/// `partitions drop --older-than 6 --dry-run` plans the `expected` partitions and changes
+/// nothing.
+fn a_dry_run_of_retention_plans_the_old_months_and_changes_nothing(
+    db: &TestDatabase,
+    expected: &[String],
+) {
+    let names_before = partition_names(db);
+    let dry = json_of(
+        db,
+        &["partitions", "drop", "--older-than", "6", "--dry-run"],
+        0,
+    );
+    let planned = texts_of(&dry["partitions"], "partition");
+    assert_eq!(planned, expected);
+    assert_eq!(
+        partition_names(db),
+        names_before,
+        "a dry run changes nothing"
+    );
+}
+
+/// `partitions drop --older-than 6` (`--detach`, `--forget-guard-rows` as told) reports its two
+/// partitions, each with its event retired or its guard row deleted, and keeps the guard rows
+/// unless told to forget them.
+fn retention_drops_the_old_months_as_told(db: &TestDatabase, detach: bool, forget: bool) {
+    let mut args = vec!["partitions", "drop", "--older-than", "6"];
+    if detach {
+        args.push("--detach");
+    }
+    if forget {
+        args.push("--forget-guard-rows");
+    }
+    let report = json_of(db, &args, 0);
+    assert_eq!(report["partitions"].as_array().unwrap().len(), 2);
+    let (kept, deleted) = if forget {
+        (None, Some(1))
+    } else {
+        (Some(1), None)
+    };
+    for partition in report["partitions"].as_array().unwrap() {
+        assert_eq!(partition["events_retired"].as_u64(), kept, "{report}");
+        assert_eq!(
+            partition["guard_rows_deleted"].as_u64(),
+            deleted,
+            "{report}"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM processed_events"),
+        if forget { 8 } else { 10 },
+        "guard rows are kept unless --forget-guard-rows"
+    );
+}
+
+/// The `expected` partitions are detached (kept as tables only with `detach`); DEFAULT and the
+/// current month stay, with the seven retained months' rows and DEFAULT's.
+fn only_the_old_months_are_gone(
+    db: &TestDatabase,
+    current: NaiveDate,
+    expected: &[String],
+    detach: bool,
+) {
+    let names_after = partition_names(db);
+    for gone in expected {
+        assert!(!names_after.contains(gone), "{gone} still attached");
+        assert_eq!(
+            db.relation_exists(gone),
+            detach,
+            "{gone} kept as a table only with --detach"
+        );
+    }
+    assert!(names_after.contains("metrics_default"));
+    assert!(names_after.contains(&month_name(current)));
+    assert_eq!(
+        db.count("SELECT count(*) FROM metrics"),
+        8,
+        "7 retained months + DEFAULT's"
+    );
 }
 
 #[test]

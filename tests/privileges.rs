@@ -163,28 +163,7 @@ fn a_role_that_may_not_write_is_told_the_grant_before_anything_is_read() {
 fn grants_give_each_role_what_its_commands_need(layout: Layout) {
     let roles = roles();
     let (db, dir) = owners_database(layout, 5);
-    // Printing changes nothing; the monitor can read nothing yet.
-    db.metricsctl_as(&roles.owner, &["grants", "--monitor", &roles.monitor])
-        .assert()
-        .code(0)
-        .stdout(contains(format!(
-            "GRANT SELECT ON \"public\".processed_events, \"public\".metrics TO \"{}\";",
-            roles.monitor
-        )));
-    db.metricsctl_as(&roles.monitor, &["lag"]).assert().code(3);
-    db.metricsctl_as(
-        &roles.owner,
-        &[
-            "grants",
-            "--monitor",
-            &roles.monitor,
-            "--writer",
-            &roles.writer,
-            "--apply",
-        ],
-    )
-    .assert()
-    .code(0);
+    printed_grants_change_nothing_and_applied_ones_let_the_monitor_in(&db);
     let mut monitoring: Vec<Vec<&str>> = vec![
         vec!["check", "--format", "json"],
         vec!["lag", "--format", "json"],
@@ -194,39 +173,13 @@ fn grants_give_each_role_what_its_commands_need(layout: Layout) {
     if layout == Layout::Partitioned {
         monitoring.push(vec!["partitions", "list", "--exact", "--format", "json"]);
     }
-    let no_unknown = |args: &[&str]| {
-        let output = db.metricsctl_as(&roles.monitor, args).output().unwrap();
-        assert_ne!(
-            output.status.code(),
-            Some(3),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            stderr_of(&output)
-        );
-        let report = json(&output);
-        assert!(
-            !report.to_string().contains("UNKNOWN"),
-            "{args:?}: {report}"
-        );
-    };
     for args in &monitoring {
-        no_unknown(args);
+        the_monitor_gets_a_verdict(&db, args);
     }
     // The writer replays, dry runs and restores; it cannot repair (the owner's job).
     let more = dir.path().join("more.jsonl");
     generate_events(&more, 300, 5, 12, "jsonl");
-    db.metricsctl_as(&roles.writer, &["replay", "--dry-run"])
-        .arg(&more)
-        .assert()
-        .code(0);
-    db.metricsctl_as(&roles.writer, &["replay", "--jobs", "3"])
-        .arg(&more)
-        .assert()
-        .code(0);
-    db.metricsctl_as(&roles.writer, &["repair"])
-        .assert()
-        .code(3)
-        .stderr(contains("only the owner of the tables"));
+    the_writer_replays_but_cannot_repair(&db, &more);
     // Made later by the owner: a month's partition and the retired events' bookkeeping. The
     // default privileges cover both.
     if layout == Layout::Partitioned {
@@ -249,13 +202,63 @@ fn grants_give_each_role_what_its_commands_need(layout: Layout) {
             .code(0);
         assert!(db.relation_exists("metricsctl_retired_events"));
         for args in &monitoring {
-            no_unknown(args);
+            the_monitor_gets_a_verdict(&db, args);
         }
         db.metricsctl_as(&roles.writer, &["replay", "--repair"])
             .arg(&more)
             .assert()
             .code(0);
     }
+}
+
+/// Printing the grants changes nothing (the monitor can read nothing yet); applying them for the
+/// monitor and the writer works.
+fn printed_grants_change_nothing_and_applied_ones_let_the_monitor_in(db: &TestDatabase) {
+    let roles = roles();
+    // Printing changes nothing; the monitor can read nothing yet.
+    db.metricsctl_as(&roles.owner, &["grants", "--monitor", &roles.monitor])
+        .assert()
+        .code(0)
+        .stdout(contains(format!(
+            "GRANT SELECT ON \"public\".processed_events, \"public\".metrics TO \"{}\";",
+            roles.monitor
+        )));
+    db.metricsctl_as(&roles.monitor, &["lag"]).assert().code(3);
+    crate::support::scenarios::grant_the_monitor_and_the_writer(db);
+}
+
+/// The monitor running `args` gets a verdict: never exit 3, nothing UNKNOWN in the JSON.
+fn the_monitor_gets_a_verdict(db: &TestDatabase, args: &[&str]) {
+    let output = db.metricsctl_as(&roles().monitor, args).output().unwrap();
+    assert_ne!(
+        output.status.code(),
+        Some(3),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr_of(&output)
+    );
+    let report = json(&output);
+    assert!(
+        !report.to_string().contains("UNKNOWN"),
+        "{args:?}: {report}"
+    );
+}
+
+/// The writer replays `more`, dry run and for real; repair is the owner's and refused.
+fn the_writer_replays_but_cannot_repair(db: &TestDatabase, more: &std::path::Path) {
+    let roles = roles();
+    db.metricsctl_as(&roles.writer, &["replay", "--dry-run"])
+        .arg(more)
+        .assert()
+        .code(0);
+    db.metricsctl_as(&roles.writer, &["replay", "--jobs", "3"])
+        .arg(more)
+        .assert()
+        .code(0);
+    db.metricsctl_as(&roles.writer, &["repair"])
+        .assert()
+        .code(3)
+        .stderr(contains("only the owner of the tables"));
 }
 
 on_both_layouts!(grants_give_each_role_what_its_commands_need);

@@ -11,16 +11,6 @@ fn every_query_file_runs_in_psql_with_its_variables() {
         psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "schema=public"])
             .args(["-v", "retired_events=metricsctl_retired_events"])
             .arg(format!("--dbname={}", db.url));
-        // Files that read a table another file makes: that file first, as their headers say.
-        let needs: &[&str] = match query.file {
-            "ingest_batch_dry_run.sql" => &["ingest_dry_run_setup.sql", "retired_events_table.sql"],
-            "duplicates.sql"
-            | "duplicates_since_unfound.sql"
-            | "ingest_batch_repair.sql"
-            | "lost_metrics.sql"
-            | "repair_release_lost.sql" => &["retired_events_table.sql"],
-            _ => &[],
-        };
         if matches!(
             query.file,
             "ingest_batch_dry_run.sql" | "ingest_lock.sql" | "ingest_dry_run_lock.sql"
@@ -29,7 +19,7 @@ fn every_query_file_runs_in_psql_with_its_variables() {
             // one, as the files say.
             psql.arg("--single-transaction");
         }
-        for first in needs {
+        for first in files_run_first(query.file) {
             psql.arg("-f")
                 .arg(format!("{}/queries/{first}", env!("CARGO_MANIFEST_DIR")));
         }
@@ -39,53 +29,8 @@ fn every_query_file_runs_in_psql_with_its_variables() {
             query.file
         ));
         for param in query.params {
-            let value = match *param {
-                "lock_key" => "7882834757525140225",
-                "milliseconds" => "1000",
-                "relation" => "metrics",
-                "event_ids" => "{psql-e1}",
-                "sensor_ids" => "{s1}",
-                "timestamps" => "{2026-01-01T00:00:00Z}",
-                "values" => "{21.5}",
-                "kafka_partitions" => "{0}",
-                "kafka_offsets" => "{42}",
-                "delivery_order" => "{1}",
-                "stale_seconds" => "900",
-                "before" => "2025-01-01",
-                "table_name" => "metrics",
-                "lost" => "psql-e1",
-                "bypassed" => "psql-e2",
-                "constraint_name" => "metrics_event_id_key",
-                "month" => "2025-01-01",
-                "window_seconds" => "3600",
-                "latency_sample" => "1000",
-                "limit" => "10",
-                "since" | "ingested_since" | "looked_back" => "-infinity",
-                "clock_tolerance_seconds" => "60",
-                "version" => "99",
-                "applied_on" => "2026-01-01T00:00:00Z",
-                "checksum" | "old_checksum" | "new_checksum" => "1",
-                "unit" => "minute",
-                "step_seconds" => "60",
-                "buckets" => "60",
-                "pids" => "{1}",
-                "transaction_starts" => "{0}",
-                "pin_search_path" => "on",
-                "search_path" => "pg_catalog, public, pg_temp",
-                "bound_statements" => "off",
-                "statement_timeout" => "0",
-                "token" => "probe",
-                "wal_lsn" => "0/0",
-                "sensor_id" => "sensor_123",
-                "schema" => "public",
-                "name" => "create_x",
-                "roles" => "{postgres}",
-                "role" => "postgres",
-                "primary" => "true",
-                "columns" => "{event_id}",
-                other => panic!("{}: no psql value for :'{other}' in this test", query.file),
-            };
-            psql.arg("-v").arg(format!("{param}={value}"));
+            psql.arg("-v")
+                .arg(format!("{param}={}", psql_value(query.file, param)));
         }
         let output = psql.output().expect("running psql");
         assert!(
@@ -97,11 +42,75 @@ fn every_query_file_runs_in_psql_with_its_variables() {
     }
 }
 
+/// Files that read a table another file makes: that file first, as their headers say.
+fn files_run_first(file: &str) -> &'static [&'static str] {
+    match file {
+        "ingest_batch_dry_run.sql" => &["ingest_dry_run_setup.sql", "retired_events_table.sql"],
+        "duplicates.sql"
+        | "duplicates_since_unfound.sql"
+        | "ingest_batch_repair.sql"
+        | "lost_metrics.sql"
+        | "repair_release_lost.sql" => &["retired_events_table.sql"],
+        _ => &[],
+    }
+}
+
+/// A value for the psql variable `param` of `file` that the statement accepts.
+fn psql_value(file: &str, param: &str) -> &'static str {
+    match param {
+        "lock_key" => "7882834757525140225",
+        "milliseconds" => "1000",
+        "relation" => "metrics",
+        "event_ids" => "{psql-e1}",
+        "sensor_ids" => "{s1}",
+        "timestamps" => "{2026-01-01T00:00:00Z}",
+        "values" => "{21.5}",
+        "kafka_partitions" => "{0}",
+        "kafka_offsets" => "{42}",
+        "delivery_order" => "{1}",
+        "stale_seconds" => "900",
+        "before" => "2025-01-01",
+        "table_name" => "metrics",
+        "lost" => "psql-e1",
+        "bypassed" => "psql-e2",
+        "constraint_name" => "metrics_event_id_key",
+        "month" => "2025-01-01",
+        "window_seconds" => "3600",
+        "latency_sample" => "1000",
+        "limit" => "10",
+        "since" | "ingested_since" | "looked_back" => "-infinity",
+        "clock_tolerance_seconds" => "60",
+        "version" => "99",
+        "applied_on" => "2026-01-01T00:00:00Z",
+        "checksum" | "old_checksum" | "new_checksum" => "1",
+        "unit" => "minute",
+        "step_seconds" => "60",
+        "buckets" => "60",
+        "pids" => "{1}",
+        "transaction_starts" => "{0}",
+        "pin_search_path" => "on",
+        "search_path" => "pg_catalog, public, pg_temp",
+        "bound_statements" => "off",
+        "statement_timeout" => "0",
+        "token" => "probe",
+        "wal_lsn" => "0/0",
+        "sensor_id" => "sensor_123",
+        "schema" => "public",
+        "name" => "create_x",
+        "roles" => "{postgres}",
+        "role" => "postgres",
+        "primary" => "true",
+        "columns" => "{event_id}",
+        other => panic!("{file}: no psql value for :'{other}' in this test"),
+    }
+}
+
 #[test]
 fn compiled_queries_are_the_files_on_disk() {
     let queries = metricsctl::db::queries::all()
         .into_iter()
-        .chain(metricsctl::db::queries::maintenance());
+        .chain(metricsctl::db::queries::maintenance())
+        .chain(metricsctl::db::queries::distributed());
     for query in queries {
         let on_disk = std::fs::read_to_string(format!(
             "{}/queries/{}",
@@ -142,6 +151,7 @@ fn every_file_in_queries_is_compiled_in() {
     let compiled: std::collections::BTreeSet<&str> = metricsctl::db::queries::all()
         .into_iter()
         .chain(metricsctl::db::queries::maintenance())
+        .chain(metricsctl::db::queries::distributed())
         .map(|q| q.file)
         .collect();
     let on_disk: std::collections::BTreeSet<String> =

@@ -487,18 +487,22 @@ fn replay_exit_codes_follow_the_convention(layout: Layout) {
 }
 
 crate::on_both_layouts!(
-    every_format_lands_the_same_events_and_gzip_is_found_by_its_magic_bytes,
-    bad_lines_are_named_by_file_line_and_reason_and_the_good_ones_land,
     a_csv_rejects_file_keeps_its_header_and_replays_once_fixed,
-    strict_stops_at_the_first_bad_line_and_commits_nothing_from_that_file,
-    the_same_file_twice_inserts_nothing_the_second_time,
-    a_repeated_event_id_keeps_its_first_occurrence,
     metrics_ids_follow_input_order_within_each_sensor,
-    dry_run_counts_without_writing,
     kcat_tombstones_are_skipped_and_counted,
     stdin_is_a_file_named_dash,
     a_hostile_sensor_id_is_just_a_sensor_id,
     files_that_cannot_be_read_stop_the_replay_before_anything_is_written,
     a_truncated_gzip_file_keeps_what_came_before_and_says_how_far_it_got,
     replay_exit_codes_follow_the_convention,
+);
+
+// Again on the distributed layout (Citus): the replay, check and repair paths that differ there.
+crate::on_every_layout!(
+    every_format_lands_the_same_events_and_gzip_is_found_by_its_magic_bytes,
+    bad_lines_are_named_by_file_line_and_reason_and_the_good_ones_land,
+    the_same_file_twice_inserts_nothing_the_second_time,
+    dry_run_counts_without_writing,
+    a_repeated_event_id_keeps_its_first_occurrence,
+    strict_stops_at_the_first_bad_line_and_commits_nothing_from_that_file,
 );

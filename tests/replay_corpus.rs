@@ -300,40 +300,11 @@ fn every_kind_of_bad_record_is_named_and_costs_only_itself() {
     let records = corpus();
     assert!(records.len() >= 40, "{} kinds", records.len());
     let dir = tempfile::tempdir().unwrap();
-    let mut files = Vec::new();
-    for (i, record) in records.iter().enumerate() {
-        let (before, after, header): (String, String, Option<&str>) = match record.extension {
-            "csv" => (
-                format!("c{i}-before,s,{TS},1"),
-                format!("c{i}-after,s,{TS},2"),
-                Some("event_id,sensor_id,timestamp,value"),
-            ),
-            "kcat" => (
-                good_kcat(&format!("k{i}-before"), 1),
-                good_kcat(&format!("k{i}-after"), 2),
-                None,
-            ),
-            _ => (
-                good_json(&format!("j{i}-before")),
-                good_json(&format!("j{i}-after")),
-                None,
-            ),
-        };
-        let mut bytes = Vec::new();
-        if let Some(header) = header {
-            bytes.extend_from_slice(header.as_bytes());
-            bytes.push(b'\n');
-        }
-        bytes.extend_from_slice(before.as_bytes());
-        bytes.push(b'\n');
-        bytes.extend_from_slice(&record.line);
-        bytes.push(b'\n');
-        bytes.extend_from_slice(after.as_bytes());
-        bytes.push(b'\n');
-        let path = dir.path().join(format!("case-{i:02}.{}", record.extension));
-        std::fs::write(&path, bytes).unwrap();
-        files.push(path);
-    }
+    let files: Vec<std::path::PathBuf> = records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| file_with_good_records_around(dir.path(), i, record))
+        .collect();
     let db = TestDatabase::new();
     db.migrate();
     let rejects = dir.path().join("rejects.out");
@@ -348,22 +319,8 @@ fn every_kind_of_bad_record_is_named_and_costs_only_itself() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
     assert_eq!(summary["rejected"], records.len());
     let rejections = summary["rejections"].as_array().unwrap();
-    for (i, record) in records.iter().enumerate() {
-        let file = files[i].display().to_string();
-        let line = if record.extension == "csv" { 3 } else { 2 };
-        let found: Vec<&serde_json::Value> = rejections
-            .iter()
-            .filter(|r| r["file"] == file.as_str())
-            .collect();
-        assert_eq!(found.len(), 1, "{}: {found:?}", record.kind);
-        assert_eq!(found[0]["line"], line, "{}", record.kind);
-        let reason = found[0]["reason"].as_str().unwrap();
-        assert!(
-            reason.contains(record.reason),
-            "{}: reason {reason:?} should mention {:?}",
-            record.kind,
-            record.reason
-        );
+    for (record, file) in records.iter().zip(&files) {
+        rejected_once_at_its_line_for_its_reason(rejections, record, file);
     }
     // The good records around every bad one landed, and each bad one is kept verbatim.
     assert_exactly_once(&db, 2 * records.len() as i64);
@@ -378,11 +335,113 @@ fn every_kind_of_bad_record_is_named_and_costs_only_itself() {
     }
 }
 
+/// `case-NN.EXT` in `dir`: the bad record `i` between a good record before and one after (after
+/// a header for CSV), each of the record's own format.
+fn file_with_good_records_around(
+    dir: &std::path::Path,
+    i: usize,
+    record: &BadRecord,
+) -> std::path::PathBuf {
+    let (before, after, header): (String, String, Option<&str>) = match record.extension {
+        "csv" => (
+            format!("c{i}-before,s,{TS},1"),
+            format!("c{i}-after,s,{TS},2"),
+            Some("event_id,sensor_id,timestamp,value"),
+        ),
+        "kcat" => (
+            good_kcat(&format!("k{i}-before"), 1),
+            good_kcat(&format!("k{i}-after"), 2),
+            None,
+        ),
+        _ => (
+            good_json(&format!("j{i}-before")),
+            good_json(&format!("j{i}-after")),
+            None,
+        ),
+    };
+    let mut bytes = Vec::new();
+    if let Some(header) = header {
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.push(b'\n');
+    }
+    bytes.extend_from_slice(before.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&record.line);
+    bytes.push(b'\n');
+    bytes.extend_from_slice(after.as_bytes());
+    bytes.push(b'\n');
+    let path = dir.join(format!("case-{i:02}.{}", record.extension));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The summary rejects `record`'s line of `file` (the second, the third for CSV) once, with a
+/// reason that says what is wrong with it.
+fn rejected_once_at_its_line_for_its_reason(
+    rejections: &[serde_json::Value],
+    record: &BadRecord,
+    file: &std::path::Path,
+) {
+    let file = file.display().to_string();
+    let line = if record.extension == "csv" { 3 } else { 2 };
+    let found: Vec<&serde_json::Value> = rejections
+        .iter()
+        .filter(|r| r["file"] == file.as_str())
+        .collect();
+    assert_eq!(found.len(), 1, "{}: {found:?}", record.kind);
+    assert_eq!(found[0]["line"], line, "{}", record.kind);
+    let reason = found[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(record.reason),
+        "{}: reason {reason:?} should mention {:?}",
+        record.kind,
+        record.reason
+    );
+}
+
 /// Files that cannot be read as events: a clear error naming the file (exit 3), or for an empty
 /// one nothing to do (exit 0). Never a panic.
 #[test]
 fn every_kind_of_bad_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
+    let cases = bad_files();
+    let db = TestDatabase::new();
+    db.migrate();
+    for (kind, name, bytes, code, message) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let output = db.metricsctl(&["replay"]).arg(&path).output().unwrap();
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(code), "{kind}: {stderr}");
+        if code != 0 {
+            assert!(stderr.contains(name), "{kind}: {stderr}");
+            assert!(stderr.contains(message), "{kind}: {stderr}");
+        }
+    }
+    // A directory, and a file that does not exist: refused before anything is written.
+    for (kind, path, message) in [
+        ("a directory", dir.path().to_path_buf(), "is a directory"),
+        (
+            "a missing file",
+            dir.path().join("nope.jsonl"),
+            "cannot open",
+        ),
+    ] {
+        let output = db.metricsctl(&["replay"]).arg(&path).output().unwrap();
+        assert_eq!(output.status.code(), Some(3), "{kind}");
+        assert!(stderr_of(&output).contains(message), "{kind}");
+    }
+    // Only complete lines of the cut-off gzip were stored.
+    let stored = db.count("SELECT count(*) FROM metrics");
+    assert!((1..5000).contains(&stored), "{stored}");
+}
+
+/// A kind of bad file: what it is, its name, its bytes, the exit code replay gives it and what
+/// its message says (besides the name).
+type BadFile = (&'static str, &'static str, Vec<u8>, i32, &'static str);
+
+/// Every kind of bad file the test feeds replay.
+fn bad_files() -> Vec<BadFile> {
     let gzip = |bytes: &[u8]| {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut encoder, bytes).unwrap();
@@ -396,7 +455,7 @@ fn every_kind_of_bad_file_is_a_clear_error() {
     for i in 0..4096u32 {
         garbage.push((i.wrapping_mul(2_654_435_761) >> 13) as u8);
     }
-    let cases: Vec<(&str, &str, Vec<u8>, i32, &str)> = vec![
+    vec![
         (
             "truncated gzip",
             "cut.jsonl.gz",
@@ -447,34 +506,5 @@ fn every_kind_of_bad_file_is_a_clear_error() {
             0,
             "",
         ),
-    ];
-    let db = TestDatabase::new();
-    db.migrate();
-    for (kind, name, bytes, code, message) in cases {
-        let path = dir.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        let output = db.metricsctl(&["replay"]).arg(&path).output().unwrap();
-        let stderr = stderr_of(&output);
-        assert_eq!(output.status.code(), Some(code), "{kind}: {stderr}");
-        if code != 0 {
-            assert!(stderr.contains(name), "{kind}: {stderr}");
-            assert!(stderr.contains(message), "{kind}: {stderr}");
-        }
-    }
-    // A directory, and a file that does not exist: refused before anything is written.
-    for (kind, path, message) in [
-        ("a directory", dir.path().to_path_buf(), "is a directory"),
-        (
-            "a missing file",
-            dir.path().join("nope.jsonl"),
-            "cannot open",
-        ),
-    ] {
-        let output = db.metricsctl(&["replay"]).arg(&path).output().unwrap();
-        assert_eq!(output.status.code(), Some(3), "{kind}");
-        assert!(stderr_of(&output).contains(message), "{kind}");
-    }
-    // Only complete lines of the cut-off gzip were stored.
-    let stored = db.count("SELECT count(*) FROM metrics");
-    assert!((1..5000).contains(&stored), "{stored}");
+    ]
 }

@@ -325,41 +325,8 @@ fn no_password_is_ever_printed_whatever_the_shape_command_or_format() {
                     let Some((shape, command, format)) = probes.get(i) else {
                         return;
                     };
-                    let mut cmd = metricsctl_process();
-                    for arg in command.iter() {
-                        match *arg {
-                            "@events" => cmd.arg(&events),
-                            other => cmd.arg(other),
-                        };
-                    }
-                    if let Some(format) = format {
-                        cmd.args(["--format", format]);
-                    }
-                    if let Some(url) = &shape.flag {
-                        cmd.arg("--database-url").arg(url);
-                    }
-                    for (name, value) in &shape.env {
-                        cmd.env(name, value);
-                    }
-                    let output = cmd
-                        .args(["--connect-timeout", "5s"])
-                        .stdin(Stdio::null())
-                        .output()
-                        .unwrap();
-                    let said = format!("{}{}", stdout_of(&output), stderr_of(&output));
-                    if said.contains(SECRET) || said.contains(SECRET_TAIL) {
-                        failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("{} | {command:?} {format:?}:\n{said}", shape.name));
-                    }
-                    let code = output.status.code();
-                    if !matches!(code, Some(0..=3)) {
-                        failures.lock().unwrap().push(format!(
-                            "{} | {command:?} {format:?}: exit {code:?}\n{said}",
-                            shape.name
-                        ));
-                    }
+                    let found = what_a_probe_got_wrong(shape, command, *format, &events);
+                    failures.lock().unwrap().extend(found);
                 }
             });
         }
@@ -372,6 +339,51 @@ fn no_password_is_ever_printed_whatever_the_shape_command_or_format() {
         probes.len(),
         failures.join("\n---\n")
     );
+}
+
+/// Runs `command` (`@events` standing for the file `events`) in `format` with the connection
+/// `shape`: what it got wrong, if anything. It must never print the password, whole or its
+/// tail, and must exit with one of metricsctl's codes (0 to 3), never a crash.
+fn what_a_probe_got_wrong(
+    shape: &Shape,
+    command: &[&str],
+    format: Option<&str>,
+    events: &std::path::Path,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut cmd = metricsctl_process();
+    for arg in command.iter() {
+        match *arg {
+            "@events" => cmd.arg(events),
+            other => cmd.arg(other),
+        };
+    }
+    if let Some(format) = format {
+        cmd.args(["--format", format]);
+    }
+    if let Some(url) = &shape.flag {
+        cmd.arg("--database-url").arg(url);
+    }
+    for (name, value) in &shape.env {
+        cmd.env(name, value);
+    }
+    let output = cmd
+        .args(["--connect-timeout", "5s"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout_of(&output), stderr_of(&output));
+    if said.contains(SECRET) || said.contains(SECRET_TAIL) {
+        failures.push(format!("{} | {command:?} {format:?}:\n{said}", shape.name));
+    }
+    let code = output.status.code();
+    if !matches!(code, Some(0..=3)) {
+        failures.push(format!(
+            "{} | {command:?} {format:?}: exit {code:?}\n{said}",
+            shape.name
+        ));
+    }
+    failures
 }
 
 #[test]
@@ -526,4 +538,19 @@ fn an_abandoned_sandbox_still_has_its_own_server_stopped() {
     );
     assert!(!root.exists());
     drop(next);
+}
+
+/// The command forms above cover every check: a new one fails here until it is added.
+#[test]
+fn every_check_is_among_the_command_forms() {
+    for check in metricsctl::Check::iter() {
+        assert!(
+            COMMANDS
+                .iter()
+                .any(|(args, _)| args.starts_with(check.command())),
+            "{:?} ({}) is not among the command forms whose output is searched for passwords",
+            check,
+            check.command().join(" ")
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::db::Tx;
+use crate::db::{SchemaFacts, Tx};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -75,9 +75,18 @@ pub struct SensorAhead {
     pub ahead_seconds: f64,
 }
 
-pub fn run(tx: &mut Tx<'_>, options: &LagOptions) -> crate::error::Result<LagReport> {
+pub fn run(
+    tx: &mut Tx<'_>,
+    facts: &SchemaFacts,
+    options: &LagOptions,
+) -> crate::error::Result<LagReport> {
+    let query = if facts.is_distributed() {
+        &queries::LAG_DISTRIBUTED
+    } else {
+        &queries::LAG
+    };
     let rows = tx.rows(
-        queries::LAG.sql(),
+        query.sql(),
         &[
             &options.stale.as_secs_f64(),
             &options.window.as_secs_f64(),

@@ -20,10 +20,12 @@ use crate::db::queries::quote_identifier;
 use crate::db::{Helper, Layout, SchemaFacts};
 use crate::error::{self, Error, What};
 
-/// The checks metricsctl runs: the one list of them. Adding a check is its SQL (queries/), its
-/// module here, its variant (the compiler then points at every match below and at
-/// `commands::check::run_one`), its arguments (cli.rs), its tests and its docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The checks metricsctl runs: the one list of them (`Check::iter()` walks it). Adding a check is
+/// its SQL (queries/), its module here, its variant (the compiler then points at every match
+/// below, among them the command that runs it, and at `commands::check::add_report`), its
+/// arguments (cli.rs; a test fails until `command()` names a command that exists), its tests and
+/// its docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter)]
 pub enum Check {
     Ordering,
     Duplicates,
@@ -52,27 +54,32 @@ impl Check {
     /// that may run, so that a partitioned database's monitoring keeps its every series during an
     /// outage.
     pub fn in_check_all(layout: Option<Layout>) -> Vec<Check> {
-        let mut checks = Vec::new();
-        for check in [
-            Check::Ordering,
-            Check::Duplicates,
-            Check::Sequence,
-            Check::Partitions,
-            Check::Lag,
-            Check::Rate,
-            Check::Migrations,
-        ] {
-            let included = match check {
+        Check::iter()
+            .filter(|check| match check {
                 Check::Ordering | Check::Duplicates | Check::Sequence => true,
                 Check::Partitions => layout != Some(Layout::Plain),
                 // Commands of their own, with thresholds of their own.
                 Check::Lag | Check::Rate | Check::Migrations => false,
-            };
-            if included {
-                checks.push(check);
-            }
+            })
+            .collect()
+    }
+
+    /// Every check, in the order reports list them.
+    pub fn iter() -> impl Iterator<Item = Check> {
+        <Check as strum::IntoEnumIterator>::iter()
+    }
+
+    /// The command that runs this check alone, as typed after `metricsctl`.
+    pub fn command(self) -> &'static [&'static str] {
+        match self {
+            Check::Ordering => &["check", "ordering"],
+            Check::Duplicates => &["check", "duplicates"],
+            Check::Sequence => &["check", "sequence"],
+            Check::Partitions => &["check", "partitions"],
+            Check::Lag => &["lag"],
+            Check::Rate => &["rate"],
+            Check::Migrations => &["migrate", "status"],
         }
-        checks
     }
 
     /// The series this check reports, without values (for a run that could not judge).

@@ -15,6 +15,7 @@ use crate::cli::{DEFAULT_BATCH_SIZE, DEFAULT_REPLAY_JOBS, DemoArgs, ReportFormat
 use crate::commands::report::Reporter;
 use crate::commands::{self, check, partitions, repair, replay};
 use crate::config::Context;
+use crate::db::citus_sandbox::CitusSandbox;
 use crate::db::sandbox::{Sandbox, SandboxOptions};
 use crate::db::target::{DatabaseTarget, TargetOrigin, TlsDefaults};
 use crate::db::{SchemaFacts, Session, Tx, queries};
@@ -44,7 +45,10 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
             ctx.target.redacted(),
             ctx.target.origin.describe()
         ));
-        return run_steps(ctx, files.path(), args.partitioned, None);
+        return run_steps(ctx, files.path(), args.layout(), None);
+    }
+    if args.distributed {
+        return on_a_throwaway_citus_cluster(ctx, args, files);
     }
 
     ctx.console
@@ -63,7 +67,7 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
         sandbox.directory().display()
     ));
     let sandbox_ctx = ctx.with_target(target);
-    let outcome = run_steps(&sandbox_ctx, files.path(), args.partitioned, Some(&sandbox));
+    let outcome = run_steps(&sandbox_ctx, files.path(), args.layout(), Some(&sandbox));
 
     if args.keep {
         let url = sandbox.url(DEMO_DATABASE);
@@ -88,6 +92,70 @@ pub fn exec(ctx: &Context, args: &DemoArgs) -> CommandResult {
 }
 
 const SAMPLE_FILE: &str = "sample-events.jsonl";
+
+/// `demo --distributed`: the same steps on a throwaway Citus coordinator with two workers, the
+/// tables distributed by event_id. The steps that need the single server (a monitoring role, a
+/// lock, a standby, the online conversion) are left out.
+fn on_a_throwaway_citus_cluster(
+    ctx: &Context,
+    args: &DemoArgs,
+    files: tempfile::TempDir,
+) -> CommandResult {
+    ctx.console.say(
+        "No database configured: starting a throwaway Citus cluster (a coordinator and two \
+         workers)…",
+    );
+    let cluster = CitusSandbox::start(&SandboxOptions::default(), 2).could_not_run()?;
+    cluster.create_database(DEMO_DATABASE).could_not_run()?;
+    let url = cluster.url(DEMO_DATABASE);
+    let target = DatabaseTarget::parse(&url, TargetOrigin::Sandbox, &TlsDefaults::default())
+        .could_not_run()?;
+    ctx.console.say(format!(
+        "Started the coordinator on 127.0.0.1:{} and workers on {}.",
+        cluster.coordinator.port(),
+        cluster
+            .workers
+            .iter()
+            .map(|w| format!("127.0.0.1:{}", w.port()))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    ));
+    let outcome = run_steps(&ctx.with_target(target), files.path(), args.layout(), None);
+    if args.keep {
+        let removal = cluster.removal_command();
+        cluster.keep().could_not_run()?;
+        let files = files.keep();
+        output::print(format!(
+            "\nThe throwaway Citus cluster is still running (loopback only; superuser trusted).\n\
+             Try the other commands on it:\n  export DATABASE_URL={url}\n  metricsctl check\n\
+             Stop and remove it with:\n  {removal} && rm -rf {files}",
+            url = shell_quote(&url),
+            files = shell_quote(&files.display().to_string()),
+        ))?;
+    } else {
+        drop(cluster);
+        ctx.console.say(
+            "Stopped and removed the throwaway Citus cluster (use --keep to leave it running).",
+        );
+    }
+    outcome
+}
+
+/// Which layout the demo builds.
+#[derive(Clone, Copy, Debug, Default)]
+struct DemoLayout {
+    partitioned: bool,
+    distributed: bool,
+}
+
+impl DemoArgs {
+    fn layout(&self) -> DemoLayout {
+        DemoLayout {
+            partitioned: self.partitioned,
+            distributed: self.distributed,
+        }
+    }
+}
 
 /// The demo writes 3,000 sample events and plants problems: into a database someone configured
 /// only when they say so (`--yes`, or "y" at the prompt).
@@ -123,6 +191,7 @@ struct Demo<'a> {
     /// hold a lock or start a standby run only there, never on a configured database.
     sandbox: Option<&'a Sandbox>,
     partitioned: bool,
+    distributed: bool,
     sample: PathBuf,
     rejects: PathBuf,
     facts: SampleFacts,
@@ -170,10 +239,18 @@ const LIMIT: u32 = 5;
 const STEPS: [Step; 20] = [
     step(
         |d| {
-            if d.partitioned {
-                "migrate --partitioned: the guide's schema, metrics partitioned by UTC month".into()
+            let what = if d.partitioned {
+                "migrate --partitioned: the guide's schema, metrics partitioned by UTC month"
             } else {
-                "migrate: apply the schema from the schema implementation guide".into()
+                "migrate: apply the schema from the schema implementation guide"
+            };
+            if d.distributed {
+                format!(
+                    "{what}, with --distributed: both tables distributed by event_id over the \
+                     workers, colocated"
+                )
+            } else {
+                what.into()
             }
         },
         migrate,
@@ -385,7 +462,7 @@ const STEPS: [Step; 20] = [
                 clock_tolerance: Duration::from_secs(60),
                 limit: LIMIT,
             };
-            let report = d.read(|tx, _| lag::run(tx, &options))?;
+            let report = d.read(|tx, facts| lag::run(tx, facts, &options))?;
             Reporter::table(d.ctx).show(&report)
         },
         |_| {
@@ -425,9 +502,10 @@ const STEPS: [Step; 20] = [
 fn run_steps(
     ctx: &Context,
     files: &Path,
-    partitioned: bool,
+    wanted: DemoLayout,
     sandbox: Option<&Sandbox>,
 ) -> CommandResult {
+    let partitioned = wanted.partitioned;
     let sample = files.join(SAMPLE_FILE);
     let facts = generate::write_demo_sample(
         std::fs::File::create(&sample)
@@ -441,6 +519,7 @@ fn run_steps(
         session: commands::open(ctx)?,
         sandbox,
         partitioned,
+        distributed: wanted.distributed,
         sample,
         rejects: files.join("sample-rejects.jsonl"),
         facts,
@@ -450,9 +529,11 @@ fn run_steps(
     } else {
         Layouts::Plain
     };
+    // The online conversion is the single server's (Citus distributes a partitioned metrics
+    // as it is; see docs/distributed.md).
     let steps = STEPS.iter().filter(|s| {
         s.only == Layouts::Both
-            || s.only == layout
+            || (s.only == layout && !(wanted.distributed && layout == Layouts::Plain))
             || (s.only == Layouts::ThrowawayOnly && throwaway)
     });
     for (number, step) in steps.enumerate() {
@@ -608,7 +689,10 @@ fn migrate(d: &mut Demo) -> CommandResult {
     let report = migrations::migrate(
         &mut d.session,
         Duration::from_secs(60),
-        d.partitioned,
+        migrations::LayoutWanted {
+            partitioned: d.partitioned,
+            distributed: d.distributed,
+        },
         |_| {},
     )?;
     commands::migrate::print_report(d.ctx, &report, ReportFormat::Table)?;

@@ -26,5 +26,6 @@ pub fn exec(ctx: &Context, args: &LagArgs) -> CommandResult {
         clock_tolerance: args.clock_tolerance,
         limit: args.limit.limit,
     };
-    Reporter::new(ctx, &args.output).run_check(Check::Lag, |tx, _| lag::run(tx, &options))
+    Reporter::new(ctx, &args.output)
+        .run_check(Check::Lag, |tx, facts| lag::run(tx, facts, &options))
 }

@@ -18,7 +18,10 @@ pub fn exec(ctx: &Context, args: &MigrateArgs) -> CommandResult {
     let report = migrations::migrate(
         &mut session,
         args.lock_timeout,
-        args.partitioned,
+        migrations::LayoutWanted {
+            partitioned: args.partitioned,
+            distributed: args.distributed,
+        },
         |holder| {
             ctx.console.say(format!(
                 "Waiting for another migrate to finish: lock held by {holder}"
@@ -42,6 +45,16 @@ pub(crate) fn print_report(
         ctx.console.say(format!(
             "metrics is partitioned by month; created {}.",
             report.partitions_created.join(", ")
+        ));
+    }
+    if let Some(distribution) = &report.distribution
+        && !distribution.distributed.is_empty()
+    {
+        ctx.console.say(format!(
+            "Distributed {} by {} over {} Citus worker(s), colocated.",
+            distribution.distributed.join(" and "),
+            crate::schema::distribution::DISTRIBUTION_COLUMN,
+            distribution.workers
         ));
     }
     if report.applied.is_empty() {

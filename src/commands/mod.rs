@@ -3,6 +3,7 @@
 pub mod check;
 pub mod completions;
 pub mod demo;
+pub mod distribute;
 pub mod generate;
 pub mod grants;
 pub mod lag;

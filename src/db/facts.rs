@@ -114,6 +114,8 @@ pub struct SchemaFacts {
     /// The current user may create objects in the schema.
     pub may_create: bool,
     pub extensions: Vec<String>,
+    /// The guide's tables Citus distributes, with their distribution column.
+    pub distributed_tables: Vec<(String, String)>,
     relations: Vec<Relation>,
 }
 
@@ -206,6 +208,18 @@ impl SchemaFacts {
         facts.others_may_create = row.get("others_may_create");
         facts.may_create = row.get("may_create");
         facts.extensions = row.get("extensions");
+        if facts.has_citus() {
+            facts.distributed_tables = tx
+                .rows(queries::DISTRIBUTED_TABLES.sql(), &[&schema])?
+                .iter()
+                // No column while Citus is still distributing the table (a conversion under
+                // way, or one that was killed).
+                .map(|row| {
+                    let column: Option<String> = row.get("column_name");
+                    (row.get("table_name"), column.unwrap_or_default())
+                })
+                .collect();
+        }
         facts.relations = tx
             .rows(queries::SCHEMA_RELATIONS.sql(), &[&schema])?
             .iter()
@@ -227,6 +241,19 @@ impl SchemaFacts {
             })
             .collect();
         Ok(facts)
+    }
+
+    /// Whether the citus extension is created in this database (a Citus coordinator or worker).
+    pub fn has_citus(&self) -> bool {
+        self.extensions.iter().any(|e| e == "citus")
+    }
+
+    /// Whether metrics is distributed by Citus: the distributed layout, where some statements
+    /// take another form (no correlated probes, no recursive CTE, no ctid).
+    pub fn is_distributed(&self) -> bool {
+        self.distributed_tables
+            .iter()
+            .any(|(table, _)| table == "metrics")
     }
 
     /// The search path every transaction pins.

@@ -4,6 +4,7 @@
 //! the SQL it runs (compiled in from `queries/`), and the throwaway local server the demo and the
 //! tests start.
 
+pub mod citus_sandbox;
 pub mod connect;
 pub mod facts;
 pub mod interrupt;

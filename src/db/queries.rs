@@ -194,6 +194,54 @@ macro_rules! query {
     };
 }
 
+query!(
+    /// DDL, a throwaway Citus node only.
+    CITUS_EXTENSION_CREATE = "citus_extension_create.sql"
+);
+query!(
+    CITUS_COORDINATOR_SET = "citus_coordinator_set.sql",
+    "host",
+    "port"
+);
+query!(CITUS_WORKER_ADD = "citus_worker_add.sql", "host", "port");
+
+query!(
+    /// The guide's tables Citus distributes, and by which column.
+    DISTRIBUTED_TABLES = "distributed_tables.sql",
+    "schema"
+);
+query!(CITUS_WORKERS = "citus_workers.sql");
+query!(
+    /// DDL: render with `SchemaFacts::ddl`.
+    DISTRIBUTION_KEY_PLAIN = "distribution_key_plain.sql"
+);
+query!(
+    /// DDL: render with `SchemaFacts::ddl`.
+    DISTRIBUTION_KEY_PARTITIONED = "distribution_key_partitioned.sql"
+);
+query!(
+    DISTRIBUTE_TABLE = "distribute_table.sql",
+    "relation",
+    "colocate_with"
+);
+
+query!(
+    DISTRIBUTION_PROGRESS = "distribution_progress.sql",
+    "schema"
+);
+query!(
+    /// DDL: render with `SchemaFacts::ddl`; outside a transaction.
+    DISTRIBUTION_KEY_INDEX = "distribution_key_index.sql"
+);
+query!(
+    /// DDL: render with `SchemaFacts::ddl`; outside a transaction.
+    DISTRIBUTION_KEY_INDEX_DROP = "distribution_key_index_drop.sql"
+);
+query!(
+    /// DDL: render with `SchemaFacts::ddl`.
+    DISTRIBUTION_KEY_SWAP = "distribution_key_swap.sql"
+);
+
 /// The columns of an event batch, as the two ingest statements take them.
 const INGEST_PARAMS: &[&str] = &[
     "event_ids",
@@ -344,6 +392,14 @@ query!(
 );
 query!(
     LAG = "lag.sql",
+    "stale_seconds",
+    "window_seconds",
+    "latency_sample",
+    "limit",
+    "clock_tolerance_seconds"
+);
+query!(
+    LAG_DISTRIBUTED = "lag_distributed.sql",
     "stale_seconds",
     "window_seconds",
     "latency_sample",
@@ -567,6 +623,27 @@ pub fn all() -> Vec<&'static Query> {
         &METRICS_LAYOUT,
         &CURRENT_UTC_MONTH,
         &MONTHS_HOLDING_METRICS,
+    ]
+}
+
+/// The statements of the distributed layout (Citus): `tests/distributed.rs` runs them in psql on
+/// a Citus coordinator, in this order (the key's files change metrics' key, the last ones
+/// distribute the tables).
+pub fn distributed() -> Vec<&'static Query> {
+    vec![
+        &CITUS_EXTENSION_CREATE,
+        &CITUS_WORKERS,
+        &DISTRIBUTED_TABLES,
+        &DISTRIBUTION_PROGRESS,
+        &DISTRIBUTION_KEY_INDEX_DROP,
+        &DISTRIBUTION_KEY_INDEX,
+        &DISTRIBUTION_KEY_SWAP,
+        &DISTRIBUTE_TABLE,
+        &LAG_DISTRIBUTED,
+        &DISTRIBUTION_KEY_PLAIN,
+        &DISTRIBUTION_KEY_PARTITIONED,
+        &CITUS_COORDINATOR_SET,
+        &CITUS_WORKER_ADD,
     ]
 }
 

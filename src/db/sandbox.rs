@@ -218,9 +218,19 @@ impl Sandbox {
             "PGUSER",
             "PGDATABASE",
             "PGOPTIONS",
+            "PGSSLMODE",
+            "PGSSLCERT",
+            "PGSSLKEY",
+            "PGSSLROOTCERT",
+            "PGPASSFILE",
+            "PGSERVICE",
         ] {
             command.env_remove(variable);
         }
+        // The server's own connections (Citus to its workers, pg_basebackup) read libpq's files
+        // under HOME: the sandbox's, not the caller's (as root, the postgres user may not even
+        // look into /root).
+        command.env("HOME", &self.root);
         if let Some((uid, gid)) = self.run_as {
             command.uid(uid.as_raw()).gid(gid.as_raw());
         }
@@ -416,6 +426,18 @@ impl Sandbox {
             .output()
             .context("running createdb")?;
         ensure_success("createdb", &output)
+    }
+
+    /// Drops a database of the cluster, whoever is still connected to it.
+    pub fn drop_database(&self, database: &str) -> anyhow::Result<()> {
+        let output = self
+            .command("dropdb")
+            .args(self.superuser_connection())
+            .args(["--if-exists", "--force"])
+            .arg(database)
+            .output()
+            .context("running dropdb")?;
+        ensure_success("dropdb", &output)
     }
 
     /// Stops the server the polite way and starts it again on the same port.

@@ -511,11 +511,19 @@ impl Ingestor {
     }
 }
 
+/// Failures a rerun of the same batch gets past (its transaction rolled back whole): a deadlock,
+/// a serialization failure, and the moment Citus switches a table being distributed
+/// concurrently (`metricsctl distribute`) to its shards, which a statement planned just before
+/// meets as a shard it cannot find.
 fn is_retryable(error: &postgres::Error) -> bool {
-    matches!(
-        error.code(),
-        Some(&SqlState::T_R_DEADLOCK_DETECTED) | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
-    )
+    match error.code() {
+        Some(&SqlState::T_R_DEADLOCK_DETECTED) | Some(&SqlState::T_R_SERIALIZATION_FAILURE) => true,
+        Some(&SqlState::INTERNAL_ERROR) => error.as_db_error().is_some_and(|e| {
+            e.message()
+                .starts_with("could not find valid entry for shard")
+        }),
+        _ => false,
+    }
 }
 
 /// 20 ms, 40 ms, ... up to about 2.5 s, with jitter so two losers do not collide again.

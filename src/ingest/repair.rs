@@ -325,6 +325,15 @@ struct Surplus {
     key: GuideKey,
 }
 
+/// The first `limit` of what a step changed, by event id: RETURNING gives no order, and on the
+/// distributed layout each shard's rows come back as the shards answer.
+fn listed(rows: impl Iterator<Item = String>, limit: usize) -> Vec<String> {
+    let mut rows: Vec<String> = rows.collect();
+    rows.sort();
+    rows.truncate(limit);
+    rows
+}
+
 /// Removes the copies beyond the first, lists them, and puts the constraint back.
 fn remove_surplus(
     tx: &mut Tx<'_>,
@@ -339,11 +348,7 @@ fn remove_surplus(
         action: surplus.action.to_string(),
         changed: removed.len() as u64,
         constraint_restored,
-        rows: removed
-            .iter()
-            .take(options.limit)
-            .map(surplus.describe)
-            .collect(),
+        rows: listed(removed.iter().map(surplus.describe), options.limit),
         needs_operator: false,
     })
 }
@@ -434,17 +439,16 @@ fn repair_unguarded_metrics(
             .to_string(),
         changed: added.len() as u64,
         constraint_restored: None,
-        rows: added
-            .iter()
-            .take(options.limit)
-            .map(|row| {
+        rows: listed(
+            added.iter().map(|row| {
                 format!(
                     "{} (sensor {})",
                     row.get::<_, String>("event_id"),
                     row.get::<_, String>("sensor_id")
                 )
-            })
-            .collect(),
+            }),
+            options.limit,
+        ),
         needs_operator: false,
     })
 }

@@ -35,6 +35,7 @@ use crate::db::facts::HISTORY;
 use crate::db::session::{creating_search_path, pinned_search_path};
 use crate::db::{self, Helper, Layout, SchemaFacts, Session, Tx, queries};
 use crate::error::{self, Error, What};
+use crate::schema::distribution::{self, DistributionReport};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -285,7 +286,19 @@ pub struct MigrationReport {
     pub layout: Layout,
     /// With `--partitioned`: the monthly partitions this run created.
     pub partitions_created: Vec<String>,
+    /// With `--distributed`: what Citus was asked to distribute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<DistributionReport>,
     pub elapsed_ms: u128,
+}
+
+/// The layout `migrate` builds besides the guide's migrations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LayoutWanted {
+    /// `--partitioned`: metrics partitioned by month.
+    pub partitioned: bool,
+    /// `--distributed`: both tables distributed by event_id on a Citus coordinator.
+    pub distributed: bool,
 }
 
 /// Brings the schema up to date, in one transaction: the migrations, their history rows and
@@ -296,7 +309,7 @@ pub struct MigrationReport {
 pub fn migrate(
     session: &mut Session,
     lock_timeout: Duration,
-    partitioned: bool,
+    wanted: LayoutWanted,
     on_wait: impl FnMut(&db::LockHolder),
 ) -> error::Result<MigrationReport> {
     let started = std::time::Instant::now();
@@ -332,20 +345,8 @@ pub fn migrate(
             apply(&mut tx, &schema, &facts, &to_apply)?;
             refuse_squatted_names(&mut tx, &facts)?;
         }
-        let facts = SchemaFacts::read(&mut tx)?;
-        let partitions_created = if partitioned {
-            crate::schema::partitions::ensure_partitioned_layout(&mut tx, &facts, lock_timeout)?
-                .months
-                .into_iter()
-                .filter(|m| m.action != "present")
-                .map(|m| m.partition)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if !partitions_created.is_empty() {
-            refuse_squatted_names(&mut tx, &facts)?;
-        }
+        let (partitions_created, distribution) =
+            build_wanted_layout(&mut tx, wanted, lock_timeout)?;
         let facts = SchemaFacts::read(&mut tx)?;
         let after = read_status(&mut tx, &facts)?;
         let applied = pending
@@ -365,11 +366,43 @@ pub fn migrate(
             schema_version: after.current_version(),
             layout,
             partitions_created,
+            distribution,
             elapsed_ms: started.elapsed().as_millis(),
         }
     };
     session.refresh_facts()?;
     Ok(report)
+}
+
+/// Inside the migration's transaction: the monthly partitions (`--partitioned`), then the
+/// distributed layout (`--distributed`). The partitions it created, and what it distributed.
+fn build_wanted_layout(
+    tx: &mut Tx<'_>,
+    wanted: LayoutWanted,
+    lock_timeout: Duration,
+) -> error::Result<(Vec<String>, Option<DistributionReport>)> {
+    let facts = SchemaFacts::read(tx)?;
+    let partitions_created: Vec<String> = if wanted.partitioned {
+        crate::schema::partitions::ensure_partitioned_layout(tx, &facts, lock_timeout)?
+            .months
+            .into_iter()
+            .filter(|m| m.action != "present")
+            .map(|m| m.partition)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !partitions_created.is_empty() {
+        refuse_squatted_names(tx, &facts)?;
+    }
+    let distribution = if wanted.distributed {
+        let facts = SchemaFacts::read(tx)?;
+        let layout = crate::schema::partitions::layout(tx)?;
+        Some(distribution::ensure_distributed_layout(tx, &facts, layout)?)
+    } else {
+        None
+    };
+    Ok((partitions_created, distribution))
 }
 
 /// `migrate` adopts tables that already exist (`CREATE TABLE IF NOT EXISTS`, for a database the

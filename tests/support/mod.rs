@@ -8,8 +8,10 @@
 
 #![allow(dead_code)]
 
+pub mod citus;
 pub mod pgbouncer;
 pub mod proxy;
+pub mod scenarios;
 
 use std::process::Command as StdCommand;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +37,12 @@ extern "C" fn stop_shared_sandbox() {
     if let Ok(mut sandbox) = SHARED_SANDBOX.lock() {
         sandbox.take();
     }
+}
+
+/// The shared server's URL (any database): for a test on the Citus cluster that compares with a
+/// single server.
+pub fn shared_server_url() -> String {
+    shared_server().url.clone()
 }
 
 fn shared_server() -> &'static SharedServer {
@@ -97,20 +105,38 @@ pub struct TestDatabase {
     pub name: String,
     pub url: String,
     admin_url: String,
+    /// On the Citus cluster: `migrate` builds the distributed layout.
+    pub distributed: bool,
 }
 
 impl TestDatabase {
+    /// A database of this test's own: on the shared server, or on the shared Citus cluster when
+    /// the test runs on the distributed layout (`on_both_layouts!`'s `distributed_*` variants).
     pub fn new() -> TestDatabase {
+        if citus::is_distributed() {
+            let name = Self::next_name();
+            let url = citus::create_database(&name);
+            return TestDatabase {
+                admin_url: url_with_database(&url, "postgres"),
+                url,
+                name,
+                distributed: true,
+            };
+        }
         Self::on_server(&shared_server().url)
+    }
+
+    fn next_name() -> String {
+        format!(
+            "metricsctl_test_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     /// A database on a server the test started itself.
     pub fn on_server(admin_url: &str) -> TestDatabase {
-        let name = format!(
-            "metricsctl_test_{}_{}",
-            std::process::id(),
-            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = Self::next_name();
         let mut admin = connect_url(admin_url);
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
@@ -119,6 +145,7 @@ impl TestDatabase {
             url: url_with_database(admin_url, &name),
             name,
             admin_url: admin_url.to_string(),
+            distributed: false,
         }
     }
 
@@ -154,7 +181,19 @@ impl TestDatabase {
 
     /// Runs `metricsctl migrate` and insists it worked.
     pub fn migrate(&self) {
-        self.metricsctl(&["migrate"]).assert().code(0);
+        self.metricsctl(&self.migrate_args(false)).assert().code(0);
+    }
+
+    /// `migrate`, with `--distributed` on the Citus cluster.
+    fn migrate_args(&self, partitioned: bool) -> Vec<&'static str> {
+        let mut args = vec!["migrate"];
+        if partitioned {
+            args.push("--partitioned");
+        }
+        if self.distributed {
+            args.push("--distributed");
+        }
+        args
     }
 
     pub fn relation_exists(&self, name: &str) -> bool {
@@ -169,8 +208,11 @@ impl TestDatabase {
         for _ in 0..300 {
             let others: i64 = client
                 .query_one(
+                    // Client sessions only: Citus keeps sessions of its own in each database.
                     "SELECT count(*) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                       AND backend_type = 'client backend' \
+                       AND application_name NOT LIKE 'citus%'",
                     &[],
                 )
                 .unwrap()
@@ -195,6 +237,10 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if self.distributed {
+            citus::drop_database(&self.name);
+            return;
+        }
         if let Ok(mut admin) = std::panic::catch_unwind(|| connect_url(&self.admin_url)) {
             let _ = admin.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
@@ -491,9 +537,7 @@ impl TestDatabase {
         match layout {
             Layout::Plain => self.migrate(),
             Layout::Partitioned => {
-                self.metricsctl(&["migrate", "--partitioned"])
-                    .assert()
-                    .code(0);
+                self.metricsctl(&self.migrate_args(true)).assert().code(0);
                 self.metricsctl(&["partitions", "create", "--from", "2026-01", "--months", "2"])
                     .assert()
                     .code(0);
@@ -508,16 +552,47 @@ macro_rules! on_both_layouts {
     ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
-                #[test]
-                fn plain() {
-                    super::$name($crate::support::Layout::Plain)
-                }
-                #[test]
-                fn partitioned() {
-                    super::$name($crate::support::Layout::Partitioned)
-                }
+                $crate::layout_variant!($name, plain, Plain);
+                $crate::layout_variant!($name, partitioned, Partitioned);
             }
         )+
+    };
+}
+
+/// `on_both_layouts!`, and each test again on the distributed layout (Citus; NOT RUN where it
+/// is not installed): `distributed_plain`, `distributed_partitioned`.
+#[macro_export]
+macro_rules! on_every_layout {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                $crate::layout_variant!($name, plain, Plain);
+                $crate::layout_variant!($name, partitioned, Partitioned);
+                $crate::layout_variant!($name, distributed_plain, Plain, distributed);
+                $crate::layout_variant!($name, distributed_partitioned, Partitioned, distributed);
+            }
+        )+
+    };
+}
+
+/// One test function of the layout macros: on a single server, or (`distributed`) on the Citus
+/// cluster, marked so that its `TestDatabase::new()` is made there.
+#[macro_export]
+macro_rules! layout_variant {
+    ($name:ident, $variant:ident, $layout:ident) => {
+        #[test]
+        fn $variant() {
+            super::$name($crate::support::Layout::$layout)
+        }
+    };
+    ($name:ident, $variant:ident, $layout:ident, distributed) => {
+        #[test]
+        fn $variant() {
+            let test = concat!(module_path!(), "::", stringify!($variant));
+            if $crate::support::citus::enter_distributed(test) {
+                super::$name($crate::support::Layout::$layout)
+            }
+        }
     };
 }
 
