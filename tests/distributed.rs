@@ -318,6 +318,9 @@ fn the_distributed_query_files_run_in_psql() {
                 (query, "public.processed_events", "none"),
                 (query, "public.metrics", "public.processed_events"),
             ],
+            "retired_events_reference.sql" => {
+                vec![(query, "public.metricsctl_retired_events", "")]
+            }
             _ => vec![(query, "", "")],
         });
     for (query, relation, colocate_with) in runs {
@@ -339,6 +342,13 @@ fn the_distributed_query_files_run_in_psql() {
                 other => panic!("{}: no value for :'{other}'", query.file),
             };
             psql.arg("-v").arg(format!("{param}={value}"));
+        }
+        if query.file == "retired_events_reference.sql" {
+            // The table it turns into a reference table, as partitions drop makes it.
+            psql.arg("-f").arg(format!(
+                "{}/queries/retired_events_table.sql",
+                env!("CARGO_MANIFEST_DIR")
+            ));
         }
         psql.arg("-f").arg(format!(
             "{}/queries/{}",
@@ -381,4 +391,78 @@ fn the_demo_runs_on_a_throwaway_citus_cluster() {
         "{said}"
     );
     assert!(!said.contains("→ exit 3"), "no step could not run: {said}");
+}
+
+/// Retention on the distributed layout: old months dropped, their events noted as retired in a
+/// reference table the checks join with the shards, and a replay of the old dump stores nothing.
+#[test]
+fn retention_on_the_distributed_layout_keeps_retired_events_retired() {
+    let test = "distributed::retention_on_the_distributed_layout_keeps_retired_events_retired";
+    let Some(db) = citus_database(test) else {
+        return;
+    };
+    db.metricsctl(&["migrate", "--distributed", "--partitioned"])
+        .assert()
+        .code(0);
+    db.metricsctl(&["partitions", "create", "--from", "2024-01", "--months", "2"])
+        .assert()
+        .code(0);
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.jsonl");
+    let lines: Vec<String> = (0..40)
+        .map(|i| {
+            crate::support::event_line(
+                &format!("old-{i:02}"),
+                &format!("s{}", i % 4),
+                &format!("2024-01-{:02}T00:00:00Z", i % 28 + 1),
+                f64::from(i),
+            )
+        })
+        .collect();
+    crate::support::write_lines(&old, &lines);
+    assert_eq!(db.replay(&[], &[&old]).0, 0);
+    db.metricsctl(&["partitions", "drop", "--older-than", "12"])
+        .assert()
+        .code(0);
+    let kind: String = db.scalar(
+        "SELECT partmethod::text FROM pg_dist_partition \
+         WHERE logicalrelid = 'metricsctl_retired_events'::regclass",
+    );
+    assert_eq!(kind, "n", "a reference table");
+    let report = crate::support::json_of(&db, &["check", "duplicates"], 0);
+    assert_eq!(report["retired_events"], 40, "{report}");
+    assert_eq!(report["lost_metrics"], 0, "{report}");
+    let (code, summary) = db.replay(&[], &[&old]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(
+        summary["inserted"], 0,
+        "retired events stay retired: {summary}"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM metrics"), 0);
+}
+
+#[test]
+fn partitions_enable_on_a_distributed_plain_table_is_refused_before_anything_changes() {
+    let test = "distributed::partitions_enable_on_a_distributed_plain_table_is_refused_before_anything_changes";
+    let Some(db) = citus_database(test) else {
+        return;
+    };
+    db.migrate();
+    for args in [
+        &["partitions", "enable"][..],
+        &["partitions", "enable", "--dry-run"],
+    ] {
+        let output = db.metricsctl(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(3), "{args:?}");
+        assert!(
+            stderr_of(&output).contains("metrics is distributed by Citus"),
+            "{}",
+            stderr_of(&output)
+        );
+    }
+    assert!(
+        !db.relation_exists("metricsctl_conversion"),
+        "nothing was changed"
+    );
+    assert_eq!(distribution(&db).len(), 2);
 }

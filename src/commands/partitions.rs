@@ -56,6 +56,7 @@ fn enable(ctx: &Context, args: &PartitionsEnableArgs) -> CommandResult {
     if !args.dry_run {
         partitions::refuse_on_a_standby(session.facts(), "partitions enable")?;
     }
+    partitions::refuse_distributed_conversion(session.facts())?;
     let plan = if args.offline {
         session.read(partitions::plan_enable)?
     } else {

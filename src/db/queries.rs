@@ -242,6 +242,12 @@ query!(
     DISTRIBUTION_KEY_SWAP = "distribution_key_swap.sql"
 );
 
+query!(
+    /// On Citus: metricsctl_retired_events as a reference table.
+    RETIRED_EVENTS_REFERENCE = "retired_events_reference.sql",
+    "relation"
+);
+
 /// The columns of an event batch, as the two ingest statements take them.
 const INGEST_PARAMS: &[&str] = &[
     "event_ids",
@@ -640,6 +646,7 @@ pub fn distributed() -> Vec<&'static Query> {
         &DISTRIBUTION_KEY_SWAP,
         &DISTRIBUTE_TABLE,
         &LAG_DISTRIBUTED,
+        &RETIRED_EVENTS_REFERENCE,
         &DISTRIBUTION_KEY_PLAIN,
         &DISTRIBUTION_KEY_PARTITIONED,
         &CITUS_COORDINATOR_SET,

@@ -827,6 +827,24 @@ pub fn refuse_on_a_standby(facts: &SchemaFacts, what: &str) -> error::Result<()>
     refuse_on_a_standby_as(facts, &format!("{what} writes"))
 }
 
+/// `partitions enable` converts a single server's plain metrics; on Citus the conversion's
+/// triggers and table swap cannot run. Refused before anything changes, with the order that
+/// works: partitions first, then `metricsctl distribute`.
+pub fn refuse_distributed_conversion(facts: &SchemaFacts) -> error::Result<()> {
+    let metrics_distributed = facts.is_distributed();
+    let plain = facts.layout() == Some(crate::db::Layout::Plain);
+    if metrics_distributed && plain {
+        return Err(refused(
+            "metrics is distributed by Citus: partitions enable converts a single server's \
+             plain table (its triggers and table swap cannot run on distributed tables). \
+             Convert before distributing: on a copy of the data, partitions enable, then \
+             metricsctl distribute; or build a new database with migrate --distributed \
+             --partitioned and replay into it. Nothing was changed",
+        ));
+    }
+    Ok(())
+}
+
 /// The same, saying what writes in `doing` ("replay --dry-run counts in a temporary table").
 pub fn refuse_on_a_standby_as(facts: &SchemaFacts, doing: &str) -> error::Result<()> {
     if facts.in_recovery {
@@ -941,6 +959,14 @@ fn retire_locked(
     };
     if !options.dry_run && !options.forget_guard_rows {
         tx.ddl(&facts.ddl(&queries::RETIRED_EVENTS_TABLE, &[], &[]))?;
+        if facts.is_distributed() {
+            // On Citus the checks join it with the distributed tables: a reference table (a
+            // copy on every worker) joins with any shard.
+            tx.row(
+                queries::RETIRED_EVENTS_REFERENCE.sql(),
+                &[&facts.qualified(crate::db::facts::RETIRED_EVENTS)],
+            )?;
+        }
     }
     for row in rows {
         let name: String = row.get("name");
