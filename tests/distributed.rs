@@ -87,6 +87,33 @@ fn migrate_distributed_builds_the_guides_tables_distributed_and_colocated(layout
     let single = TestDatabase::on_server(&crate::support::shared_server_url());
     single.migrate_as(layout);
     assert_eq!(names, names_and_key(&single).0);
+    // The read commands of the schema answer as on one server.
+    let status = crate::support::json_of(&db, &["migrate", "status"], 0);
+    let states: Vec<&str> = status["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["applied", "applied"], "{status}");
+    if layout == Layout::Partitioned {
+        let listed = db
+            .metricsctl(&["partitions", "list", "--exact", "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(listed.status.code(), Some(0), "{}", stderr_of(&listed));
+        let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        let single_listed: serde_json::Value = serde_json::from_slice(
+            &single
+                .metricsctl(&["partitions", "list", "--exact", "--format", "json"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(listed["partitions"], single_listed["partitions"]);
+        crate::support::json_of(&db, &["check", "partitions"], 0);
+    }
     // Again: nothing to do.
     let output = db
         .metricsctl(&["migrate", "--distributed"])
