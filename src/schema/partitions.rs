@@ -827,6 +827,20 @@ pub fn refuse_on_a_standby(facts: &SchemaFacts, what: &str) -> error::Result<()>
     refuse_on_a_standby_as(facts, &format!("{what} writes"))
 }
 
+/// metricsctl_retired_events, where retention notes the events it retires. On Citus the checks
+/// join it with the distributed tables: a reference table (a copy on every worker) joins with
+/// any shard.
+fn make_retired_events_table(tx: &mut Tx<'_>, facts: &SchemaFacts) -> error::Result<()> {
+    tx.ddl(&facts.ddl(&queries::RETIRED_EVENTS_TABLE, &[], &[]))?;
+    if facts.is_distributed() {
+        tx.row(
+            queries::RETIRED_EVENTS_REFERENCE.sql(),
+            &[&facts.qualified(crate::db::facts::RETIRED_EVENTS)],
+        )?;
+    }
+    Ok(())
+}
+
 /// `partitions enable` converts a single server's plain metrics; on Citus the conversion's
 /// triggers and table swap cannot run. Refused before anything changes, with the order that
 /// works: partitions first, then `metricsctl distribute`.
@@ -958,15 +972,7 @@ fn retire_locked(
         earlier_guard_rows_deleted: None,
     };
     if !options.dry_run && !options.forget_guard_rows {
-        tx.ddl(&facts.ddl(&queries::RETIRED_EVENTS_TABLE, &[], &[]))?;
-        if facts.is_distributed() {
-            // On Citus the checks join it with the distributed tables: a reference table (a
-            // copy on every worker) joins with any shard.
-            tx.row(
-                queries::RETIRED_EVENTS_REFERENCE.sql(),
-                &[&facts.qualified(crate::db::facts::RETIRED_EVENTS)],
-            )?;
-        }
+        make_retired_events_table(&mut tx, &facts)?;
     }
     for row in rows {
         let name: String = row.get("name");
