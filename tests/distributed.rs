@@ -493,3 +493,34 @@ fn partitions_enable_on_a_distributed_plain_table_is_refused_before_anything_cha
     );
     assert_eq!(distribution(&db).len(), 2);
 }
+
+/// A guide's table Citus distributes by another column is named, for distribute as for
+/// migrate --distributed: its guard rows and metrics would not share shards.
+#[test]
+fn a_table_distributed_by_another_column_is_refused_by_both() {
+    let test = "distributed::a_table_distributed_by_another_column_is_refused_by_both";
+    let Some(db) = citus_database(test) else {
+        return;
+    };
+    db.metricsctl(&["migrate"]).assert().code(0);
+    db.client()
+        .batch_execute(
+            "ALTER TABLE processed_events DROP CONSTRAINT processed_events_pkey; \
+             SELECT create_distributed_table('processed_events', 'sensor_id')",
+        )
+        .unwrap();
+    for args in [
+        &["distribute"][..],
+        &["distribute", "--status"],
+        &["migrate", "--distributed"],
+    ] {
+        let output = db.metricsctl(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(3), "{args:?}");
+        assert!(
+            stderr_of(&output).contains("is distributed by sensor_id, not by event_id"),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+    }
+    assert_eq!(distribution(&db).len(), 1, "nothing else was distributed");
+}

@@ -336,8 +336,8 @@ fn man_reads_the_manual_page_without_a_warning() {
         eprintln!("NOT RUN: man is not installed (apt-get install -y man-db)");
         return;
     };
-    let dir = tempdir();
-    let page = dir.join("metricsctl.1");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("metricsctl.1");
     let output = metricsctl().arg("man").output().unwrap();
     std::fs::write(&page, output.stdout).unwrap();
     let rendered = std::process::Command::new(man)
@@ -372,17 +372,6 @@ fn man_reads_the_manual_page_without_a_warning() {
             "{expected:?} not in the rendered page:\n{text}"
         );
     }
-}
-
-fn tempdir() -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "metricsctl-docs-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// One checked example: where it is, what it needs, its commands and what each prints.
@@ -531,8 +520,8 @@ fn prepare(fixture: &str, db: &TestDatabase, dir: &Path) {
 /// Runs an example's commands in one shell, each one's output marked off, and compares.
 fn run_example(example: &Example) -> Result<(), String> {
     let db = TestDatabase::new();
-    let dir = tempdir();
-    prepare(&example.fixture, &db, &dir);
+    let dir = tempfile::tempdir().unwrap();
+    prepare(&example.fixture, &db, dir.path());
     const MARK: &str = "@@metricsctl-doc-test@@";
     let mut script = String::from("exec 2>&1\nstatus=0\n");
     for step in &example.steps {
@@ -548,7 +537,7 @@ fn run_example(example: &Example) -> Result<(), String> {
         binary.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = metricsctl_shell(&script, &dir, &path, &db.url);
+    let output = metricsctl_shell(&script, dir.path(), &path, &db.url);
     let printed = String::from_utf8_lossy(&output.stdout).into_owned();
     let separator = format!("{MARK}\n");
     let mut parts = printed.split(&separator).skip(1);
@@ -574,7 +563,6 @@ fn run_example(example: &Example) -> Result<(), String> {
             ));
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

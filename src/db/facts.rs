@@ -251,9 +251,12 @@ impl SchemaFacts {
     /// Whether metrics is distributed by Citus: the distributed layout, where some statements
     /// take another form (no correlated probes, no recursive CTE, no ctid).
     pub fn is_distributed(&self) -> bool {
-        self.distributed_tables
-            .iter()
-            .any(|(table, _)| table == "metrics")
+        self.is_table_distributed("metrics")
+    }
+
+    /// Whether Citus distributes this one of the guide's tables.
+    pub fn is_table_distributed(&self, table: &str) -> bool {
+        self.distributed_tables.iter().any(|(t, _)| t == table)
     }
 
     /// The search path every transaction pins.

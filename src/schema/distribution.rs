@@ -30,50 +30,25 @@ pub fn ensure_distributed_layout(
     facts: &SchemaFacts,
     layout: Layout,
 ) -> error::Result<DistributionReport> {
-    if !facts.has_citus() {
-        return Err(refused(
-            "migrate --distributed needs a Citus coordinator: the citus extension is not created \
-             in this database (CREATE EXTENSION citus, with shared_preload_libraries = 'citus'). \
-             Nothing was changed",
-        ));
-    }
-    let workers: i64 = tx.row(queries::CITUS_WORKERS.sql(), &[])?.get("workers");
-    if workers == 0 {
-        return Err(refused(
-            "migrate --distributed: this coordinator has no active workers; add them with \
-             SELECT citus_add_node('worker-host', 5432) and run it again. Nothing was changed",
-        ));
-    }
+    require_citus(facts, "migrate --distributed")?;
+    let workers = active_workers(tx)?;
+    refuse_without_workers(workers, "migrate --distributed")?;
     let mut report = DistributionReport {
         distributed: Vec::new(),
         workers,
     };
-    for (table, column) in &facts.distributed_tables {
-        if column != DISTRIBUTION_COLUMN {
-            return Err(refused(format!(
-                "{} is distributed by {column}, not by {DISTRIBUTION_COLUMN}: an event's guard row \
-                 and its metric would live on different shards. Undistribute it \
-                 (SELECT undistribute_table('{table}')) and run migrate --distributed again",
-                facts.qualified(table)
-            )));
-        }
-    }
-    let is_distributed = |table: &str| facts.distributed_tables.iter().any(|(t, _)| t == table);
-    if !is_distributed("metrics") {
+    if !facts.is_table_distributed("metrics") {
         let key = match layout {
             Layout::Plain => &queries::DISTRIBUTION_KEY_PLAIN,
             Layout::Partitioned => &queries::DISTRIBUTION_KEY_PARTITIONED,
         };
         tx.ddl(&facts.ddl(key, &[], &[]))?;
     }
-    for (table, colocate_with) in [
-        ("processed_events", "none".to_string()),
-        ("metrics", facts.qualified("processed_events")),
-    ] {
-        if is_distributed(table) {
+    for table in DISTRIBUTED_IN_ORDER {
+        if facts.is_table_distributed(table) {
             continue;
         }
-        let relation = facts.qualified(table);
+        let (relation, colocate_with) = distribute_arguments(facts, table);
         tx.row(
             queries::DISTRIBUTE_TABLE.sql(),
             &[&relation, &colocate_with],
@@ -81,6 +56,47 @@ pub fn ensure_distributed_layout(
         report.distributed.push(table.to_string());
     }
     Ok(report)
+}
+
+/// The guide's tables in the order they are distributed: metrics is colocated with the guard.
+const DISTRIBUTED_IN_ORDER: [&str; 2] = ["processed_events", "metrics"];
+
+/// What `command` needs of the database: the citus extension, and the guide's tables distributed
+/// (where they are) by event_id, so that an event's guard row and its metric share a shard.
+fn require_citus(facts: &SchemaFacts, command: &str) -> error::Result<()> {
+    if !facts.has_citus() {
+        return Err(refused(format!(
+            "{command} needs a Citus coordinator: the citus extension is not created in this \
+             database (CREATE EXTENSION citus, with shared_preload_libraries = 'citus'). Nothing \
+             was changed"
+        )));
+    }
+    for (table, column) in &facts.distributed_tables {
+        if column != DISTRIBUTION_COLUMN {
+            return Err(refused(format!(
+                "{} is distributed by {column}, not by {DISTRIBUTION_COLUMN}: an event's guard row \
+                 and its metric would live on different shards. Undistribute it \
+                 (SELECT undistribute_table('{table}')) and run {command} again",
+                facts.qualified(table)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The coordinator's active workers.
+fn active_workers(tx: &mut Tx<'_>) -> error::Result<i64> {
+    Ok(tx.row(queries::CITUS_WORKERS.sql(), &[])?.get("workers"))
+}
+
+fn refuse_without_workers(workers: i64, command: &str) -> error::Result<()> {
+    if workers == 0 {
+        return Err(refused(format!(
+            "{command}: this coordinator has no active workers; add them with SELECT \
+             citus_add_node('worker-host', 5432) and run it again. Nothing was changed"
+        )));
+    }
+    Ok(())
 }
 
 fn refused(message: impl Into<String>) -> Error {
@@ -121,14 +137,8 @@ impl DistributionProgress {
 /// Reads where `distribute` stands; refuses where this is no Citus coordinator with workers.
 pub fn progress(tx: &mut Tx<'_>, facts: &SchemaFacts) -> error::Result<DistributionProgress> {
     let layout = facts.require_tables()?;
-    if !facts.has_citus() {
-        return Err(refused(
-            "distribute needs a Citus coordinator: the citus extension is not created in this \
-             database (CREATE EXTENSION citus, with shared_preload_libraries = 'citus'). Nothing \
-             was changed",
-        ));
-    }
-    let workers: i64 = tx.row(queries::CITUS_WORKERS.sql(), &[])?.get("workers");
+    require_citus(facts, "distribute")?;
+    let workers = active_workers(tx)?;
     let row = tx.row(
         queries::DISTRIBUTION_PROGRESS.sql(),
         &[&facts.schema_name()],
@@ -136,14 +146,13 @@ pub fn progress(tx: &mut Tx<'_>, facts: &SchemaFacts) -> error::Result<Distribut
     let key: Vec<String> = row
         .get::<_, Option<Vec<String>>>("primary_key_columns")
         .unwrap_or_default();
-    let is_distributed = |table: &str| facts.distributed_tables.iter().any(|(t, _)| t == table);
     Ok(DistributionProgress {
         layout,
         workers,
         key_ready: key.iter().any(|column| column == DISTRIBUTION_COLUMN),
         key_index_valid: row.get("key_index_valid"),
-        processed_events_distributed: is_distributed("processed_events"),
-        metrics_distributed: is_distributed("metrics"),
+        processed_events_distributed: facts.is_table_distributed("processed_events"),
+        metrics_distributed: facts.is_table_distributed("metrics"),
     })
 }
 
@@ -164,11 +173,8 @@ pub fn plan(facts: &SchemaFacts, progress: &DistributionProgress) -> Vec<String>
             }
         }
     }
-    for (table, done) in [
-        ("processed_events", progress.processed_events_distributed),
-        ("metrics", progress.metrics_distributed),
-    ] {
-        if !done {
+    for table in DISTRIBUTED_IN_ORDER {
+        if !facts.is_table_distributed(table) {
             statements.push(distribute_statement(facts, table));
         }
     }
@@ -203,13 +209,7 @@ fn distribute_statement(facts: &SchemaFacts, table: &str) -> String {
 
 /// Refuses a conversion that has nowhere to go.
 pub fn ensure_can_distribute(progress: &DistributionProgress) -> error::Result<()> {
-    if progress.workers == 0 {
-        return Err(refused(
-            "distribute: this coordinator has no active workers; add them with SELECT \
-             citus_add_node('worker-host', 5432) and run it again. Nothing was changed",
-        ));
-    }
-    Ok(())
+    refuse_without_workers(progress.workers, "distribute")
 }
 
 /// The steps of `distribute` as they are run.
@@ -234,11 +234,8 @@ pub fn distribute(
         observer.step("metrics' primary key becomes one that holds event_id");
         key_step(session, &facts, &before, lock_timeout)?;
     }
-    for (table, done) in [
-        ("processed_events", before.processed_events_distributed),
-        ("metrics", before.metrics_distributed),
-    ] {
-        if !done {
+    for table in DISTRIBUTED_IN_ORDER {
+        if !facts.is_table_distributed(table) {
             observer.step(&format!(
                 "{table}: distributing by event_id in one transaction (writers wait while it \
                  copies)"
