@@ -12,6 +12,8 @@
 #
 # Usage: bench/scale.sh                  SIZES="1M 10M 50M" SENSORS=1000 RUNS=5 REPLAY_EVENTS=1000000
 #        SIZES="1M 10M" bench/scale.sh   # a quick run
+#        REPLAYS_ONLY=1 SERVER_SETTINGS="shared_buffers=4GB" SIZES=10M bench/scale.sh
+#                                        # only the replays, on a server with more memory
 set -euo pipefail
 
 SIZES=${SIZES:-"1M 10M 50M"}
@@ -19,6 +21,7 @@ SENSORS=${SENSORS:-1000}
 RUNS=${RUNS:-5}
 SLOW_MS=${SLOW_MS:-5000}
 REPLAY_EVENTS=${REPLAY_EVENTS:-1000000}
+REPLAYS_ONLY=${REPLAYS_ONLY:-} # non-empty: skip the commands, time only the replays
 SENSOR=sensor_00042
 
 source "$(dirname "$0")/cluster.sh"
@@ -41,9 +44,12 @@ partition_in_place() { # database: the same rows, partitioned by month (one copy
 }
 
 # Median wall time in ms of a command: RUNS runs after a warm-up, or the warm-up alone if slow.
+# A command that could not run (exit 3, UNKNOWN: a timeout, a lost connection) prints "UNKNOWN"
+# instead of a time: its wall time would be the limit's, not the command's.
 time_ms() {
-  local t0 t1 first times=""
-  t0=$(date +%s%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s%N)
+  local t0 t1 first times="" rc=0
+  t0=$(date +%s%N); "$@" >/dev/null 2>&1 || rc=$?; t1=$(date +%s%N)
+  if [ "$rc" -eq 3 ]; then echo UNKNOWN; return; fi
   first=$(( (t1 - t0) / 1000 ))
   if [ $((first / 1000)) -gt "$SLOW_MS" ]; then
     awk -v us="$first" 'BEGIN { printf "%.0f*", us / 1000 }'
@@ -117,13 +123,16 @@ run_commands() { # size layout: every command of the cost curve, then the two re
   local -a args
   for entry in "${COMMANDS[@]}"; do
     label=${entry%%|*}
+    [ -n "$REPLAYS_ONLY" ] && continue
     read -r -a args <<<"${entry#*|}"
     if [ "$layout" = plain ] && [[ "$label" == *partition* ]]; then
       record "$label" "$size" "$layout" "-"
       continue
     fi
     echo "bench: $size $layout: $label" >&2
-    record "$label" "$size" "$layout" "$(time_ms "$METRICSCTL" "${args[@]}" --database-url "$URL/scale")"
+    # --timeout 0: no limit (check, lag and rate stop at 30 s by default; a full check at 50M takes longer)
+    record "$label" "$size" "$layout" \
+      "$(time_ms "$METRICSCTL" "${args[@]}" --timeout 0 --database-url "$URL/scale")"
   done
   replays "replay" "$size" "$layout" scale
   # Beside an empty table of the same layout, in the same run.
@@ -164,8 +173,9 @@ last=${sizes[${#sizes[@]} - 1]}
 before_last=""
 [ ${#sizes[@]} -ge 2 ] && before_last=${sizes[${#sizes[@]} - 2]}
 {
-  printf '\nmetricsctl cost curve — %s cores, %s, %s, default settings\n' "$(nproc)" \
-    "$(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$("$PGBIN/postgres" --version)"
+  printf '\nmetricsctl cost curve — %s cores, %s, %s, %s\n' "$(nproc)" \
+    "$(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)" "$("$PGBIN/postgres" --version)" \
+    "${SERVER_SETTINGS:-default settings}"
   printf '%s sensors over 36 months; partitioned: ' "$SENSORS"
   for size in $SIZES; do printf '%s partitions at %s (%s rows)  ' "${result[partitions|$size]}" "$size" "${result[rows|$size]}"; done
   printf '\nms per command (whole process, median of %s after a warm-up; * = one run, the warm-up, over %s ms)\n' "$RUNS" "$SLOW_MS"
