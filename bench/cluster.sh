@@ -1,6 +1,8 @@
 # Shared by the benchmarks: a release build of metricsctl and one throwaway PostgreSQL cluster
 # with default durability settings, removed on exit. Source it; it sets METRICSCTL, PGBIN, WORK,
 # URL (no database name) and defines psql_, fresh_database, load_metrics, now, median.
+# SERVER_SETTINGS="shared_buffers=4GB ..." starts the cluster with those settings instead of the
+# defaults (to tell what memory changes from what the code does).
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -x /usr/bin/time ] || { echo "bench: needs GNU time (/usr/bin/time): apt-get install -y time" >&2; exit 3; }
@@ -26,13 +28,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+server_options=""
+for setting in ${SERVER_SETTINGS:-}; do server_options="$server_options -c $setting"; done
+
 port=$(( 20000 + RANDOM % 20000 ))
 while (: </dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
 mkdir "$WORK/data" "$WORK/files"
 [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/data"
 as_server "'$PGBIN/initdb' -D '$WORK/data' -U postgres -A trust -E UTF8 --locale=C >/dev/null"
 as_server "'$PGBIN/pg_ctl' start -w -D '$WORK/data' -l '$WORK/data/server.log' \
-  -o \"-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$WORK/data'\" >/dev/null"
+  -o \"-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$WORK/data'$server_options\" >/dev/null"
 URL="postgresql://postgres@127.0.0.1:$port"
 
 psql_() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
