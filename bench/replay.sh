@@ -57,7 +57,10 @@ server_cpu() {
 }
 wal_lsn() { psql_ "$URL/postgres" -Atc "SELECT pg_current_wal_lsn()"; }
 wal_mb_since() { psql_ "$URL/postgres" -Atc "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$1') / 1048576)"; }
-cpu_since() { awk -v a="$1" -v b="$(server_cpu)" 'BEGIN { printf "%.1f", b - a }'; }
+# A backend's CPU reaches the postmaster's cutime only once it has exited and been reaped, a few
+# milliseconds after its client hung up; read before that, an exiting backend counts nowhere (a
+# 300k run once showed 0.0 s for replay). So settle first.
+cpu_since() { sleep 1; awk -v a="$1" -v b="$(server_cpu)" 'BEGIN { printf "%.1f", b - a }'; }
 
 copy_times=""; copy2_times=""; replay_times=""; replay_rss=0
 for round in $(seq 1 "$REPEAT"); do
