@@ -288,3 +288,50 @@ fn a_killed_replay_waiting_behind_a_lock_leaves_nothing_waiting_on_the_server() 
     holder.release();
     crate::support::assert_consistent(&db);
 }
+
+#[test]
+fn a_check_outlasting_its_timeout_with_nothing_in_its_way_says_so_and_what_to_do() {
+    // 20,000 events, and a planner allowed no hash, merge or index joins in this database: the
+    // full duplicates check then compares every guard row with every metric, seconds of work with
+    // no lock in front of it (what a whole-table check on a big table is).
+    let (_dir, input) = generated_events(20_000, 20, 63);
+    let db = migrated_database();
+    let (code, summary) = db.replay(&[], &[&input]);
+    assert_eq!(code, 0, "{summary}");
+    let mut client = db.client();
+    for setting in [
+        "enable_hashjoin",
+        "enable_mergejoin",
+        "enable_indexscan",
+        "enable_indexonlyscan",
+        "enable_bitmapscan",
+    ] {
+        client
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{}\" SET {setting} = off",
+                db.name
+            ))
+            .unwrap();
+    }
+    let started = Instant::now();
+    let output = db
+        .metricsctl(&["check", "duplicates", "--timeout", "1s"])
+        .output()
+        .unwrap();
+    let stderr = stderr_exiting(&output, 3);
+    assert_says(
+        &stderr,
+        &[
+            "timed out after 1s (--timeout)",
+            "its statement was cancelled: it was running",
+            "Nothing blocked it",
+            "Raise --timeout (0: no limit)",
+            "with --since",
+        ],
+    );
+    assert!(!stderr.contains("pg_terminate_backend"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
+    wait_until("the cancelled check to end", || {
+        metricsctl_statements_running(&db) == 0
+    });
+}

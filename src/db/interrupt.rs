@@ -36,6 +36,11 @@ const POLL: Duration = Duration::from_millis(25);
 /// How long asking the server what a session waits for may take.
 const OBSERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What to do when the limit ran out while nothing blocked the run.
+const UNBLOCKED_ADVICE: &str = "Nothing blocked it: on this much data the work takes longer than \
+    the limit. Raise --timeout (0: no limit), or judge a window instead with --since (check, \
+    check ordering, check duplicates)";
+
 /// Why the run was stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopReason {
@@ -52,14 +57,23 @@ pub struct Stopped {
     pub waiting: Waiting,
 }
 
+/// One of the run's statements as the observer saw it, just before cancelling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementWait {
+    /// What it waited for, and who was in its way.
+    pub text: String,
+    /// Another session held what it waited for.
+    pub blocked: bool,
+}
+
 /// What the run's statements were waiting for when it stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Waiting {
     /// Not known yet: the observer is still asking.
     Asking,
-    /// One line per statement that was open: what it waited for, who was in its way (none: no
-    /// statement was running). Each was cancelled.
-    Cancelled(Vec<String>),
+    /// What each statement that was open waited for (none: no statement was running). Each was
+    /// cancelled.
+    Cancelled(Vec<StatementWait>),
     /// The observer could not connect or got no answer: nothing could be asked or cancelled.
     Unknown,
 }
@@ -78,8 +92,17 @@ impl fmt::Display for Stopped {
             Waiting::Cancelled(lines) if lines.is_empty() => {
                 write!(f, "; no statement was running")
             }
-            Waiting::Cancelled(lines) => {
-                write!(f, "; its statement was cancelled: {}", lines.join("; "))
+            Waiting::Cancelled(waits) => {
+                let texts: Vec<&str> = waits.iter().map(|wait| wait.text.as_str()).collect();
+                write!(f, "; its statement was cancelled: {}", texts.join("; "))?;
+                // Out of time with nobody in the way: the work itself is longer than the limit
+                // (a whole-table check on a big table), and waiting again will not help.
+                if matches!(self.reason, StopReason::TimedOut(_))
+                    && waits.iter().all(|wait| !wait.blocked)
+                {
+                    write!(f, ". {UNBLOCKED_ADVICE}")?;
+                }
+                Ok(())
             }
             Waiting::Asking | Waiting::Unknown => write!(
                 f,
@@ -362,7 +385,7 @@ fn observe_and_cancel(target: &DatabaseTarget, own: &[OwnTransaction]) -> Waitin
     };
     let pids: Vec<i32> = own.iter().map(|t| t.pid).collect();
     let starts: Vec<Option<String>> = own.iter().map(|t| t.start.clone()).collect();
-    let outcome = (|| -> Result<Vec<String>, postgres::Error> {
+    let outcome = (|| -> Result<Vec<StatementWait>, postgres::Error> {
         // PostgreSQL's objects only, and bounded: the observer must not wait on what it observes.
         let mut tx = catalog_transaction(&mut observer, Some(OBSERVER_CONNECT_TIMEOUT))?;
         // A view the role may not fully read still leaves the cancel to do.
@@ -395,18 +418,18 @@ fn observe_and_cancel(target: &DatabaseTarget, own: &[OwnTransaction]) -> Waitin
     }
 }
 
-fn describe_waits(rows: &[postgres::Row]) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
+fn describe_waits(rows: &[postgres::Row]) -> Vec<StatementWait> {
+    let mut waits: Vec<StatementWait> = Vec::new();
     for row in rows {
-        let line = describe_wait(row);
-        if !lines.contains(&line) {
-            lines.push(line);
+        let wait = describe_wait(row);
+        if !waits.contains(&wait) {
+            waits.push(wait);
         }
     }
-    lines
+    waits
 }
 
-fn describe_wait(row: &postgres::Row) -> String {
+fn describe_wait(row: &postgres::Row) -> StatementWait {
     let wait_type: Option<String> = row.get("wait_event_type");
     let wait_event: Option<String> = row.get("wait_event");
     let blocker: Option<i32> = row.get("blocker_pid");
@@ -426,5 +449,67 @@ fn describe_wait(row: &postgres::Row) -> String {
         text.push_str(&pid.to_string());
         text.push_str(") if it is stuck, or raise --timeout");
     }
-    text
+    StatementWait {
+        text,
+        blocked: blocker.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed_out(waits: Vec<StatementWait>) -> String {
+        Stopped {
+            reason: StopReason::TimedOut(Duration::from_secs(30)),
+            waiting: Waiting::Cancelled(waits),
+        }
+        .to_string()
+    }
+
+    fn running() -> StatementWait {
+        StatementWait {
+            text: "it was running (waiting on IO: DataFileRead)".to_string(),
+            blocked: false,
+        }
+    }
+
+    fn behind_a_lock() -> StatementWait {
+        StatementWait {
+            text: "it was waiting for a lock (relation) held by pid 4242. End that session with \
+                   SELECT pg_terminate_backend(4242) if it is stuck, or raise --timeout"
+                .to_string(),
+            blocked: true,
+        }
+    }
+
+    #[test]
+    fn a_timeout_with_nothing_in_the_way_says_the_work_is_longer_than_the_limit() {
+        let text = timed_out(vec![running()]);
+        assert!(
+            text.starts_with(
+                "timed out after 30s (--timeout); its statement was cancelled: it was running"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(UNBLOCKED_ADVICE), "{text}");
+    }
+
+    #[test]
+    fn a_timeout_behind_a_lock_names_the_holder_and_not_the_data() {
+        let text = timed_out(vec![running(), behind_a_lock()]);
+        assert!(text.contains("pg_terminate_backend(4242)"), "{text}");
+        assert!(!text.contains("Nothing blocked it"), "{text}");
+    }
+
+    #[test]
+    fn an_interrupt_gives_no_advice_about_the_limit() {
+        let text = Stopped {
+            reason: StopReason::Signal("SIGINT"),
+            waiting: Waiting::Cancelled(vec![running()]),
+        }
+        .to_string();
+        assert!(text.starts_with("interrupted by SIGINT"), "{text}");
+        assert!(!text.contains("Nothing blocked it"), "{text}");
+    }
 }
