@@ -88,7 +88,9 @@ COMMANDS=(
 labels=()
 for entry in "${COMMANDS[@]}"; do labels+=("${entry%%|*}"); done
 for prefix in "replay" "empty table: replay"; do
-  for kind in new present "half present"; do labels+=("$prefix $kind (events/s)"); done
+  for kind in new present "present, the guide's guard SQL" "half present"; do
+    labels+=("$prefix $kind (events/s)")
+  done
 done
 
 replay_rate() { # database file: events/s of one replay (its JSON summary in $WORK/replay.json)
@@ -100,20 +102,43 @@ replay_rate() { # database file: events/s of one replay (its JSON summary in $WO
 }
 
 echo "bench: generating $REPLAY_EVENTS new events for the replays, and as many others" >&2
+new_start=$(date -u -d '10 minutes ago' +%Y-%m-%dT%H:%M:%SZ)
 "$METRICSCTL" generate "$REPLAY_EVENTS" --sensors "$SENSORS" --seed 13 \
-  --start "$(date -u -d '10 minutes ago' +%Y-%m-%dT%H:%M:%SZ)" --interval 1ms -o "$WORK/files/new.jsonl"
+  --start "$new_start" --interval 1ms -o "$WORK/files/new.jsonl"
+# The same events as CSV, for the guide's own guard statement run by psql.
+"$METRICSCTL" generate "$REPLAY_EVENTS" --sensors "$SENSORS" --seed 13 \
+  --start "$new_start" --interval 1ms --format csv -o "$WORK/files/new.csv"
 "$METRICSCTL" generate "$REPLAY_EVENTS" --sensors "$SENSORS" --seed 14 \
   --start "$(date -u -d '9 minutes ago' +%Y-%m-%dT%H:%M:%SZ)" --interval 1ms -o "$WORK/files/other.jsonl"
 # Half present once new.jsonl is stored: its events and others, every other line.
 paste -d '\n' <(head -n $((REPLAY_EVENTS / 2)) "$WORK/files/new.jsonl") \
   <(head -n $((REPLAY_EVENTS / 2)) "$WORK/files/other.jsonl") >"$WORK/files/half.jsonl"
 
-# The three replays, in this order: new events, the same again (present), half present.
+# The baseline for stored events: the guide's guard statement itself (INSERT ... ON CONFLICT
+# (event_id) DO NOTHING) for the same events, by psql from a temporary table, one statement: what
+# any idempotent consumer pays per stored event at this size, whatever it is written in.
+guide_guard_rate() { # database: events/s of the guide's guard insert of new.csv (all stored)
+  psql_ "$URL/$1" -At <<SQL | tail -1
+CREATE TEMP TABLE staged (event_id text, sensor_id text, ts text, value float8,
+                          kafka_partition int, kafka_offset bigint);
+\copy staged FROM '$WORK/files/new.csv' CSV HEADER
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+INSERT INTO processed_events (event_id, sensor_id, kafka_partition, kafka_offset)
+SELECT event_id, sensor_id, kafka_partition, kafka_offset FROM staged
+ON CONFLICT (event_id) DO NOTHING;
+SELECT round($REPLAY_EVENTS / (extract(epoch FROM clock_timestamp()) - :t0));
+SQL
+}
+
+# The three replays, in this order: new events, the same again (present), half present; after
+# the present one, the guide's guard statement for the same stored events.
 replays() { # label-prefix size layout database
   echo "bench: $2 $3: replay of $REPLAY_EVENTS new events" >&2
   record "$1 new (events/s)" "$2" "$3" "$(replay_rate "$4" "$WORK/files/new.jsonl")"
   echo "bench: $2 $3: replay of the same $REPLAY_EVENTS events again" >&2
   record "$1 present (events/s)" "$2" "$3" "$(replay_rate "$4" "$WORK/files/new.jsonl")"
+  echo "bench: $2 $3: the guide's guard insert of the same $REPLAY_EVENTS events (psql)" >&2
+  record "$1 present, the guide's guard SQL (events/s)" "$2" "$3" "$(guide_guard_rate "$4")"
   echo "bench: $2 $3: replay of $REPLAY_EVENTS events, half of them present" >&2
   record "$1 half present (events/s)" "$2" "$3" "$(replay_rate "$4" "$WORK/files/half.jsonl")"
 }
