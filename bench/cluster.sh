@@ -1,6 +1,7 @@
 # Shared by the benchmarks: a release build of metricsctl and one throwaway PostgreSQL cluster
 # with default durability settings, removed on exit. Source it; it sets METRICSCTL, PGBIN, WORK,
-# URL (no database name) and defines psql_, fresh_database, load_metrics, now, median.
+# URL (no database name) and defines psql_, fresh_database, load_metrics, now, median,
+# generate_copy_files, copy_both_at_once.
 # SERVER_SETTINGS="shared_buffers=4GB ..." starts the cluster with those settings instead of the
 # defaults (to tell what memory changes from what the code does).
 
@@ -46,6 +47,24 @@ fresh_database() {
   "$METRICSCTL" migrate -q --database-url "$URL/$1" >/dev/null
 }
 now() { date +%s.%N; }
+
+# generate_copy_files EVENTS SENSORS SEED: the same generated events as events.jsonl (for replay)
+# and as the CSV files of (a2)'s two COPYs, processed_events.csv and metrics.csv, in $WORK/files.
+generate_copy_files() {
+  "$METRICSCTL" generate "$1" --sensors "$2" --seed "$3" --format jsonl -o "$WORK/files/events.jsonl"
+  "$METRICSCTL" generate "$1" --sensors "$2" --seed "$3" --format csv -o "$WORK/files/events.csv"
+  cut -d, -f1,2,5,6 "$WORK/files/events.csv" >"$WORK/files/processed_events.csv"
+  cut -d, -f1,2,3,4 "$WORK/files/events.csv" >"$WORK/files/metrics.csv"
+}
+
+# copy_both_at_once DB: (a2), the two COPYs at once, one connection per table, both awaited.
+copy_both_at_once() {
+  psql_ "$URL/$1" \
+    -c "\\copy processed_events (event_id, sensor_id, kafka_partition, kafka_offset) FROM '$WORK/files/processed_events.csv' CSV HEADER" &
+  psql_ "$URL/$1" \
+    -c "\\copy metrics (event_id, sensor_id, timestamp, value) FROM '$WORK/files/metrics.csv' CSV HEADER"
+  wait
+}
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # load_metrics DB ROWS SENSORS AGE: a fresh database of ROWS metrics and their guard rows, event g

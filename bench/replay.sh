@@ -31,10 +31,7 @@ JOBS_LIST=${JOBS_LIST:-}
 source "$(dirname "$0")/cluster.sh"
 
 echo "bench: generating $EVENTS events over $SENSORS sensors" >&2
-"$METRICSCTL" generate "$EVENTS" --sensors "$SENSORS" --seed 42 --format jsonl -o "$WORK/files/events.jsonl"
-"$METRICSCTL" generate "$EVENTS" --sensors "$SENSORS" --seed 42 --format csv -o "$WORK/files/events.csv"
-cut -d, -f1,2,5,6 "$WORK/files/events.csv" > "$WORK/files/processed_events.csv"
-cut -d, -f1,2,3,4 "$WORK/files/events.csv" > "$WORK/files/metrics.csv"
+generate_copy_files "$EVENTS" "$SENSORS" 42
 
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -78,11 +75,7 @@ for round in $(seq 1 "$REPEAT"); do
   fresh_database bench_copy2
   psql_ "$URL/bench_copy2" -c CHECKPOINT
   t0=$(now); cpu0=$(server_cpu); lsn0=$(wal_lsn)
-  psql_ "$URL/bench_copy2" \
-    -c "\\copy processed_events (event_id, sensor_id, kafka_partition, kafka_offset) FROM '$WORK/files/processed_events.csv' CSV HEADER" &
-  psql_ "$URL/bench_copy2" \
-    -c "\\copy metrics (event_id, sensor_id, timestamp, value) FROM '$WORK/files/metrics.csv' CSV HEADER"
-  wait
+  copy_both_at_once bench_copy2
   copy2_times="$copy2_times $(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')"
   copy2_cpu=$(cpu_since "$cpu0"); copy2_wal=$(wal_mb_since "$lsn0")
 

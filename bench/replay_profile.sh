@@ -13,10 +13,7 @@ EVENTS=${EVENTS:-1000000}
 command -v perf >/dev/null || { echo "bench: needs perf: apt-get install -y linux-perf" >&2; exit 3; }
 source "$(dirname "$0")/cluster.sh"
 
-"$METRICSCTL" generate "$EVENTS" --sensors 1000 --seed 7 -o "$WORK/files/events.jsonl"
-"$METRICSCTL" generate "$EVENTS" --sensors 1000 --seed 7 --format csv -o "$WORK/files/events.csv"
-cut -d, -f1,2,5,6 "$WORK/files/events.csv" >"$WORK/files/processed_events.csv"
-cut -d, -f1,2,3,4 "$WORK/files/events.csv" >"$WORK/files/metrics.csv"
+generate_copy_files "$EVENTS" 1000 7
 
 client_backends() { # database: the pids of its client backends, comma-separated, once there are two
   local pids=""
@@ -52,11 +49,7 @@ profile_until_done replay bench_replay $!
 echo "bench: (a2) the two COPYs at once, profiled" >&2
 fresh_database bench_copy
 psql_ "$URL/bench_copy" -c CHECKPOINT
-{
-  psql_ "$URL/bench_copy" -c "\\copy processed_events (event_id, sensor_id, kafka_partition, kafka_offset) FROM '$WORK/files/processed_events.csv' CSV HEADER" &
-  psql_ "$URL/bench_copy" -c "\\copy metrics (event_id, sensor_id, timestamp, value) FROM '$WORK/files/metrics.csv' CSV HEADER" &
-  wait
-} &
+copy_both_at_once bench_copy &
 profile_until_done copy bench_copy $!
 
 samples() { # profile: "count symbol", kernel symbols prefixed with [k]
